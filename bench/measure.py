@@ -1,0 +1,44 @@
+"""Small helpers the benchmark scripts share: timing, a free port, a server's health, peak memory."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+
+def timed(function):
+    """(seconds, value) of calling `function()`."""
+    start = time.perf_counter()
+    value = function()
+    return time.perf_counter() - start, value
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set size (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM not found")
+
+
+def wait_for_health(url: str, process: subprocess.Popen | None = None, timeout: float = 120) -> None:
+    """Poll a Streamlit server's health endpoint until it answers (or the process dies)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(url)

@@ -1,0 +1,163 @@
+"""Shared fixtures: offline settings, the shared data folder, a live app server and a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+# The whole test session is offline (no dataset downloads) and uses a private disk cache, so that
+# tests never depend on what an earlier run or a developer left in ~/.cache/cnnviz. Set at import
+# time so that subprocesses (the app server, the no-TensorFlow checks) inherit it.
+os.environ["CNNVIZ_OFFLINE"] = "1"
+os.environ.setdefault("CNNVIZ_CACHE_DIR", tempfile.mkdtemp(prefix="cnnviz-test-cache-"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The full offline datasets beside the project (`../shared/data`), or a clean skip."""
+    if not (SHARED_DATA / "fashion-mnist").is_dir():
+        pytest.skip(f"the offline datasets are not present at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where browser tests save screenshots (git-ignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_health(url: str, process: subprocess.Popen, timeout: float) -> None:
+    """Poll the server's health endpoint until it answers, the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def streamlit_app(tmp_path_factory) -> str:
+    """Start `streamlit run app.py` headless on a free port; yield its base URL."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_health(url, process, timeout=90)
+        yield url
+    except Exception:
+        print(log_path.read_text()[-5000:])
+        raise
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def _chromium():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed (requirements-dev.txt)")
+    user_data = tempfile.mkdtemp(prefix="cnnviz-chromium-")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS + [
+            "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+        ])
+        try:
+            yield browser
+        finally:
+            browser.close()
+            shutil.rmtree(user_data, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's outcome on the test item, so fixtures can react to a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def browser(_chromium, request):
+    """A fresh Playwright page (1280x720) in headless Debian chromium.
+
+    When the test fails, the page as it was is saved to test-artifacts/failed-<test>.png.
+    """
+    context = _chromium.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        yield page
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name[:80]}.png"), full_page=True)
+            except Exception as error:  # The page may be gone; the test's own failure is what matters.
+                print(f"could not save a failure screenshot: {error}")
+        context.close()
+
+
+def wait_for_streamlit_idle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the Streamlit app has rendered and its script run has finished.
+
+    After a click, wait for an element the rerun produces instead: the run may not have started yet.
+    """
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_function(
+        """() => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            return app && app.getAttribute('data-test-script-state') === 'notRunning';
+        }""",
+        timeout=timeout_ms,
+    )
+
+
+@pytest.fixture
+def wait_idle():
+    """`wait_idle(page)` waits for the current Streamlit script run to finish."""
+    return wait_for_streamlit_idle
