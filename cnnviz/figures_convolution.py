@@ -1,0 +1,256 @@
+"""Plotly figures for the convolution lab. They take arrays and return figures; no Streamlit here.
+
+Colour scales are colour-blind safe: a sequential scale (gray, Viridis or Cividis) for images and
+non-negative maps, the diverging RdBu scale centred at zero for kernels and signed outputs (blue
+negative, red positive, white zero).
+
+Speed: the lab redraws these figures on every slider move, so they are assembled as plain
+dictionaries and wrapped in `go.Figure(..., _validate=False)`, which skips Plotly's per-property
+validation (tens of milliseconds per figure). The tests rebuild every figure with validation on,
+so a misspelt property still fails there. Large maps are sent as float32.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
+
+IMAGE_SCALES = {"gray": "gray", "Viridis": "Viridis", "Cividis": "Cividis"}
+DIVERGING = "RdBu_r"  # Blue for negative, red for positive, white at zero.
+SEQUENTIAL = "Viridis"
+OUTLINE_COLOR = "#FFB000"  # Amber: visible on gray, Viridis and RdBu alike.
+ANNOTATE_MAX_SIDE = 9  # Write values into the cells only of arrays this small (kernels, windows).
+MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+@lru_cache(maxsize=16)
+def _colorscale(name: str) -> tuple[tuple[float, str], ...]:
+    """A named scale as explicit [position, colour] pairs.
+
+    Without validation Plotly would send the name as is, and plotly.js knows neither "gray" nor
+    the reversed "_r" names, so the browser would silently use its default scale.
+    """
+    return tuple((float(position), color) for position, color in plotly.colors.get_colorscale(name))
+
+
+def _is_signed(values: np.ndarray) -> bool:
+    return bool(np.nanmin(values) < 0)
+
+
+def _value_text(values: np.ndarray) -> list[list[str]]:
+    def fmt(value: float) -> str:
+        if abs(value - round(value)) < 1e-9:
+            return str(int(round(value)))
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+    return [[fmt(float(value)) for value in row] for row in values]
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """float32 for big arrays (half the bytes to the browser), float64 for small ones."""
+    return values.astype(np.float32) if values.size > 1024 else values
+
+
+def heatmap_trace(values, *, colorscale: str, zmid: float | None = None, zmin: float | None = None,
+                  zmax: float | None = None, row0: int = 0, col0: int = 0, annotate: bool | None = None,
+                  name: str = "value", showscale: bool = True, axis: int = 1) -> dict:
+    """A heatmap trace (as a dict) of a 2-D array with (row, column) hover.
+
+    `row0`/`col0` shift the coordinates (a padded image keeps the original pixel numbers);
+    `axis` is the subplot number (1 for the first).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"A heatmap needs a 2-D array, not shape {values.shape}.")
+    if annotate is None:
+        annotate = max(values.shape) <= ANNOTATE_MAX_SIDE
+    trace = {
+        "type": "heatmap", "z": _compact(values), "x0": col0, "dx": 1, "y0": row0, "dy": 1,
+        "colorscale": [list(step) for step in _colorscale(colorscale)], "showscale": showscale,
+        "hovertemplate": f"row %{{y}}, column %{{x}}<br>{name} %{{z:.4g}}<extra></extra>",
+    }
+    if showscale:
+        trace["colorbar"] = {"thickness": 12, "len": 0.85}
+    for key, value in (("zmid", zmid), ("zmin", zmin), ("zmax", zmax)):
+        if value is not None:
+            trace[key] = float(value)
+    if annotate:
+        trace.update(text=_value_text(values), texttemplate="%{text}", textfont={"size": 12})
+    if axis != 1:
+        trace.update(xaxis=f"x{axis}", yaxis=f"y{axis}")
+    return trace
+
+
+def _image_trace(rgb_unit: np.ndarray, *, row0: int = 0, col0: int = 0, axis: int = 1) -> dict:
+    rgb = np.clip(np.round(np.asarray(rgb_unit, dtype=float) * 255), 0, 255).astype(np.uint8)
+    trace = {"type": "image", "z": rgb, "x0": col0, "y0": row0,
+             "hovertemplate": "row %{y}, column %{x}<br>RGB %{z}<extra></extra>"}
+    if axis != 1:
+        trace.update(xaxis=f"x{axis}", yaxis=f"y{axis}")
+    return trace
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+def _single_layout(title: str, height: int) -> dict:
+    return {
+        "title": {"text": title, "x": 0, "font": {"size": 16}},
+        "height": height,
+        "margin": dict(MARGIN),
+        "xaxis": {"constrain": "domain"},
+        "yaxis": {"autorange": "reversed", "scaleanchor": "x", "scaleratio": 1, "constrain": "domain"},
+    }
+
+
+def _outline(top: int, left: int, bottom: int, right: int, axis: int = 1) -> dict:
+    shape = {"type": "rect", "x0": left - 0.5, "x1": right + 0.5, "y0": top - 0.5, "y1": bottom + 0.5,
+             "line": {"color": OUTLINE_COLOR, "width": 3}}
+    if axis != 1:
+        shape.update(xref=f"x{axis}", yref=f"y{axis}")
+    return shape
+
+
+def image_figure(image, *, title: str = "Input", scale: str = "gray", height: int = 340,
+                 window: tuple[int, int, int, int] | None = None, row0: int = 0, col0: int = 0) -> go.Figure:
+    """An input image in [0, 1]: (H, W) as a heatmap on a sequential scale, (H, W, 3) as RGB.
+
+    `window` = (top, left, bottom, right) outlines the kernel's current position; `row0`/`col0`
+    shift the axes, so a padded image keeps the original pixel numbers (padding is negative).
+    """
+    values = np.asarray(image, dtype=float)
+    if values.ndim == 3:
+        trace = _image_trace(values, row0=row0, col0=col0)
+    else:
+        trace = heatmap_trace(values, colorscale=IMAGE_SCALES.get(scale, scale), zmin=0.0, zmax=1.0,
+                              row0=row0, col0=col0, name="pixel")
+    layout = _single_layout(title, height)
+    if window is not None:
+        layout["shapes"] = [_outline(*window)]
+    return _figure([trace], layout)
+
+
+def _signed_trace(values: np.ndarray, *, scale: str, annotate: bool | None, name: str, showscale: bool = True,
+                  axis: int = 1, limit: float | None = None) -> dict:
+    """Diverging RdBu centred at zero if any value is negative (or a shared `limit` is given),
+    otherwise the sequential `scale`."""
+    if limit is not None or _is_signed(values):
+        limit = limit if limit is not None else (float(np.nanmax(np.abs(values))) or 1.0)
+        return heatmap_trace(values, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit, annotate=annotate,
+                             name=name, showscale=showscale, axis=axis)
+    return heatmap_trace(values, colorscale=IMAGE_SCALES.get(scale, scale), annotate=annotate, name=name,
+                         showscale=showscale, axis=axis)
+
+
+def signed_map_figure(values, *, title: str, height: int = 340, highlight: tuple[int, int] | None = None,
+                      scale: str = SEQUENTIAL, annotate: bool | None = None, name: str = "value",
+                      row0: int = 0, col0: int = 0, signed_limit: float | None = None) -> go.Figure:
+    """A feature map: diverging RdBu centred at zero if any value is negative (or `signed_limit`
+    is given, e.g. the range of the whole map when showing a crop), otherwise the sequential
+    `scale`. `highlight` = (row, col) outlines one cell; `row0`/`col0` shift the axes."""
+    values = np.asarray(values, dtype=float)
+    layout = _single_layout(title, height)
+    if highlight is not None:
+        layout["shapes"] = [_outline(highlight[0], highlight[1], highlight[0], highlight[1])]
+    trace = _signed_trace(values, scale=scale, annotate=annotate, name=name, limit=signed_limit)
+    trace.update(x0=col0, y0=row0)
+    return _figure([trace], layout)
+
+
+def zoom_bounds(length: int, centre: int, size: int) -> tuple[int, int]:
+    """[start, stop) of a `size`-long view of an axis of `length`, centred on `centre` where possible."""
+    if length <= size:
+        return 0, length
+    start = min(max(centre - size // 2, 0), length - size)
+    return start, start + size
+
+
+def kernel_figure(kernel, *, title: str = "Kernel", height: int = 300) -> go.Figure:
+    """A kernel on the diverging scale centred at zero, with its weights written in the cells."""
+    kernel = np.asarray(kernel, dtype=float)
+    limit = float(np.abs(kernel).max()) or 1.0
+    trace = heatmap_trace(kernel, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit, annotate=True,
+                          name="weight")
+    trace["textfont"] = {"size": 12 if max(kernel.shape) <= 3 else 10 if max(kernel.shape) <= 5 else 8}
+    return _figure([trace], _single_layout(title, height))
+
+
+def _grid_layout(titles: list[str], rows: int, columns: int, *, height: int, gap_x: float = 0.03,
+                 gap_y: float = 0.1) -> dict:
+    """Axes for a rows x columns grid of square maps (like make_subplots, without its cost)."""
+    layout: dict = {"height": height, "margin": dict(MARGIN), "annotations": []}
+    cell_w = (1 - gap_x * (columns - 1)) / columns
+    cell_h = (1 - gap_y * (rows - 1)) / rows
+    for index in range(rows * columns):
+        row, col = divmod(index, columns)
+        number = index + 1
+        suffix = "" if number == 1 else str(number)
+        x0 = col * (cell_w + gap_x)
+        y1 = 1 - row * (cell_h + gap_y)
+        x_domain = [max(0.0, round(x0, 6)), min(1.0, round(x0 + cell_w, 6))]
+        y_domain = [max(0.0, round(y1 - cell_h, 6)), min(1.0, round(y1, 6))]
+        layout[f"xaxis{suffix}"] = {"domain": x_domain, "anchor": f"y{suffix}", "showticklabels": False,
+                                    "constrain": "domain"}
+        layout[f"yaxis{suffix}"] = {"domain": y_domain, "anchor": f"x{suffix}", "showticklabels": False,
+                                    "autorange": "reversed", "scaleanchor": f"x{suffix}", "scaleratio": 1,
+                                    "constrain": "domain"}
+        if index < len(titles) and titles[index]:
+            layout["annotations"].append({
+                "text": titles[index], "x": x0 + cell_w / 2, "y": y1, "xref": "paper", "yref": "paper",
+                "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 14},
+            })
+    return layout
+
+
+def window_figure(window, kernel, products, *, height: int = 280) -> go.Figure:
+    """Three small grids side by side: input window, kernel (as applied) and their products."""
+    window = np.asarray(window, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    products = np.asarray(products, dtype=float)
+    window_limit = max(1.0, float(np.abs(window).max()))
+    kernel_limit = float(np.abs(kernel).max()) or 1.0
+    product_limit = float(np.abs(products).max()) or 1.0
+    traces = [
+        heatmap_trace(window, colorscale="gray", zmin=min(0.0, float(window.min())), zmax=window_limit,
+                      annotate=True, name="pixel", showscale=False, axis=1),
+        heatmap_trace(kernel, colorscale=DIVERGING, zmid=0.0, zmin=-kernel_limit, zmax=kernel_limit,
+                      annotate=True, name="weight", showscale=False, axis=2),
+        heatmap_trace(products, colorscale=DIVERGING, zmid=0.0, zmin=-product_limit, zmax=product_limit,
+                      annotate=True, name="product", showscale=False, axis=3),
+    ]
+    # The window's pixel values must stay readable on dark and light cells alike.
+    traces[0]["textfont"] = {"size": 12, "color": OUTLINE_COLOR}
+    layout = _grid_layout(["Input window", "Kernel (as applied)", "Products"], 1, 3, height=height, gap_x=0.06)
+    return _figure(traces, layout)
+
+
+def map_grid_figure(maps: list[tuple[str, np.ndarray | None]], *, columns: int = 4, height_per_row: int = 230,
+                    scale: str = SEQUENTIAL, shared_scale: bool = False) -> go.Figure:
+    """Small maps in a grid, each on its own diverging (signed) or sequential scale.
+
+    A (H, W, 3) map is shown as an RGB image; None leaves its cell empty. With `shared_scale`,
+    all maps use one symmetric diverging range so their strengths compare directly.
+    """
+    if not maps:
+        raise ValueError("There are no maps to show.")
+    rows = -(-len(maps) // columns)
+    shared_limit = None
+    if shared_scale:
+        shared_limit = max((float(np.abs(values).max()) for _, values in maps if values is not None),
+                           default=1.0) or 1.0
+    traces = []
+    for index, (_, values) in enumerate(maps):
+        if values is None:  # An empty cell of the grid.
+            continue
+        values = np.asarray(values, dtype=float)
+        if values.ndim == 3:
+            traces.append(_image_trace(values, axis=index + 1))
+        else:
+            traces.append(_signed_trace(values, scale=scale, annotate=None, name="value", showscale=False,
+                                        axis=index + 1, limit=shared_limit))
+    layout = _grid_layout([title for title, _ in maps], rows, columns, height=rows * height_per_row + 30,
+                          gap_y=0.12 if rows > 1 else 0.05)
+    return _figure(traces, layout)

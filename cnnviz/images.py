@@ -1,0 +1,343 @@
+"""Images for the convolution lab: safe decoding of uploads, synthetic test images, channel helpers.
+
+Every image handed to the rest of cnnviz is a uint8 array, (H, W) for grayscale or (H, W, 3)
+for RGB, at most `MAX_SIDE` pixels on its longest side. Anything a student might upload (not an
+image, empty, truncated, a decompression bomb, an animated GIF, 16-bit, CMYK, palette or alpha)
+either decodes into that form, with a note saying what was converted, or raises
+`ImageDecodeError` with a message that says what went wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+MAX_SIDE = 256  # Longest side after downscaling, in pixels.
+MAX_BYTES = 10 * 1024 * 1024  # The largest upload we read (matches server.maxUploadSize).
+MAX_PIXELS = 40_000_000  # Refuse anything larger before decoding it (a 40-megapixel photo is fine).
+
+# ITU-R BT.601 luma weights, the ones Pillow's "L" conversion uses.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+CHANNEL_NAMES = ("red", "green", "blue")
+
+
+class ImageDecodeError(ValueError):
+    """An upload that cannot be turned into an image; the message is meant for the student."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded upload, ready for the lab."""
+
+    pixels: np.ndarray  # uint8, (H, W) grayscale or (H, W, 3) RGB.
+    original_size: tuple[int, int]  # (width, height) as stored in the file.
+    format: str  # Pillow's name for the file format, e.g. "PNG".
+    notes: tuple[str, ...]  # What was converted on the way (resized, first frame, CMYK, ...).
+
+    @property
+    def is_color(self) -> bool:
+        return self.pixels.ndim == 3
+
+    @property
+    def was_resized(self) -> bool:
+        height, width = self.pixels.shape[:2]
+        return (width, height) != tuple(self.original_size)
+
+
+def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
+                 max_bytes: int = MAX_BYTES) -> DecodedImage:
+    """Decode uploaded bytes into a small uint8 image, or raise `ImageDecodeError`.
+
+    The longest side is scaled down to `max_side` (never up). The image size is checked from the
+    header before any pixels are decoded, so a decompression bomb costs nothing.
+    """
+    if data is None or len(data) == 0:
+        raise ImageDecodeError("The uploaded file is empty (0 bytes). Pick an image file such as a PNG or JPEG.")
+    if len(data) > max_bytes:
+        raise ImageDecodeError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
+                               "Save a smaller version of the image and upload that.")
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and above twice the limit raises) for huge images; we check ourselves below.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise ImageDecodeError("The image has no pixels (zero width or height).")
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    f"The image is {width:,} × {height:,} pixels ({width * height / 1e6:,.0f} megapixels); "
+                    f"the lab refuses anything over {max_pixels / 1e6:.0f} megapixels, which protects the "
+                    "server from 'decompression bombs'. Shrink the image first."
+                )
+            image_format = image.format or "unknown"
+            if getattr(image, "is_animated", False) or getattr(image, "n_frames", 1) > 1:
+                notes.append(f"The file has {getattr(image, 'n_frames', 'several')} frames "
+                             "(an animation); the lab uses the first one.")
+                image.seek(0)
+            if image.format == "JPEG":
+                # Let the JPEG decoder shrink by a power of two while decoding (fast, little memory).
+                image.draft("RGB" if image.mode not in ("L", "CMYK") else image.mode, (max_side, max_side))
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            pixels, conversion = _to_uint8(image)
+    except ImageDecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageDecodeError(
+            "The image declares an enormous size (a possible 'decompression bomb'), so it was not decoded. "
+            "Upload an ordinary photo or drawing."
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(
+            "This file is not an image the lab can read. Upload a PNG, JPEG, GIF, BMP, TIFF or WebP file."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
+        raise ImageDecodeError(
+            f"The image file is damaged or truncated and could not be decoded ({error}). "
+            "Try exporting it again."
+        ) from None
+    except Exception as error:  # noqa: BLE001 - untrusted bytes: any decoder failure is a bad file.
+        raise ImageDecodeError(
+            f"The image file is damaged and could not be decoded ({type(error).__name__}: {error}). "
+            "Try exporting it again."
+        ) from None
+    if conversion:
+        notes.append(conversion)
+    original_size = (width, height)
+    pixels = _downscale(pixels, max_side)
+    new_height, new_width = pixels.shape[:2]
+    if (new_width, new_height) != original_size:
+        notes.insert(0, f"Downscaled from {width} × {height} to {new_width} × {new_height} pixels "
+                        f"(at most {max_side} px on the longest side) to keep the lab fast.")
+    return DecodedImage(pixels=pixels, original_size=original_size, format=image_format, notes=tuple(notes))
+
+
+def _to_uint8(image: Image.Image) -> tuple[np.ndarray, str]:
+    """Pixels of any Pillow mode as uint8 (H, W) or (H, W, 3), and a note on the conversion."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        values = np.asarray(image, dtype=np.float64)
+        return _scale_to_uint8(values, 65535.0), "16-bit grayscale was scaled to 8 bits."
+    if mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        top = 255.0 if values.max(initial=0) <= 255 else 65535.0
+        note = "" if top == 255.0 else "16-bit grayscale was scaled to 8 bits."
+        return _scale_to_uint8(values, top), note
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+        return np.round(scaled * 255).astype(np.uint8), "Floating-point pixels were rescaled to 0-255."
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"), dtype=np.uint8), ("1-bit black and white was converted to grayscale."
+                                                                   if mode == "1" else "")
+    if mode == "P":
+        has_alpha = "transparency" in image.info or image.palette is not None and image.palette.mode == "RGBA"
+        converted = image.convert("RGBA" if has_alpha else "RGB")
+        note = "Palette (indexed) colours were expanded to RGB."
+        if has_alpha:
+            return _flatten_alpha(converted), note + " Transparent areas were placed on white."
+        return np.asarray(converted, dtype=np.uint8), note
+    if mode in ("LA", "La", "PA"):
+        flattened = _flatten_alpha(image.convert("RGBA"))
+        return np.round(flattened @ LUMA_WEIGHTS).astype(np.uint8), "Transparent areas were placed on white."
+    if mode in ("RGBA", "RGBa"):
+        return _flatten_alpha(image.convert("RGBA")), "Transparent areas were placed on white."
+    if mode == "CMYK":
+        return np.asarray(image.convert("RGB"), dtype=np.uint8), "CMYK colours were converted to RGB."
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8), ""
+    return np.asarray(image.convert("RGB"), dtype=np.uint8), f"The {mode} colour mode was converted to RGB."
+
+
+def _scale_to_uint8(values: np.ndarray, top: float) -> np.ndarray:
+    return np.round(np.clip(values, 0, top) / top * 255).astype(np.uint8)
+
+
+def _flatten_alpha(rgba: Image.Image) -> np.ndarray:
+    """RGBA composited over a white background, as uint8 (H, W, 3)."""
+    values = np.asarray(rgba, dtype=np.float64)
+    alpha = values[:, :, 3:4] / 255.0
+    return np.round(values[:, :, :3] * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
+
+
+def _downscale(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    if max(height, width) <= max_side:
+        return pixels
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Channels
+# ----------------------------------------------------------------------------------------------
+
+def to_unit_float(pixels) -> np.ndarray:
+    """uint8 pixels as floats in [0, 1] (what a network usually sees after dividing by 255)."""
+    return np.asarray(pixels, dtype=np.float64) / 255.0
+
+
+def to_grayscale(pixels) -> np.ndarray:
+    """(H, W, 3) RGB to (H, W) luma with the BT.601 weights; (H, W) is returned as is.
+
+    The dtype is kept: uint8 in, uint8 out (rounded); floats in, floats out.
+    """
+    array = np.asarray(pixels)
+    if array.ndim == 2:
+        return array
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"Expected an (H, W) or (H, W, 3) image, not shape {array.shape}.")
+    if array.shape[2] == 1:
+        return array[:, :, 0]
+    gray = array.astype(np.float64) @ LUMA_WEIGHTS
+    return np.round(gray).astype(np.uint8) if array.dtype == np.uint8 else gray
+
+
+def to_rgb(pixels) -> np.ndarray:
+    """(H, W) or (H, W, 1) grayscale repeated into three equal channels; RGB returned as is."""
+    array = np.asarray(pixels)
+    if array.ndim == 3 and array.shape[2] == 3:
+        return array
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim != 2:
+        raise ValueError(f"Expected an (H, W) or (H, W, 3) image, not shape {array.shape}.")
+    return np.repeat(array[:, :, None], 3, axis=2)
+
+
+def split_channels(pixels) -> list[tuple[str, np.ndarray]]:
+    """[(name, (H, W) plane)] for each channel: red, green, blue (or one "gray" plane)."""
+    array = np.asarray(pixels)
+    if array.ndim == 2:
+        return [("gray", array)]
+    if array.ndim == 3 and array.shape[2] == 1:
+        return [("gray", array[:, :, 0])]
+    if array.ndim == 3 and array.shape[2] == 3:
+        return [(name, array[:, :, index]) for index, name in enumerate(CHANNEL_NAMES)]
+    raise ValueError(f"Expected an (H, W) or (H, W, 3) image, not shape {array.shape}.")
+
+
+def is_effectively_gray(pixels) -> bool:
+    """True for a 2-D image or an RGB image whose three channels are equal."""
+    array = np.asarray(pixels)
+    if array.ndim == 2 or array.shape[2] == 1:
+        return True
+    return bool(np.array_equal(array[:, :, 0], array[:, :, 1]) and np.array_equal(array[:, :, 1], array[:, :, 2]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Synthetic test images (uint8)
+# ----------------------------------------------------------------------------------------------
+
+def _check_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 4 <= size <= MAX_SIDE:
+        raise ValueError(f"A synthetic image is 4 to {MAX_SIDE} pixels wide, not {size!r}.")
+    return int(size)
+
+
+def checkerboard(size: int = 32, squares: int = 4) -> np.ndarray:
+    """Black and white squares, `squares` per side: sharp horizontal and vertical edges."""
+    size = _check_size(size)
+    if squares < 1:
+        raise ValueError("A checkerboard needs at least one square per side.")
+    index = np.arange(size) * squares // size
+    return (((index[:, None] + index[None, :]) % 2) * 255).astype(np.uint8)
+
+
+def circle(size: int = 32, radius: float | None = None) -> np.ndarray:
+    """A white disc on black: edges in every direction."""
+    size = _check_size(size)
+    radius = radius if radius is not None else size * 0.32
+    centre = (size - 1) / 2
+    yy, xx = np.mgrid[0:size, 0:size]
+    return (((yy - centre) ** 2 + (xx - centre) ** 2 <= radius ** 2) * 255).astype(np.uint8)
+
+
+def stripes(size: int = 32, period: int = 8, direction: str = "vertical") -> np.ndarray:
+    """Bars of width period/2: "vertical", "horizontal" or "diagonal"."""
+    size = _check_size(size)
+    if period < 2:
+        raise ValueError("Stripes need a period of at least 2 pixels.")
+    yy, xx = np.mgrid[0:size, 0:size]
+    position = {"vertical": xx, "horizontal": yy, "diagonal": xx + yy}.get(direction)
+    if position is None:
+        raise ValueError(f'direction must be "vertical", "horizontal" or "diagonal", not {direction!r}.')
+    return (((position // (period // 2)) % 2) * 255).astype(np.uint8)
+
+
+# A hand-made 5x7 bitmap of the letter "A": used when Pillow's default font cannot be scaled.
+_LETTER_A = np.array([
+    [0, 1, 1, 1, 0],
+    [1, 0, 0, 0, 1],
+    [1, 0, 0, 0, 1],
+    [1, 1, 1, 1, 1],
+    [1, 0, 0, 0, 1],
+    [1, 0, 0, 0, 1],
+    [1, 0, 0, 0, 1],
+], dtype=np.uint8)
+
+
+def letter(size: int = 32, char: str = "A") -> np.ndarray:
+    """A white letter on black, drawn with Pillow's default font (a 5x7 bitmap "A" as fallback)."""
+    size = _check_size(size)
+    if not isinstance(char, str) or len(char) != 1 or not char.isprintable() or char.isspace():
+        raise ValueError("Choose exactly one visible character.")
+    canvas = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=int(size * 0.8))
+        left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
+        draw.text(((size - (right - left)) / 2 - left, (size - (bottom - top)) / 2 - top), char, fill=255, font=font)
+    except (OSError, TypeError, AttributeError):
+        # Without FreeType the default font is a tiny fixed bitmap: scale our own "A" instead.
+        scale = max(1, size // 9)
+        bitmap = np.kron(_LETTER_A, np.ones((scale, scale), dtype=np.uint8)) * 255
+        top = (size - bitmap.shape[0]) // 2
+        left = (size - bitmap.shape[1]) // 2
+        pixels = np.zeros((size, size), dtype=np.uint8)
+        pixels[top:top + bitmap.shape[0], left:left + bitmap.shape[1]] = bitmap
+        return pixels
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def color_shapes(size: int = 48) -> np.ndarray:
+    """An RGB test card: a red disc, a green square and blue stripes on a dark background.
+
+    Each shape lives mostly in one channel, so per-channel results differ visibly.
+    """
+    size = _check_size(size)
+    pixels = np.full((size, size, 3), 20, dtype=np.uint8)
+    yy, xx = np.mgrid[0:size, 0:size]
+    half = size // 2
+    disc = (yy - size * 0.3) ** 2 + (xx - size * 0.3) ** 2 <= (size * 0.2) ** 2
+    pixels[disc] = (230, 40, 40)
+    square = (yy >= half + 2) & (yy < size - 4) & (xx >= 4) & (xx < half - 2)
+    pixels[square] = (40, 200, 60)
+    bars = (xx >= half + 2) & (((yy // max(2, size // 12)) % 2) == 0)
+    pixels[bars] = (40, 70, 230)
+    return pixels
+
+
+SYNTHETIC_IMAGES = {
+    "checkerboard": checkerboard,
+    "circle": circle,
+    "stripes": stripes,
+    "letter": letter,
+    "colour shapes": color_shapes,
+}
+
+
+def synthetic(name: str, size: int = 32) -> np.ndarray:
+    """One of `SYNTHETIC_IMAGES` at `size` x `size`."""
+    if name not in SYNTHETIC_IMAGES:
+        raise ValueError(f"Unknown synthetic image {name!r}; choose one of {', '.join(SYNTHETIC_IMAGES)}.")
+    return SYNTHETIC_IMAGES[name](size)
