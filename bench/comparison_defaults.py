@@ -1,0 +1,88 @@
+"""Wall-clock time of the LeNet vs ReLU page's default comparison, against a reference measured here.
+
+The default comparison trains six models (the two seed models and four LeNet variants) on the
+page's default subset through the engine, from an empty training cache, as the first student to
+press Run would wait for it. The budget is 30 s on 2 CPU cores. It is timed once more from the
+disk cache (a revisit after a server restart; a revisit in the same server is instant, from memory).
+The reference is one epoch of the engine's default network (the seeds' ReLU CNN, fast mode) on
+10,000 images, so the RATIO column compares the page with that whatever the machine's load. The
+1-minute load average before and after is printed too: the machine may be shared.
+
+Usage: python bench/comparison_defaults.py [--full]   (--full: every image and 10 epochs, minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from measure import timed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+BUDGET_SECONDS = 30.0
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used so far, over all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="every image and 10 epochs, as in the seeds")
+    args = parser.parse_args()
+    os.environ["CNNVIZ_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnviz-bench-comparison-")
+
+    load_before = os.getloadavg()[0]
+    import_seconds, _ = timed(lambda: __import__("tensorflow"))
+    from cnnviz import comparison, data, training
+
+    data.load("fashion_mnist")  # Read the files once, outside every timing below.
+    settings = (comparison.ComparisonSettings.as_in_the_seeds() if args.full
+                else comparison.ComparisonSettings())
+    configs = comparison.comparison_configs(settings)
+
+    reference_config = training.TrainConfig(limit_train=10_000, limit_test=2_000, epochs=1)
+    reference_seconds, _ = timed(lambda: training.train(reference_config, use_cache=False))
+
+    per_model = {}
+    results = {}
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    for key, config in configs.items():
+        seconds, results[key] = timed(lambda config=config: training.train(config))
+        per_model[key] = seconds
+    comparison_seconds = time.perf_counter() - start
+    comparison_cpu = cpu_seconds() - cpu_start
+    revisit_seconds, _ = timed(lambda: [training.load_cached(config) for config in configs.values()])
+    load_after = os.getloadavg()[0]
+
+    test_images = len(results[comparison.RELU_CNN].test_data()[1])
+    table = comparison.build_table(results, target_accuracy=0.75, test_images=test_images,
+                                   epochs=settings.epochs)
+    print(f"settings: {settings}")
+    print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after; cores: {os.cpu_count()}")
+    print(f"import tensorflow: {import_seconds:.1f} s (paid once per server, by whichever page trains first)")
+    print(f"reference (1 epoch, ReLU CNN, 10,000 images, fast): {reference_seconds:.2f} s")
+    for key, seconds in per_model.items():
+        row = table.row(key)
+        print(f"  {row.label:<20} {seconds:6.2f} s  test accuracy {row.test_accuracy:.1%}")
+    print(f"default comparison, six models, empty cache: {comparison_seconds:.1f} s "
+          f"(RATIO to reference {comparison_seconds / reference_seconds:.1f}; "
+          f"{comparison_seconds / BUDGET_SECONDS:.0%} of the {BUDGET_SECONDS:.0f} s budget)")
+    print(f"CPU time of the comparison: {comparison_cpu:.1f} s over all threads (on an otherwise idle 2-core "
+          f"machine the wall-clock time lies between {comparison_cpu / 2:.1f} s and {comparison_cpu:.1f} s)")
+    print(f"revisit from the disk cache: {revisit_seconds:.1f} s "
+          f"(RATIO to reference {revisit_seconds / reference_seconds:.2f})")
+    print()
+    print(comparison.conclusion(table))
+
+
+if __name__ == "__main__":
+    main()
