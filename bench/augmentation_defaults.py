@@ -1,0 +1,81 @@
+"""Wall-clock time of the augmentation page's default work, against a reference measured in the same run.
+
+Timed: the default overfitting comparison (four variants of the small CNN on 1,000 Fashion-MNIST
+images, 15 epochs each) from an empty training cache, as a student pressing "Train the
+variants" first would see it, then once more from the disk cache (a revisit); one augmentation
+preview (16 versions of a 28x28 image and of a 128x128 colour upload); and the exact dropout and
+batch-norm demos. The reference is one epoch of the engine's default network (the seeds' ReLU CNN)
+on 10,000 images, so the RATIO column reads the same whatever the load of the shared machine.
+The 1-minute load average before and after is printed too.
+
+Usage: python bench/augmentation_defaults.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from measure import timed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+BUDGET_SECONDS = 45.0  # The issue's limit for the default comparison on 2 CPU cores.
+
+
+def main() -> None:
+    os.environ["CNNVIZ_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnviz-bench-augmentation-")
+    import numpy as np
+
+    from cnnviz import augmentation, data, regularization, training
+
+    dataset = data.load("fashion_mnist")
+    print(f"data: {dataset.source} ({len(dataset.x_train):,} training images); "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+
+    # Warm up TensorFlow (import, first graph) so that no run below pays for it.
+    training.train(training.TrainConfig(limit_train=256, limit_test=64, epochs=1), use_cache=False)
+    reference, _ = timed(lambda: training.train(
+        training.TrainConfig(limit_train=10_000, limit_test=2_000, epochs=1), use_cache=False))
+
+    rows = []
+    variants = regularization.overfitting_variants("fashion_mnist")
+    outcomes = []
+    total = 0.0
+    for variant in variants:
+        seconds, result = timed(lambda: training.train(variant.config))
+        total += seconds
+        x_train, y_train = regularization.training_images(variant.config)
+        outcome = regularization.variant_outcome(variant, result, x_train, y_train)
+        outcomes.append(outcome)
+        rows.append((f"variant: {variant.title}", seconds,
+                     f"train {outcome.train_accuracy:.3f} test {outcome.test_accuracy:.3f} gap {outcome.gap:+.3f}"))
+    rows.append(("all four variants (empty cache)", total, f"budget {BUDGET_SECONDS:.0f} s"))
+    again, _ = timed(lambda: [training.load_cached(v.config) for v in variants])
+    rows.append(("all four again (disk cache)", again, ""))
+
+    spec = augmentation.spec_from_settings(flip_horizontal=True, rotation_degrees=10, zoom_percent=10,
+                                           translation_percent=10, contrast=0.2)
+    augmentation.augmented_grid(dataset.x_test[0], spec, seed=0)  # First call builds the graph.
+    seconds, _ = timed(lambda: augmentation.augmented_grid(dataset.x_test[0], spec, seed=1))
+    rows.append(("preview: 16 x 28x28 grey", seconds, ""))
+    photo = np.random.default_rng(0).integers(0, 256, size=(128, 128, 3), dtype=np.uint8)
+    seconds, _ = timed(lambda: augmentation.augmented_grid(photo, spec, seed=1))
+    rows.append(("preview: 16 x 128x128 colour", seconds, ""))
+    seconds, _ = timed(lambda: regularization.dropout_demo(regularization.example_activations(10), 0.5, seed=0))
+    rows.append(("dropout demo (10,000 draws)", seconds, ""))
+    seconds, _ = timed(lambda: regularization.batchnorm_demo(regularization.example_batches(50, 16), momentum=0.9))
+    rows.append(("batch-norm demo (50 steps)", seconds, ""))
+
+    print(f"reference: one epoch of the ReLU CNN on 10,000 images = {reference:.2f} s")
+    print(f"{'run':36s} {'seconds':>8s} {'RATIO':>7s}  result")
+    for name, seconds, note in rows:
+        print(f"{name:36s} {seconds:8.2f} {seconds / reference:7.2f}  {note}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print("within budget" if total <= BUDGET_SECONDS else "OVER BUDGET", f"({total:.1f} s of {BUDGET_SECONDS:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
