@@ -99,4 +99,5 @@ def read_params(params: Iterable[Param], query: Mapping[str, str],
 
 def write_params(params: Iterable[Param], state: Mapping[str, Any]) -> dict[str, str]:
     """Encode the current value of every shared control that has one."""
-    return {param.key: param.encode(state[param.key]) for param in params if param.key in state}
+    return {param.key: param.encode(state[param.key]) for param in params
+            if param.key in state and state[param.key] is not None}

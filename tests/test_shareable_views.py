@@ -1,12 +1,13 @@
-"""Shareable views on the training pages: a state, its URL, and the same state back.
+"""Shareable views on every lesson page: a state, its URL, and the same state back.
 
-(The convolution lab, calculator and augmentation lab have their own round-trip tests.)
+(The convolution lab, calculator and augmentation lab also have their own round-trip tests.)
 Each case changes a few controls, takes the query parameters the page published, opens the page
 afresh from that URL and checks every shared control comes back with the same value.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,12 @@ from streamlit.testing.v1 import AppTest
 VIEWS = Path(__file__).resolve().parent.parent / "views"
 
 CASES = {
+    "convolution_lab.py": [("selectbox", "conv_image_scale", "Viridis"), ("toggle", "conv_relu", True)],
+    "layer_calculator.py": [("toggle", "calc_log_scale", True)],
+    "augmentation_lab.py": [("slider", "aug_fit_epochs", 7), ("select_slider", "aug_fit_images", 500),
+                            ("multiselect", "aug_fit_variants", ["baseline", "dropout"]),
+                            ("slider", "aug_drop_units", 8), ("slider", "aug_bn_batch", 4),
+                            ("number_input", "aug_bn_seed", 3)],
     "train_cnn.py": [("number_input", "train_epochs", 3), ("selectbox", "train_optimizer", "sgd"),
                      ("number_input", "train_learning_rate", 0.05)],
     "lenet_vs_relu.py": [("slider", "lvr_epochs", 2), ("select_slider", "lvr_train_images", 1_000)],
@@ -69,3 +76,22 @@ def test_invalid_link_parameters_are_ignored_with_a_notice(page, bad):
         assert name in notice
         if name in defaults.session_state:
             assert at.session_state[name] == defaults.session_state[name]
+
+
+def test_a_custom_training_stack_travels_in_the_link():
+    at = _open("train_cnn.py")
+    at.selectbox(key="train_preset").set_value("custom").run()
+    _no_state_api_warning(at)
+    stack = at.session_state["train_custom_stack"]
+    assert stack and stack[-1]["type"] == "dense"
+    # A different stack, as a link made elsewhere would carry it.
+    other = [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]
+    query = {name: value for name, value in at.query_params.items()}
+    assert "train_custom_stack" in query
+    query["train_custom_stack"] = json.dumps(other)
+    again = _open("train_cnn.py", query)
+    _no_state_api_warning(again)
+    assert again.session_state["train_preset"] == "custom"
+    assert again.session_state["train_custom_stack"] == other
+    assert any("7,850 parameters" in str(item.value) for item in again.markdown)  # 784·10 + 10.
+
