@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Disk cache: {training.cache_dir()}")
     if args.list:
         for item in plan:
-            cached = (training.cache_dir() / item.config.key() / "result.json").is_file()
+            cached = training.is_cached(item.config)
             print(f"{'cached ' if cached else 'missing'}  {warmup.PAGE_TITLES[item.page]}: {item.label} "
                   f"(config {item.config.key()[:8]})")
         return 0

@@ -7,7 +7,9 @@ Every page that trains goes through `train(config, on_progress)`. The engine
   labels (sparse categorical cross-entropy is the seeds' one-hot categorical cross-entropy);
 - validates on the test split after every epoch, as the seeds do;
 - reports progress at least every ~0.5 s and stops cleanly when the callback returns False,
-  or by itself when the loss becomes NaN, infinite or above `DIVERGED_LOSS` ("diverged");
+  or by itself when the loss becomes NaN or infinite, or when the mean loss over a stretch of
+  at least `DIVERGENCE_WINDOW` images exceeds `divergence_threshold(k)` = 10 x ln(k), ten times
+  the loss of guessing among k classes ("diverged", see `_Reporter`);
 - with `fast=True` (the default) reaches a given accuracy several times sooner than the seeds'
   plain `model.fit` (bench/train_speed.py): its own compiled loop over in-memory uint8 tensors
   runs several batches per graph call (`_fit_fast`), and the learning rate warms up briefly
@@ -46,8 +48,16 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 AUGMENTATIONS = ("flip_horizontal", "flip_vertical", "rotation", "zoom", "translation", "contrast")
 STOPPED_REASONS = ("finished", "stopped", "diverged")
 
-# A cross-entropy loss above this means the weights have blown up (NaN usually follows):
-# training stops as "diverged" without waiting for the NaN.
+# Divergence. Guessing uniformly among k classes costs a cross-entropy of ln(k), and a freshly
+# initialised network starts near it; training only lowers it. A mean loss of DIVERGENCE_FACTOR
+# times that over at least DIVERGENCE_WINDOW images (so that one badly predicted image in a tiny
+# batch does not count) means the updates overshoot and the weights have blown up. A too-large
+# learning rate does not always reach NaN: with Adam at 10 the loss explodes in the first batches,
+# the ReLUs die and it then sits near ln(k) at chance accuracy, so an epoch's mean can look modest.
+# Such a run stops as "diverged" at the first window that crosses the threshold.
+DIVERGENCE_FACTOR = 10.0
+DIVERGENCE_WINDOW = 512
+# Kept for callers of the old absolute limit; any loss above it is far above every threshold.
 DIVERGED_LOSS = 1000.0
 
 # How often (seconds) `on_progress` is called while batches run.
@@ -295,8 +305,11 @@ class TrainResult:
     `history` holds per-epoch lists `loss`, `accuracy`, `val_loss`, `val_accuracy` (validation =
     the test split) and `seconds` (wall-clock seconds of each epoch, validation included; the
     first includes graph building). `seconds` (the field) is the whole run's wall-clock time.
-    `test_accuracy` is the final evaluation on the test split. `stopped_reason` is "finished",
-    "stopped" (by the user) or "diverged" (the loss became NaN or infinite).
+    `test_accuracy` is the final evaluation on the test split. `data_source` says where the images
+    came from ("local", "keras", "bundled sample", or the injected data's; see `data_source()`).
+    `stopped_reason` is "finished",
+    "stopped" (by the user) or "diverged" (the loss became NaN or infinite, or far above the loss
+    of guessing: see `divergence_threshold`; such runs are never written to the disk cache).
     The Keras model may be shared between sessions: use `predict`/`predict_test`, which lock.
     """
 
@@ -310,6 +323,7 @@ class TrainResult:
     test_loss: float = float("nan")
     seconds: float = 0.0
     from_cache: bool = False
+    data_source: str = ""
     _test_images: np.ndarray | None = field(default=None, repr=False)
     _test_labels: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -422,13 +436,35 @@ class _Prepared:
         return tuple(int(d) for d in self.x_train.shape[1:])
 
 
+def _load_dataset(config: TrainConfig):
+    """The `cnnviz.data.Dataset` (limited as configured) that `config` trains on."""
+    from cnnviz import data as data_module
+
+    return data_module.load(config.dataset, limit_train=config.limit_train,
+                            limit_test=config.limit_test, seed=config.seed)
+
+
+def data_source(config: TrainConfig, data: Any = None) -> str:
+    """Where the images of `config` come from: part of what identifies a cached result.
+
+    For a loaded or injected `data` its `source` ("local", "keras", "bundled sample"; "injected"
+    when it has none). Without `data`, the source `cnnviz.data.load` would use right now, checked
+    without loading anything ("" when no source has the dataset).
+    """
+    if data is not None:
+        return str(getattr(data, "source", "") or "injected")
+    from cnnviz import data as data_module
+
+    try:
+        return data_module.source_status(config.dataset).source or ""
+    except Exception:  # noqa: BLE001 - an unknown dataset simply matches no cache entry.
+        return ""
+
+
 def _prepare_data(config: TrainConfig, data: Any = None) -> _Prepared:
     """Load (or take) the dataset, ensure NHWC, filter to `config.classes` and remap labels."""
     if data is None:
-        from cnnviz import data as data_module
-
-        data = data_module.load(config.dataset, limit_train=config.limit_train,
-                                limit_test=config.limit_test, seed=config.seed)
+        data = _load_dataset(config)
     x_train, y_train = np.asarray(data.x_train), np.asarray(data.y_train).astype(np.int64).ravel()
     x_test, y_test = np.asarray(data.x_test), np.asarray(data.y_test).astype(np.int64).ravel()
     if x_train.ndim == 3:
@@ -464,21 +500,40 @@ def cache_dir() -> Path:
     return Path(root) / "training"
 
 
-def is_cached(config: TrainConfig) -> bool:
-    """Whether the disk cache holds a finished run of this config (cheap: no model is loaded)."""
-    return (cache_dir() / config.key() / "result.json").is_file()
+# An entry is found by `config.key()` (a hash of the settings) and is only valid for the data it
+# was trained on: its result.json records `data_source` (see `data_source`), and an entry whose
+# source differs from the current one (say trained on the bundled sample before the full
+# dataset became available) is ignored, trained again and overwritten. Entries written before
+# the source was recorded are ignored too.
 
-
-def load_cached(config: TrainConfig) -> TrainResult | None:
-    """The finished result stored on disk for this config, or None (missing or unreadable entries)."""
-    entry = cache_dir() / config.key()
-    meta_path, model_path = entry / "result.json", entry / "model.keras"
-    if not (meta_path.is_file() and model_path.is_file()):
-        return None
+def _entry_meta(config: TrainConfig, data: Any = None) -> dict | None:
+    """The result.json of this config's entry if it is valid for the current data, else None."""
+    meta_path = cache_dir() / config.key() / "result.json"
     try:
         meta = json.loads(meta_path.read_text())
-        if meta.get("key") != config.key() or meta.get("stopped_reason") not in STOPPED_REASONS:
-            return None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("key") != config.key():
+        return None
+    if meta.get("stopped_reason") not in STOPPED_REASONS or "data_source" not in meta:
+        return None
+    return meta if meta["data_source"] == data_source(config, data) else None
+
+
+def is_cached(config: TrainConfig, *, data: Any = None) -> bool:
+    """Whether the disk cache holds a finished run of this config on the current data (no model is loaded)."""
+    return _entry_meta(config, data) is not None
+
+
+def load_cached(config: TrainConfig, *, data: Any = None) -> TrainResult | None:
+    """The finished result stored on disk for this config, or None (missing or unreadable entries,
+    or entries trained on other data: `data` as for `data_source`)."""
+    entry = cache_dir() / config.key()
+    model_path = entry / "model.keras"
+    meta = _entry_meta(config, data)
+    if meta is None or not model_path.is_file():
+        return None
+    try:
         import keras
 
         model = keras.models.load_model(model_path, compile=False)
@@ -487,7 +542,7 @@ def load_cached(config: TrainConfig) -> TrainResult | None:
                            test_accuracy=float(meta["test_accuracy"]), test_loss=float(meta["test_loss"]),
                            stopped_reason=meta["stopped_reason"], class_names=tuple(meta["class_names"]),
                            input_shape=tuple(meta["input_shape"]), seconds=float(meta["seconds"]),
-                           from_cache=True)
+                           from_cache=True, data_source=str(meta["data_source"]))
     except Exception:  # noqa: BLE001 - a corrupted entry is ignored and trained again.
         return None
 
@@ -506,7 +561,7 @@ def store_cached(result: TrainResult) -> Path | None:
             "history": result.history, "test_accuracy": result.test_accuracy,
             "test_loss": result.test_loss, "stopped_reason": result.stopped_reason,
             "class_names": list(result.class_names), "input_shape": list(result.input_shape),
-            "seconds": result.seconds,
+            "seconds": result.seconds, "data_source": result.data_source,
         }
         (tmp / "result.json").write_text(json.dumps(meta, default=float))
         final = root / key
@@ -638,13 +693,25 @@ def _train_dataset(prepared: _Prepared, config: TrainConfig, augmenter: Any):
 
 class _Reporter:
     """Records the per-epoch history, calls `on_progress` every PROGRESS_INTERVAL seconds and
-    decides whether training goes on (False after a user stop or a divergence; see `reason`)."""
+    decides whether training goes on (False after a user stop or a divergence; see `reason`).
 
-    def __init__(self, config: TrainConfig, on_progress: Callable | None, steps_per_epoch: int, n_train: int):
+    Divergence is judged the same way in both engines, from the running mean loss they report
+    (after every batch with `model.fit`, after every graph call with `_fit_fast`): the losses of
+    the batches since the last report are pooled until they cover DIVERGENCE_WINDOW images, and
+    that window's mean must stay under `divergence_threshold(num_classes)`; a NaN or infinite loss,
+    or an epoch whose mean loss is above the threshold, also stops training.
+    """
+
+    def __init__(self, config: TrainConfig, on_progress: Callable | None, steps_per_epoch: int, n_train: int,
+                 num_classes: int = 10):
         self.config, self.on_progress = config, on_progress
         self.steps_per_epoch, self.n_train = steps_per_epoch, n_train
+        self.threshold = divergence_threshold(num_classes)
         self.history = _empty_history()
         self.reason: str | None = None
+        # The epoch's (images, summed loss) at the last report, and the window not yet judged.
+        self._epoch_seen, self._epoch_loss_sum = 0, 0.0
+        self._window_seen, self._window_loss_sum = 0, 0.0
         self.epoch = 0
         self.start = self.epoch_start = self.train_end = time.perf_counter()
         self.last_report = 0.0
@@ -658,13 +725,29 @@ class _Reporter:
         self.epoch = epoch
         self.epoch_start = time.perf_counter()
         self.train_end = None
+        self._epoch_seen, self._epoch_loss_sum = 0, 0.0
 
     def batches_done(self, batch_done: int, metrics: dict) -> bool:
         loss = metrics.get("loss")
-        if loss is not None and _diverged(float(loss)):
+        if loss is not None and self._window_diverged(batch_done, float(loss)):
             self.reason = "diverged"
             return False
         return self._report(batch_done, metrics)
+
+    def _window_diverged(self, batch_done: int, running_loss: float) -> bool:
+        """Pool the batches since the last report into the window; True when it shows divergence."""
+        if not math.isfinite(running_loss):
+            return True
+        seen = min(self.n_train, batch_done * self.config.batch_size)
+        loss_sum = running_loss * seen
+        self._window_seen += seen - self._epoch_seen
+        self._window_loss_sum += loss_sum - self._epoch_loss_sum
+        self._epoch_seen, self._epoch_loss_sum = seen, loss_sum
+        if self._window_seen < DIVERGENCE_WINDOW:
+            return False
+        mean = self._window_loss_sum / self._window_seen
+        self._window_seen, self._window_loss_sum = 0, 0.0
+        return _diverged(mean, self.threshold)
 
     def train_part_done(self) -> None:
         if self.train_end is None:
@@ -677,7 +760,7 @@ class _Reporter:
         self.history["seconds"].append(now - self.epoch_start)
         images = min(self.n_train, batch_done * self.config.batch_size)
         self.images_per_second = images / max(1e-9, (self.train_end or now) - self.epoch_start)
-        if _diverged(self.history["loss"][-1]) or not math.isfinite(self.history["val_loss"][-1]):
+        if _diverged(self.history["loss"][-1], self.threshold) or not math.isfinite(self.history["val_loss"][-1]):
             self.reason = "diverged"
         go_on = self._report(batch_done, metrics, force=True, rate=self.images_per_second)
         return go_on and self.reason is None
@@ -831,9 +914,14 @@ def _fit_fast(model: Any, prepared: _Prepared, config: TrainConfig, augmenter: A
             break
 
 
-def _diverged(loss: float) -> bool:
-    """NaN, infinite, or absurdly large (see DIVERGED_LOSS)."""
-    return not math.isfinite(loss) or loss > DIVERGED_LOSS
+def divergence_threshold(num_classes: int) -> float:
+    """The mean loss above which training counts as diverged: DIVERGENCE_FACTOR x ln(k), k >= 2."""
+    return DIVERGENCE_FACTOR * math.log(max(2, int(num_classes)))
+
+
+def _diverged(loss: float, threshold: float = DIVERGED_LOSS) -> bool:
+    """NaN, infinite, or above `threshold` (see `divergence_threshold`)."""
+    return not math.isfinite(loss) or loss > threshold
 
 
 def _is_number(value: Any) -> bool:
@@ -849,17 +937,21 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], Any] | None = N
     """Train a model for `config` and return the result.
 
     `on_progress(Progress)` is called at least every ~0.5 s; returning False stops cleanly
-    (stopped_reason "stopped"). A NaN or infinite loss stops with "diverged".
+    (stopped_reason "stopped"). A NaN or infinite loss, or a mean loss above
+    `divergence_threshold(k)` over DIVERGENCE_WINDOW images, stops with "diverged".
     `data` injects a dataset object (fields `x_train, y_train, x_test, y_test, class_names`)
     instead of `cnnviz.data.load`; the disk cache is then off unless `use_cache=True`.
-    Finished results are read from / written to the disk cache (see `load_cached`).
+    Finished results are read from / written to the disk cache (see `load_cached`), keyed by the
+    config and the data's source (recorded from the images actually trained on).
     Raises ValueError for settings that cannot train (with a message a student understands).
     """
     config.validate()
     if use_cache is None:
         use_cache = data is None
     if use_cache:
-        cached = load_cached(config)
+        # Without `data`, the source `cnnviz.data.load` would use now is checked without loading
+        # anything, so that a cached revisit stays instant.
+        cached = load_cached(config, data=data)
         if cached is not None:
             if on_progress is not None:
                 epochs_done = cached.epochs_completed
@@ -874,13 +966,16 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], Any] | None = N
         warm_progress = None
         if on_progress is not None:
             def warm_progress(p: Progress):
-                return on_progress(dataclasses.replace(p, phase="warm start"))
+                # A wait for a training slot stays "waiting", so its queue position still shows.
+                return on_progress(p if p.phase == "waiting" else dataclasses.replace(p, phase="warm start"))
         warm_result = train(config.warm_start, warm_progress, data=data, use_cache=use_cache)
         if warm_result.stopped_reason != "finished":
             raise TrainingCancelled(f"Training the pre-trained model {warm_result.stopped_reason}: "
                                     "no weights to copy.")
 
-    prepared = _prepare_data(config, data)
+    # The images this run trains on (`data` stays as given: a warm start has its own config).
+    images = data if data is not None else _load_dataset(config)
+    prepared = _prepare_data(config, images)
     stack = config.stack()
     _check_output_layer(stack, len(prepared.class_names))
     if config.batch_size > len(prepared.x_train):
@@ -894,6 +989,8 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], Any] | None = N
             result = _train_now(config, on_progress, prepared, stack, warm_result)
     except QueueCancelled as error:
         raise TrainingCancelled("Training was stopped while waiting for a free training slot.") from error
+    result.data_source = data_source(config, images)
+    # Only complete runs are shared: a stopped or diverged run is never stored.
     if use_cache and result.stopped_reason == "finished":
         store_cached(result)
     return result
@@ -937,7 +1034,8 @@ def _train_now(config: TrainConfig, on_progress, prepared: _Prepared, stack: lis
         train_data = (_train_dataset(prepared, config, augmenter)
                       if not config.fast and augmenter is not None else None)
 
-    reporter = _Reporter(config, on_progress, steps_per_epoch, len(prepared.x_train))
+    reporter = _Reporter(config, on_progress, steps_per_epoch, len(prepared.x_train),
+                         num_classes=len(prepared.class_names))
     x_test = _to_float(prepared.x_test)
     start = time.perf_counter()
     if config.fast:

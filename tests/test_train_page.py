@@ -139,7 +139,19 @@ def test_a_learning_rate_of_ten_ends_with_a_message_not_a_traceback():
     at = _small(at)
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
-    assert "learning rate" in _messages(at).lower()
+    # The engine stops the run as diverged (not "finished" at chance accuracy)...
+    assert at.session_state["train_result"].stopped_reason == "diverged"
+    # ...and the student is told so, with the advice to lower the learning rate.
+    errors = " ".join(str(element.value) for element in at.error)
+    assert "Training diverged" in errors and "ten times smaller" in errors
+    assert "hardly better than guessing" not in _messages(at)
+    # A diverged model is not analysed: no results sections below the summary.
+    assert not set(RESULT_SECTIONS[1:]) & set(_subheaders(at))
+    # The next rerun (any widget) still says why, naming the rate that was too large.
+    at.run()
+    assert not at.exception, at.exception
+    errors = " ".join(str(element.value) for element in at.error)
+    assert "Training diverged" in errors and "ten times smaller" in errors
 
 
 def test_a_batch_larger_than_the_training_set_is_refused_before_training():

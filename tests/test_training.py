@@ -7,6 +7,7 @@ bright block sits), injected with `train(..., data=...)`, so the tests need no f
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 import time
@@ -101,6 +102,35 @@ def test_divergence_stops_with_a_reason(tiny_data):
     result = training.train(tiny_config(optimizer="sgd", learning_rate=1e6), data=tiny_data)
     assert result.stopped_reason == "diverged"
     assert result.epochs_completed <= 1
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_learning_rate_of_ten_diverges_in_both_engines(tiny_data, fast, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    # Adam at 10 (the page's "try 10 to see training blow up"): the loss explodes in the first
+    # batches, then the ReLUs die and it settles near ln(3). The fast engine's warm-up kept the
+    # epoch's mean loss (about 28) under the old absolute limit of 1000, so it said "finished".
+    config = tiny_config(optimizer="adam", learning_rate=10, epochs=2, fast=fast)
+    result = training.train(config, data=tiny_data, use_cache=True)
+    assert result.stopped_reason == "diverged"
+    assert result.epochs_completed <= 1
+    # A diverged run is never stored as if it were a finished one.
+    assert not training.is_cached(config, data=tiny_data)
+    assert training.load_cached(config, data=tiny_data) is None
+
+
+@pytest.mark.parametrize("optimizer, learning_rate", [("adam", 0.001), ("adam", 0.01), ("sgd", 0.01),
+                                                      ("sgd", 0.1), ("rmsprop", 0.001)])
+def test_normal_learning_rates_never_count_as_diverged(tiny_data, optimizer, learning_rate):
+    config = tiny_config(optimizer=optimizer, learning_rate=learning_rate, epochs=2, batch_size=8)
+    assert training.train(config, data=tiny_data).stopped_reason == "finished"
+
+
+def test_divergence_threshold_is_relative_to_guessing():
+    # Ten times the loss of guessing uniformly among k classes (ln k).
+    assert training.divergence_threshold(10) == pytest.approx(10 * math.log(10))
+    assert training.divergence_threshold(2) == pytest.approx(10 * math.log(2))
+    assert training.divergence_threshold(1) == training.divergence_threshold(2)
 
 
 def test_divergence_on_nan_loss(tiny_data):
@@ -232,8 +262,8 @@ def test_disk_cache_round_trip_and_corrupt_entries(tiny_data, tmp_path, monkeypa
     assert training.load_cached(config) is None  # injected data is not cached by default
     entry = training.store_cached(result)
     assert entry is not None and entry.parent == tmp_path / "training"
-    loaded = training.load_cached(config)
-    assert loaded is not None and loaded.from_cache
+    loaded = training.load_cached(config, data=tiny_data)
+    assert loaded is not None and loaded.from_cache and loaded.data_source == "injected"
     assert loaded.history == result.history
     assert loaded.test_accuracy == result.test_accuracy and loaded.class_names == result.class_names
     for a, b in zip(loaded.model.get_weights(), result.model.get_weights()):
@@ -245,9 +275,43 @@ def test_disk_cache_round_trip_and_corrupt_entries(tiny_data, tmp_path, monkeypa
     assert again.from_cache and again.history == result.history and reports
     # A corrupted entry is ignored.
     (entry / "model.keras").write_bytes(b"not a keras file")
-    assert training.load_cached(config) is None
+    assert training.load_cached(config, data=tiny_data) is None
     (entry / "result.json").write_text("{broken")
-    assert training.load_cached(config) is None
+    assert training.load_cached(config, data=tiny_data) is None
+    assert not training.is_cached(config, data=tiny_data)
+
+
+def test_a_cached_result_is_only_reused_on_the_same_data_source(tiny_data, tmp_path, monkeypatch):
+    # A "full data" run trained on the bundled sample must not be reused once the full dataset is there.
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    sample = SimpleNamespace(**vars(tiny_data), source="bundled sample")
+    full = SimpleNamespace(**vars(tiny_data), source="local")
+    config = tiny_config(epochs=1)
+    first = training.train(config, data=sample, use_cache=True)
+    assert first.data_source == "bundled sample" and not first.from_cache
+    assert training.is_cached(config, data=sample) and not training.is_cached(config, data=full)
+    assert training.train(config, data=sample, use_cache=True).from_cache
+    retrained = training.train(config, data=full, use_cache=True)
+    assert not retrained.from_cache and retrained.data_source == "local"
+    # The entry now holds the full-data run; the sample's is gone.
+    assert training.load_cached(config, data=full).data_source == "local"
+    assert training.load_cached(config, data=sample) is None
+    # Without data, the entry must match the source `cnnviz.data.load` would use now.
+    from cnnviz import data as data_module
+
+    def status(source):
+        return lambda name: data_module.SourceStatus(source=source, note="")
+
+    monkeypatch.setattr(data_module, "source_status", status("local"))
+    assert training.data_source(config) == "local" and training.is_cached(config)
+    monkeypatch.setattr(data_module, "source_status", status("bundled sample"))
+    assert not training.is_cached(config) and training.load_cached(config) is None
+    # Entries written before the source was recorded are not trusted either.
+    meta_path = training.cache_dir() / config.key() / "result.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["data_source"]
+    meta_path.write_text(json.dumps(meta))
+    assert not training.is_cached(config, data=full)
 
 
 def test_default_cache_dir_is_under_home(monkeypatch, tmp_path):
@@ -267,6 +331,39 @@ def test_results_download_formats(tiny_data):
 # ------------------------------------------------------------------------------------------
 # Warm start and freezing
 # ------------------------------------------------------------------------------------------
+
+def test_a_warm_start_waiting_for_a_slot_still_reports_its_queue_position(tiny_data, monkeypatch):
+    import threading
+
+    from cnnviz import job_queue
+
+    queue = job_queue.TrainingQueue(1)
+    monkeypatch.setattr(job_queue, "training_queue", queue)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with queue.slot():
+            held.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(timeout=30)
+    seen = []
+
+    def on_progress(progress):
+        seen.append(progress)
+        return False  # Leave the queue at once: nothing trains.
+
+    config = tiny_config(epochs=1, warm_start=tiny_config(epochs=1), warm_start_layers=2)
+    try:
+        with pytest.raises(training.TrainingCancelled):
+            training.train(config, on_progress, data=tiny_data)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert seen and seen[0].phase == "waiting" and seen[0].metrics["queue_position"] == 1.0
+
 
 def test_warm_start_copies_weights_and_freezing_keeps_them_bit_identical(tiny_data):
     pretrain = tiny_config(epochs=2)

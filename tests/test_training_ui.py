@@ -20,7 +20,7 @@ def training_script():
     if st.session_state.get("stop_at_once"):
         # Stop the shared job before this page even watches it (what a Stop click does mid-run).
         st.session_state["stop_at_once"] = False
-        ui._training_job(config.key(), config).request_stop()
+        ui._training_job(ui._job_key(config), config).request_stop()
     result = ui.train_with_progress(config, key="uitest", fresh=st.session_state.get("fresh", False))
     if result is not None:
         st.session_state["seen"] = st.session_state.get("seen", []) + [id(result)]
