@@ -589,6 +589,42 @@ def conclusion(table: ComparisonTable) -> str:
     return "\n\n".join(paragraphs)
 
 
+def relu_alone_hurts_note(table: ComparisonTable) -> str | None:
+    """Why ReLU alone can make the LeNet worse (Markdown), or None when this run does not show that.
+
+    Shown only when the activation factor's verdict is "hurts". The sentence about Adam is measured,
+    not assumed: *LeNet + all three* (ReLU trained with Adam/32) is compared with *LeNet + Adam/32*
+    within the noise of this table's test set, and the words follow the comparison (or are left out
+    when either row is missing). More data or epochs is offered as something to try, not a fact.
+    """
+    if factor_verdicts(table).get("activation") != "hurts":
+        return None
+    sentences = [
+        "**Why can ReLU alone make the LeNet worse?** A likely reason: Keras starts every layer with weights "
+        "scaled for units that pass their whole input on (Glorot initialisation). A ReLU passes on only the "
+        "positive half, so after four ReLU layers the starting signal, and the gradients, are smaller, and "
+        "plain SGD with its fixed small steps needs many more of them to get going."
+    ]
+    combined, adam = table.row(ALL_THREE), table.row("lenet_optimizer")
+    if combined is not None and adam is not None:
+        difference = combined.test_accuracy - adam.test_accuracy
+        margin = noise_margin(combined.test_accuracy, adam.test_accuracy, table.test_images)
+        pair = (f"*LeNet + all three* (ReLU trained with Adam/32, {_percent(combined.test_accuracy)}) "
+                f"{{}} *LeNet + Adam/32* ({_percent(adam.test_accuracy)})")
+        if difference >= -margin:
+            relation = ("is level with" if difference <= margin else
+                        f"is {100 * difference:.1f} points ahead of")
+            sentences.append("Adam scales each weight's step by its own gradient history, which can make up "
+                             f"for the small start: on this run {pair.format(relation)}.")
+        else:
+            sentences.append("Adam scales each weight's step by its own gradient history, but on this run that "
+                             f"does not make up for it: {pair.format(f'stays {100 * -difference:.1f} points below')}"
+                             f", more than the ±{100 * margin:.1f}-point noise.")
+    sentences.append("To test the explanation, try more training images or epochs (more steps): if a slow start "
+                     "is the cause, the gap between *LeNet + ReLU* and the tanh LeNet should narrow.")
+    return " ".join(sentences)
+
+
 # --------------------------------------------------------------------------------------------
 # Confusion matrices
 # --------------------------------------------------------------------------------------------

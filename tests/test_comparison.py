@@ -250,6 +250,61 @@ def test_conclusion_never_contradicts_random_tables(seed):
         assert "No single change improves the LeNet" in text
 
 
+RELU_HURTS = {LENET: 0.80, "lenet_activation": 0.75, "lenet_pooling": 0.80, "lenet_optimizer": 0.85,
+              ALL_THREE: 0.85, RELU_CNN: 0.86}
+
+
+def test_relu_alone_hurts_note_only_when_the_numbers_say_so():
+    assert comparison.factor_verdicts(make_table(SEEDS_LIKE))["activation"] == "helps"
+    assert comparison.relu_alone_hurts_note(make_table(SEEDS_LIKE)) is None
+    within = make_table({**RELU_HURTS, "lenet_activation": 0.795})
+    assert comparison.factor_verdicts(within)["activation"] == "within noise"
+    assert comparison.relu_alone_hurts_note(within) is None
+    text = comparison.relu_alone_hurts_note(make_table(RELU_HURTS))
+    assert text.startswith("**Why can ReLU alone make the LeNet worse?**")
+    # The old fixed claims are gone: more steps is something to try, and Adam "does not mind" is measured.
+    assert "does not mind" not in text and "the gap narrows" not in text
+    assert "try more training images or epochs" in text and "should narrow" in text
+
+
+def test_relu_alone_hurts_note_follows_the_all_three_and_adam_rows():
+    # All three within noise of Adam/32 (85.0 against 85.0): level.
+    level = comparison.relu_alone_hurts_note(make_table(RELU_HURTS))
+    assert "which can make up for the small start" in level
+    assert "*LeNet + all three* (ReLU trained with Adam/32, 85.0%) is level with *LeNet + Adam/32* (85.0%)" in level
+    # Clearly above: says by how much.
+    ahead = comparison.relu_alone_hurts_note(make_table({**RELU_HURTS, ALL_THREE: 0.88}))
+    assert "is 3.0 points ahead of *LeNet + Adam/32* (85.0%)" in ahead
+    # Clearly below (beyond the noise): the text must not claim Adam copes.
+    behind_table = make_table({**RELU_HURTS, ALL_THREE: 0.80})
+    behind = comparison.relu_alone_hurts_note(behind_table)
+    margin = comparison.noise_margin(0.80, 0.85, behind_table.test_images)
+    assert 0.05 > margin
+    assert "can make up" not in behind and "level with" not in behind
+    assert "does not make up for it" in behind and "stays 5.0 points below *LeNet + Adam/32* (85.0%)" in behind
+    # Just below but within the noise of a small test set: level, not "below".
+    small = make_table({**RELU_HURTS, "lenet_activation": 0.60, ALL_THREE: 0.83}, test_images=300)
+    assert comparison.noise_margin(0.83, 0.85, 300) > 0.02
+    assert "is level with" in comparison.relu_alone_hurts_note(small)
+    # Without the rows to compare, no Adam sentence at all.
+    missing = comparison.relu_alone_hurts_note(make_table({k: v for k, v in RELU_HURTS.items() if k != ALL_THREE}))
+    assert "Adam" not in missing
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_relu_alone_hurts_note_never_contradicts_random_tables(seed):
+    rng = np.random.default_rng(100 + seed)
+    accuracies = {item.key: float(rng.uniform(0.5, 0.95)) for item in comparison.VARIANTS}
+    accuracies["lenet_activation"] = accuracies[LENET] - 0.1  # ReLU alone clearly hurts
+    table = make_table(accuracies, test_images=int(rng.choice([300, 1000, 10_000])))
+    text = comparison.relu_alone_hurts_note(table)
+    combined, adam = accuracies[ALL_THREE], accuracies["lenet_optimizer"]
+    margin = comparison.noise_margin(combined, adam, table.test_images)
+    assert ("can make up for the small start" in text) == (combined - adam >= -margin)
+    assert ("does not make up for it" in text) == (combined - adam < -margin)
+    assert ("ahead of" in text) == (combined - adam > margin)
+
+
 def test_conclusion_flags_models_that_did_not_finish():
     table = make_table(SEEDS_LIKE)
     rows = tuple(row if row.key != "lenet_activation" else
