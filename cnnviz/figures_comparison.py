@@ -32,15 +32,17 @@ def model_colour(key: str) -> str:
 
 
 def overlaid_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], labels: Mapping[str, str], *,
-                    epochs: int | None = None) -> go.Figure:
+                    epochs: int | None = None, colours: Mapping[str, str] | None = None) -> go.Figure:
     """Loss (left) and accuracy (right) per epoch for several models on shared axes.
 
     `histories` maps a model key to its per-epoch lists (`loss`, `accuracy`, `val_loss`,
-    `val_accuracy`). Each model has one colour; training is solid, validation dashed.
+    `val_accuracy`). Each model has one colour (`colours[key]`, default the comparison's own
+    `model_colour`); training is solid, validation dashed.
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
     for key, history in histories.items():
-        colour, label = model_colour(key), labels.get(key, key)
+        colour = (colours or {}).get(key) or model_colour(key)
+        label = labels.get(key, key)
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for prefix, split, dash in (("", "training", "solid"), ("val_", "validation", "dash")):
                 values = [float(value) for value in history.get(prefix + metric, []) or []]

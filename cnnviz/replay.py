@@ -46,6 +46,20 @@ class ReplayFrame:
     epochs_done: int
 
 
+def speed_factor(speed: str | float | None) -> float | None:
+    """The clock factor of `speed` (a key of `SPEEDS`, a positive factor, or None = instant).
+
+    Raises ValueError for an unknown name or a factor that is not positive.
+    """
+    if isinstance(speed, str):
+        if speed not in SPEEDS:
+            raise ValueError(f"Unknown replay speed {speed!r}; choose one of {', '.join(SPEEDS)}.")
+        return SPEEDS[speed]
+    if speed is not None and not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
+        raise ValueError("The replay speed must be a positive factor (2 = twice as fast as training).")
+    return None if speed is None else float(speed)
+
+
 def epoch_seconds(history: Mapping[str, Sequence[float]]) -> list[float]:
     """Recorded seconds of each finished epoch (a fallback of 1 s where missing or not positive)."""
     epochs = len(history.get("loss", ()))
@@ -95,11 +109,7 @@ def replay_frames(history: Mapping[str, Sequence[float]], live_points: Sequence[
     up to its moment; the last frame is always the whole run. Raises ValueError for a speed that
     is not positive.
     """
-    factor = SPEEDS[speed] if isinstance(speed, str) and speed in SPEEDS else speed
-    if isinstance(speed, str) and speed not in SPEEDS:
-        raise ValueError(f"Unknown replay speed {speed!r}; choose one of {', '.join(SPEEDS)}.")
-    if factor is not None and not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
-        raise ValueError("The replay speed must be a positive factor (2 = twice as fast as training).")
+    factor = speed_factor(speed)
     epochs = len(history.get("loss", ()))
     # Only running points inside the finished epochs are replayed (a stopped run's tail has none).
     points = tuple(tuple(float(v) for v in point) for point in live_points
@@ -131,3 +141,58 @@ def loss_axis_top(history: Mapping[str, Sequence[float]], live_points: Sequence[
     values = [*history.get("loss", ()), *history.get("val_loss", ()), *(point[1] for point in live_points)]
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     return 1.05 * max(finite) if finite and max(finite) > 0 else 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Several runs replayed together (the comparison, transfer-strategy and augmentation pages)
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GroupFrame:
+    """What a replay of several runs together shows at `at_seconds` after it started.
+
+    `histories` maps each run's name to the per-epoch lists of the epochs it had finished by then
+    (every run is present, possibly with empty lists); `epochs_done` maps it to their number.
+    """
+
+    at_seconds: float
+    histories: dict
+    epochs_done: dict
+
+
+def replay_frames_together(histories: Mapping[str, Mapping[str, Sequence[float]]], *,
+                           speed: str | float | None = DEFAULT_SPEED, max_frames: int = MAX_FRAMES,
+                           frames_per_second: float = MAX_FRAMES_PER_SECOND) -> list[GroupFrame]:
+    """The frames of a replay of several runs at once, as a race: all start at 0 together.
+
+    Each run follows its own recorded clock (its per-epoch `seconds`), so a run whose epochs took
+    longer finishes its curves later; at 1x the replay lasts as long as the longest run. Only
+    per-epoch values are replayed (they are all a cached run keeps). The last frame shows every
+    run whole. Raises ValueError for a speed that is not positive.
+    """
+    factor = speed_factor(speed)
+    names = list(histories)
+    counts = {name: len(histories[name].get("loss", ())) for name in names}
+    final = GroupFrame(0.0, {name: _truncate(histories[name], counts[name]) for name in names}, dict(counts))
+    if factor is None or not any(counts.values()):
+        return [final]
+    ends = {}
+    for name in names:
+        clock = _clock(histories[name])
+        ends[name] = [clock(epoch + 1) / factor for epoch in range(counts[name])]
+    total = max(recorded_seconds(histories[name]) for name in names) / factor
+    count = int(max(2, min(max_frames, math.ceil(total * frames_per_second) + 1)))
+    frames = []
+    for index in range(count):
+        at_seconds = total * index / (count - 1)
+        done = {name: bisect.bisect_right(ends[name], at_seconds + 1e-9) for name in names}
+        frames.append(GroupFrame(at_seconds, {name: _truncate(histories[name], done[name]) for name in names}, done))
+    frames[-1] = GroupFrame(total, final.histories, final.epochs_done)
+    return frames
+
+
+def group_loss_axis_top(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> float:
+    """An upper limit for a shared loss axis that fits every finite loss of every run (1 if none)."""
+    merged = {name: [value for history in histories.values() for value in history.get(name, ())]
+              for name in ("loss", "val_loss")}
+    return loss_axis_top(merged)

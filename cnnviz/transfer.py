@@ -318,6 +318,8 @@ class StrategyComparison:
     accuracy: dict[str, tuple[float, ...]]  # strategy -> one accuracy per size, aligned with `sizes`
     seconds: dict[str, tuple[float, ...]] = field(default_factory=dict)
     test_images: int = 0
+    # strategy -> one per-epoch history (`loss`, `accuracy`, `val_*`, `seconds`) per size, for replays
+    histories: dict[str, tuple[dict, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         for strategy, values in self.accuracy.items():
@@ -737,17 +739,35 @@ def strategy_config(strategy: str, split: ClassSplit, settings: ExperimentSettin
 
 @dataclass(frozen=True)
 class RunProgress:
-    """Where a strategy comparison is: run `run` (from 1) of `runs`, and that run's progress (0-1)."""
+    """Where a strategy comparison is: run `run` (from 1) of `runs`, and that run's progress (0-1).
+
+    `phase` is the engine's ("waiting" for a free training slot, "warm start", "train",
+    "evaluate"); while waiting, `queue_position` is the run's 1-based place in the queue (else 0).
+    """
 
     run: int
     runs: int
     strategy: str
     size: int
     fraction: float
+    phase: str = "train"
+    queue_position: int = 0
 
     @property
     def overall(self) -> float:
         return min(1.0, max(0.0, (self.run - 1 + self.fraction) / max(1, self.runs)))
+
+
+def describe_run_progress(progress: RunProgress) -> str:
+    """The comparison's status line: which run, and its place in the training queue while it waits."""
+    text = (f"Run {progress.run} of {progress.runs}: **{STRATEGY_LABELS[progress.strategy]}** "
+            f"on {progress.size:,} images")
+    if progress.phase == "waiting":
+        return (f"{text} · waiting for a free training slot (place {progress.queue_position} in the queue): "
+                "other students are training right now.")
+    if progress.phase == "warm start":
+        return f"{text} · pre-training the network to copy weights from first"
+    return text
 
 
 class ComparisonStopped(Exception):
@@ -776,6 +796,7 @@ def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: S
     runs = [(strategy, size) for size in sizes for strategy in strategies]
     accuracy: dict[str, list[float]] = {strategy: [] for strategy in strategies}
     seconds: dict[str, list[float]] = {strategy: [] for strategy in strategies}
+    histories: dict[str, list[dict]] = {strategy: [] for strategy in strategies}
     test_images = 0
     for number, (strategy, size) in enumerate(runs, start=1):
         config = strategy_config(strategy, split, settings, size // k, num_images=size)
@@ -786,17 +807,22 @@ def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: S
 
             def callback(progress, number=number, strategy=strategy, size=size):
                 fraction = progress.fraction if progress.phase == "train" else 0.0
-                return on_progress(RunProgress(number, len(runs), strategy, size, fraction))
+                waiting = progress.phase == "waiting"
+                position = int(progress.metrics.get("queue_position", 0)) if waiting else 0
+                return on_progress(RunProgress(number, len(runs), strategy, size, fraction,
+                                               phase=progress.phase, queue_position=position))
 
         result = train_fn(config, callback)
         if result.stopped_reason == "stopped":
             raise ComparisonStopped("The comparison was stopped.")
         accuracy[strategy].append(float(result.test_accuracy))
         seconds[strategy].append(float(result.seconds))
+        histories[strategy].append({name: list(values) for name, values in result.history.items()})
         if not test_images:
             test_images = _count_test_images(result)
     return StrategyComparison(tuple(sizes), {s: tuple(v) for s, v in accuracy.items()},
-                              {s: tuple(v) for s, v in seconds.items()}, test_images)
+                              {s: tuple(v) for s, v in seconds.items()}, test_images,
+                              {s: tuple(v) for s, v in histories.items()})
 
 
 def _count_test_images(result) -> int:

@@ -90,7 +90,7 @@ def test_tiny_comparison_trains_every_model_and_its_words_match_its_table():
     assert all(0 <= value <= 100 for value in activations["Exactly zero (%)"])
     zero_share = activations["Exactly zero (%)"].iloc[-1]
     assert f"{zero_share:.1f}% of the ReLU CNN's are exactly zero" in text
-    assert len(at.get("plotly_chart")) == 4  # Curves, confusion difference, variants, activations.
+    assert len(at.get("plotly_chart")) == 5  # Curves, confusion difference, variants, replay, activations.
 
     # The target accuracy only re-reads the histories: the column and the sentence follow it.
     at.slider(key="lvr_target").set_value(10).run()

@@ -429,3 +429,57 @@ def test_feature_space_draws_seen_classes_faintly_behind_and_inside_the_shared_r
     assert {annotation.text for annotation in figure.layout.annotations} >= {"Dress", "Shirt"}
     assert figure.layout.xaxis.range[1] > 20 and figure.layout.yaxis.range[0] < -30
     assert tuple(figure.layout.xaxis.range) == tuple(figure.layout.xaxis2.range)
+
+
+def test_queue_position_reaches_the_strategy_comparison_progress(seeds_split):
+    """A run waiting for a training slot reports its place in the queue through `RunProgress`,
+    and the comparison's status line shows it (not just "Run n of m")."""
+    from types import SimpleNamespace
+
+    from cnnviz import training
+
+    history = {"loss": [0.9], "accuracy": [0.6], "val_loss": [1.0], "val_accuracy": [0.5], "seconds": [0.4]}
+
+    def queued_train(config, on_progress=None):
+        # The engine's own waiting reporter, as `training.train` calls it from the queue.
+        waiting = training._waiting_reporter(config, on_progress)
+        for position in (3, 2, 1):
+            waiting(position)
+        on_progress(training.Progress(epoch=1, epochs=config.epochs, batch=1, batches=2, metrics={"loss": 0.9},
+                                      images_per_second=10.0, history_so_far=history, phase="train"))
+        return SimpleNamespace(stopped_reason="finished", test_accuracy=0.5, seconds=0.4, history=history,
+                               test_data=lambda: (None, [0] * 30))
+
+    progress = []
+    comparison = transfer.compare_strategies(seeds_split, TINY, (6,), train_fn=queued_train,
+                                             on_progress=progress.append)
+    waiting = [p for p in progress if p.phase == "waiting"]
+    assert [p.queue_position for p in waiting] == [3, 2, 1] * 3
+    assert all(p.fraction == 0.0 for p in waiting)
+    assert [p.queue_position for p in progress if p.phase == "train"] == [0] * 6
+    text = transfer.describe_run_progress(waiting[0])
+    assert text.startswith("Run 1 of 3: **Frozen convolutions + new dense layers** on 6 images")
+    assert "place 3 in the queue" in text
+    assert "queue" not in transfer.describe_run_progress(progress[-1])
+    # Each strategy's per-epoch history is kept for the replay.
+    assert comparison.histories == {strategy: (history,) for strategy in STRATEGIES}
+
+    # The background job the page polls shows the place while the run waits in the queue.
+    import threading
+    import time
+
+    admitted = threading.Event()
+
+    def waiting_train(config, on_progress=None):
+        training._waiting_reporter(config, on_progress)(2)
+        admitted.wait(30)
+        return queued_train(config, on_progress)
+
+    job = transfer.ComparisonJob(seeds_split, TINY, (6,), train_fn=waiting_train).start()
+    deadline = time.monotonic() + 30
+    while (job.latest is None or job.latest.phase != "waiting") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.latest.phase == "waiting" and job.latest.queue_position == 2
+    assert "place 2 in the queue" in transfer.describe_run_progress(job.latest)
+    admitted.set()
+    assert job.wait(30) and job.error is None and job.result.histories["scratch"] == (history,)

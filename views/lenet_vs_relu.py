@@ -207,6 +207,27 @@ def head_to_head_ui(results: dict, table: comparison.ComparisonTable, settings: 
                     "tanh LeNet better on: " + (", ".join(worse) or "no class"))
 
 
+def replay_ui(results: dict, epochs: int) -> None:
+    """Replay every model's training curves: all six together (a race on each run's own clock) or one."""
+    from cnnviz import replay
+
+    st.subheader("Replay training")
+    st.caption("Watch the curves grow again, without training: all models start together and each grows "
+               "as fast as it trained on this server, so the one with the fastest epochs finishes first. "
+               "Or pick one model to replay its live curves.")
+    histories = {key: results[key].history for key in LABELS if key in results}
+    loss_top = replay.group_loss_axis_top(histories)
+
+    def together(shown: dict):
+        figure = figures_comparison.overlaid_curves({key: shown[LABELS[key]] for key in histories}, LABELS,
+                                                    epochs=epochs)
+        figure.update_yaxes(range=[0, loss_top], row=1, col=1)
+        return figure
+
+    ui.replay_runs({LABELS[key]: results[key] for key in histories}, key="lvr_replay", together=together,
+                   together_label=f"All {len(histories)} models together")
+
+
 def why_ui(table: comparison.ComparisonTable) -> None:
     st.header("Why")
     st.markdown(
@@ -227,15 +248,10 @@ def why_ui(table: comparison.ComparisonTable) -> None:
         st.caption("These sentences are generated from the table above: another run, dataset or subset size "
                    "gives other words. Differences are compared with the noise of a test set of this size "
                    "(a 95% interval for the difference of two accuracies).")
-    if comparison.factor_verdicts(table).get("activation") == "hurts":
-        st.markdown(
-            "**Why can ReLU alone make the LeNet worse?** A likely reason: Keras starts every layer with weights scaled for "
-            "units that pass their whole input on (Glorot initialisation). A ReLU passes on only the positive "
-            "half, so after four ReLU layers the starting signal, and the gradients, are smaller, and plain SGD "
-            "with its fixed small steps needs many more of them to get going. Adam scales each weight's step by "
-            "its own gradient history, so it does not mind: compare *LeNet + all three* with *LeNet + Adam/32*. "
-            "With more images or epochs (more steps) the gap narrows."
-        )
+    # Only when ReLU alone hurts on this run; its Adam sentence follows the measured rows.
+    relu_note = comparison.relu_alone_hurts_note(table)
+    if relu_note:
+        st.markdown(relu_note)
 
 
 def _activations(result, images: np.ndarray) -> np.ndarray:
@@ -285,8 +301,8 @@ def inside_ui(results: dict) -> None:
 ui.page_header("tanh LeNet vs ReLU CNN",
                "The seeds ask which is better. Train both on the same data, then change one factor at a time "
                "to find out why.")
+ui.restore_view(VIEW_PARAMS)  # First: a link, or the values from before a page switch.
 _initialise_widgets()
-ui.restore_view(VIEW_PARAMS)
 settings, target = settings_ui()
 ui.load_dataset_or_stop(settings.dataset, limit_train=settings.limit_train,
                         limit_test=settings.limit_test, seed=settings.seed)
@@ -302,7 +318,8 @@ st.caption(
 )
 
 if requested is None:
-    st.info("Press **Run the comparison**. The default (six small models on a subset) takes about 20 seconds; "
+    st.info("Press **Run the comparison**. The default (six small models on a subset) took 17 s on two CPU "
+            "cores (bench/comparison_defaults.py), plus a few seconds to load TensorFlow the first time; "
             "a second visit is instant.", icon=":material/compare_arrows:")
     st.stop()
 
@@ -317,4 +334,5 @@ results = {**seeds, **train_models(requested, variant_keys, fresh=clicked, first
 table = comparison.build_table(results, target_accuracy=target, test_images=test_images,
                                epochs=requested.epochs, dataset=requested.dataset)
 why_ui(table)
+replay_ui(results, requested.epochs)
 inside_ui(results)

@@ -27,8 +27,12 @@ LARGEST_OPTIONS = (30, 90, 300, 900, 3000, ALL)
 SMALLEST_OPTIONS = (6, 15, 30, 60)
 # At most this many test images of the seen classes are drawn behind the unseen ones.
 MAX_SEEN_POINTS = 1400
-# Defaults: each run (pre-training, retraining, the whole comparison) finishes in about 30 s on
-# 2 CPU cores; every size slider's last option ("all") uses the full data instead.
+# The default runs from an empty cache, measured with bench/transfer_defaults.py on 2 CPU cores
+# (the budget is 30 s each); every size slider's last option ("all") uses the full data instead
+# (measured 28 s to pre-train and 63 s for the comparison).
+MEASURED_PRETRAIN_SECONDS = 4.5
+MEASURED_RETRAIN_SECONDS = 0.7
+MEASURED_COMPARE_SECONDS = 9.1
 _DEFAULT = transfer.ExperimentSettings()
 DEFAULTS = dict(pretrain_per_class=_DEFAULT.pretrain_per_class, test_per_class=_DEFAULT.test_per_class,
                 pretrain_epochs=_DEFAULT.pretrain_epochs, transfer_per_class=_DEFAULT.transfer_per_class,
@@ -131,7 +135,7 @@ def _is_cached(config) -> bool:
     """True when the engine's disk cache already holds a finished run for this config."""
     from cnnviz import training
 
-    return (training.cache_dir() / config.key() / "result.json").is_file()
+    return training.is_cached(config)  # A finished run on the data this server would load now.
 
 
 def _requested(flag: str, config, clicked: bool) -> bool:
@@ -176,10 +180,10 @@ def split_ui(class_names: tuple[str, ...]) -> transfer.ClassSplit:
 
 
 def settings_ui() -> transfer.ExperimentSettings:
-    """Experiment sizes and epochs (defaults: about 30 s per run; 'all' = the full data)."""
+    """Experiment sizes and epochs (defaults: seconds per run, see MEASURED_*; 'all' = the full data)."""
     with st.expander("Experiment size (images, epochs)", expanded=False):
         st.caption("The defaults keep every run to about half a minute on two CPU cores. Slide to "
-                   "**all** for the full data (with all 60,000 Fashion-MNIST images: about 30 s to pre-train, about a minute for the comparison; closer to the seeds' figures).")
+                   "**all** for the full data (with all 60,000 Fashion-MNIST images: measured 28 s to pre-train, about a minute for the comparison; closer to the seeds' figures).")
         left, right = st.columns(2)
         pretrain_per_class = left.select_slider("Pre-training images per class", PRETRAIN_PER_CLASS_OPTIONS,
                                                 format_func=_images_label,
@@ -210,7 +214,8 @@ def pretrain_ui(split, settings):
     clicked = st.button("Pre-train the network", type="primary", icon=":material/play_arrow:",
                         key="transfer_pretrain_button")
     if not _requested("transfer_pretrain_for", config, clicked):
-        st.info("Press **Pre-train the network** to start (about 5-10 s with the default sizes).",
+        st.info(f"Press **Pre-train the network** to start (measured {MEASURED_PRETRAIN_SECONDS:g} s with the default "
+                "sizes on two CPU cores).",
                 icon=":material/info:")
         st.stop()
     result = ui.train_with_progress(config, key="transfer_pretrain", fresh=clicked)
@@ -222,6 +227,8 @@ def pretrain_ui(split, settings):
     st.metric(f"Test accuracy on the {len(split.pretrain)} seen classes", f"{result.test_accuracy:.1%}",
               help=f"Chance level is {1 / len(split.pretrain):.1%}. A 2-unit bottleneck limits accuracy: "
                    "every image must be told apart from a point in a plane.")
+    with st.expander("Pre-training curves (replay training)"):
+        ui.replay_runs({"Pre-training": result}, key="transfer_pretrain_replay")
     return config, result
 
 
@@ -298,7 +305,8 @@ def transfer_ui(split, settings, pretrain_config, pretrained, images, labels, im
     clicked = st.button("Retrain on the transfer set", type="primary", icon=":material/play_arrow:",
                         key="transfer_retrain_button")
     if not _requested("transfer_retrain_for", config, clicked):
-        st.info("Press **Retrain on the transfer set** to see the feature space after transfer.",
+        st.info("Press **Retrain on the transfer set** to see the feature space after transfer (measured "
+                f"{MEASURED_RETRAIN_SECONDS:g} s with the default sizes: only the dense layers learn).",
                 icon=":material/info:")
         return None
     result = ui.train_with_progress(config, key="transfer_retrain", fresh=clicked)
@@ -321,6 +329,8 @@ def transfer_ui(split, settings, pretrain_config, pretrained, images, labels, im
             right.error("A frozen layer changed during retraining: its weights differ from the pre-trained ones.")
     else:
         right.info("Nothing is frozen: every copied weight was free to change (fine-tuning).")
+    with st.expander("Retraining curves (replay training)"):
+        ui.replay_runs({"Retraining": result}, key="transfer_retrain_replay")
     return result
 
 
@@ -355,7 +365,8 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
     on_disk = all(_is_cached(transfer.strategy_config(strategy, split, settings, size // k, num_images=size))
                   for size in sizes for strategy in STRATEGIES)
     if st.session_state.get("transfer_compare_for") != job_key and not on_disk:
-        st.info("Press **Compare the strategies** to train them all (about 15 s with the default sizes on an idle server).",
+        st.info(f"Press **Compare the strategies** to train them all (measured {MEASURED_COMPARE_SECONDS:g} s with the "
+                "default sizes on two idle CPU cores).",
                 icon=":material/info:")
         _four_cases_table(similarity.verdict, None)
         return
@@ -366,12 +377,14 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
             status = st.empty()
             bar = st.progress(0.0)
             st.button("Stop", key="transfer_compare_stop", on_click=job.request_stop, icon=":material/stop_circle:")
+        shown = None
         while not job.wait(0.3):
             progress = job.latest
-            if progress is not None:
-                status.markdown(f"Run {progress.run} of {progress.runs}: "
-                                f"**{STRATEGY_LABELS[progress.strategy]}** on {progress.size:,} images")
+            if progress is not None and progress != shown:
+                # While a run waits for a free training slot, its place in the queue shows here.
+                status.markdown(transfer.describe_run_progress(progress))
                 bar.progress(progress.overall)
+                shown = progress
         panel.empty()
     if job.error is not None:
         comparison_job.clear(job_key, None, None, None)
@@ -390,10 +403,42 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
     st.dataframe([{"Transfer images": size,
                    **{STRATEGY_LABELS[s]: round(100 * comparison.accuracy[s][i], 1) for s in STRATEGIES}}
                   for i, size in enumerate(comparison.sizes)], hide_index=True, width="stretch")
+    strategy_replay_ui(comparison)
     reading = transfer.relate_to_cases(comparison, similarity.verdict)
     st.subheader("What the curves say about the four cases")
     st.markdown("\n".join(f"- {sentence}" for sentence in reading.summary))
     _four_cases_table(similarity.verdict, reading)
+
+
+def strategy_replay_ui(comparison) -> None:
+    """Replay the strategies' training curves at one transfer-set size: all three together, or one."""
+    from cnnviz import figures_comparison, replay
+
+    if not comparison.histories:
+        return
+    st.subheader("Replay training")
+    sizes = list(comparison.sizes)
+    if st.session_state.get("transfer_replay_size") not in sizes:
+        st.session_state.pop("transfer_replay_size", None)  # Other sizes than last time.
+    size = st.selectbox("Transfer-set size to replay", sizes, key="transfer_replay_size",
+                        format_func=lambda n: f"{n:,} images")
+    index = sizes.index(size)
+    labels = {s: STRATEGY_LABELS[s] for s in STRATEGIES if s in comparison.histories}
+    histories = {labels[s]: comparison.histories[s][index] for s in labels}
+    colours = {labels[s]: figures_transfer.STRATEGY_COLOURS[s] for s in labels}
+    epochs = max(len(history.get("loss", ())) for history in histories.values())
+    loss_top = replay.group_loss_axis_top(histories)
+
+    def together(shown: dict):
+        figure = figures_comparison.overlaid_curves(shown, {}, epochs=epochs, colours=colours)
+        figure.update_yaxes(range=[0, loss_top], row=1, col=1)
+        return figure
+
+    st.caption("The curves of each strategy's run on this transfer set, growing again at the chosen speed "
+               "(per epoch: these runs trained in the background). All three start together and each grows "
+               "as fast as it trained, so the replay also shows which strategy trains fastest.")
+    ui.replay_runs(histories, key="transfer_compare_replay", together=together,
+                   together_label="All three strategies together")
 
 
 def _strategy_text(strategy: str) -> str:
@@ -433,8 +478,8 @@ def _four_cases_table(similarity: str, reading) -> None:
 
 ui.page_header("Transfer learning",
                "Reusing features: pre-train on some classes, freeze the convolutions, and transfer to unseen classes.")
+ui.restore_view(VIEW_PARAMS)  # First: a link, or the values from before a page switch.
 _initialise_widgets()
-ui.restore_view(VIEW_PARAMS)
 ui.publish_view(VIEW_PARAMS)
 dataset = ui.load_dataset_or_stop(DATASET)
 split = split_ui(dataset.class_names)

@@ -120,13 +120,26 @@ def plotly_chart(figure, **kwargs):
     return st.plotly_chart(figure, **kwargs)
 
 
+def _view_marker(params: list[Param]) -> str:
+    return "_view_restored:" + ",".join(sorted(param.key for param in params))
+
+
+def _saved_view_key(params: list[Param]) -> str:
+    return "_view_saved:" + ",".join(sorted(param.key for param in params))
+
+
 def restore_view(params: list[Param]) -> None:
     """Apply a shared link's parameters, once per session and page, before the widgets exist.
 
     Values that are unknown or invalid are ignored with a small notice; nothing raises.
     """
-    marker = "_view_restored:" + ",".join(sorted(param.key for param in params))
+    marker = _view_marker(params)
     if marker in st.session_state:
+        # Back from another page: the URL lost its parameters on the page switch and Streamlit
+        # dropped the state of this page's widgets, so put back the values of the last run here.
+        for key, value in st.session_state.get(_saved_view_key(params), {}).items():
+            if key not in st.session_state:
+                st.session_state[key] = value
         return
     st.session_state[marker] = True
     values, rejected = read_params(params, st.query_params.to_dict(), ignore=APP_WIDE_PARAMS)
@@ -140,6 +153,9 @@ def restore_view(params: list[Param]) -> None:
 def publish_view(params: list[Param]) -> None:
     """Mirror the page's controls into the URL and offer a link to this exact view."""
     query = write_params(params, st.session_state)
+    # A plain (non-widget) copy survives a switch to another page and back (see restore_view).
+    st.session_state[_saved_view_key(params)] = {
+        param.key: st.session_state[param.key] for param in params if param.key in st.session_state}
     if presenter_mode():
         query["presenter"] = "1"
     if st.query_params.to_dict() != query:
@@ -162,12 +178,21 @@ TRAINING_CACHE_ENTRIES = 8
 def _training_job(config_key: str, _config):
     """The shared background job for one configuration (started on a miss, kept when finished).
 
-    Keyed by `config.key()` (a hash of every field); the config itself is not hashed (underscore).
+    Keyed by `config.key()` (a hash of every field) and the data source; the config itself is not
+    hashed (underscore).
     No `st.*` call happens in here, so nothing is replayed on a cache hit.
     """
     from cnnviz import training
 
     return training.TrainingJob(_config).start()
+
+
+def _job_key(config) -> str:
+    """The shared job's cache key: the same settings on other data (the bundled sample, then the
+    full dataset) is another job."""
+    from cnnviz import training
+
+    return f"{config.key()}:{training.data_source(config)}"
 
 
 def _unfinished_key(key: str) -> str:
@@ -232,11 +257,12 @@ def train_with_progress(config, *, key: str, fresh: bool = False):
         _show_unfinished(kept[1])
         return kept[1]
 
-    job = _training_job(config_key, config)
+    job_key = _job_key(config)
+    job = _training_job(job_key, config)
     if fresh and job.done and not job.finished:
         # A stopped, diverged or failed run left over in the shared cache: train again.
-        _training_job.clear(config_key, None)
-        job = _training_job(config_key, config)
+        _training_job.clear(job_key, None)
+        job = _training_job(job_key, config)
 
     if not job.done:
         panel = st.empty()
@@ -273,7 +299,7 @@ def train_with_progress(config, *, key: str, fresh: bool = False):
         panel.empty()
 
     if job.error is not None:
-        _training_job.clear(config_key, None)
+        _training_job.clear(job_key, None)
         error = job.error
         if isinstance(error, training.TrainingCancelled):
             st.info(str(error), icon=":material/stop_circle:")
@@ -287,7 +313,7 @@ def train_with_progress(config, *, key: str, fresh: bool = False):
         _remember_live_points(config_key, job.live_points)
     if result.stopped_reason != "finished":
         # Not worth sharing: drop it from the shared cache, keep it for this session only.
-        _training_job.clear(config_key, None)
+        _training_job.clear(job_key, None)
         st.session_state[store] = (config_key, result)
         _show_unfinished(result)
     return result
@@ -298,7 +324,8 @@ def train_with_progress(config, *, key: str, fresh: bool = False):
 # --------------------------------------------------------------------------------------------
 
 _LIVE_POINTS_KEY = "_replay_live_points"
-_LIVE_POINTS_KEPT = 4
+# Enough for every run of the multi-run pages (six comparison models, a few variants or transfer runs).
+_LIVE_POINTS_KEPT = 16
 
 
 def _remember_live_points(config_key: str, points) -> None:
@@ -317,38 +344,129 @@ def replay_training(result, *, key: str) -> None:
     faster, or instantly; within-epoch points are replayed when this session saw the run train.
     Widgets: `key + "_speed"` (select slider) and `key + "_button"`. Any other click ends a replay
     early (Streamlit reruns the page), and Train still starts a real live run.
+    The chart is the page's key figure (see `key_figure`); `replay_runs` draws in place instead.
     """
     from cnnviz import replay
-    from cnnviz.figures_live_training import live_training_figure
 
-    points = st.session_state.get(_LIVE_POINTS_KEY, {}).get(result.config.key(), ())
-    epochs = result.config.epochs
+    history, points, epochs = _replay_parts(result)
+    speed, clicked = _replay_controls(key, replay.recorded_seconds(history))
+    with key_figure():
+        chart = st.empty()
+    _replay_one(history, points, epochs, key=key, chart=chart, speed=speed, clicked=clicked,
+                chart_key=f"{key}_chart")
+
+
+def replay_runs(runs, *, key: str, together=None, together_label: str = "All runs together",
+                chart_key: str | None = None) -> None:
+    """Replay the curves of one of several finished runs, or of all of them together, at a chosen speed.
+
+    `runs` maps a label to a TrainResult (its within-epoch points replay too when this session saw
+    it train) or to a bare per-epoch history (all a run loaded from the disk cache keeps). With
+    several runs a select box (`key + "_run"`) chooses what to replay; when `together(histories)`
+    (label -> history, returns a Plotly figure) is given, its first choice is `together_label`:
+    every run starts at 0 on its own recorded clock, so the one that trained faster finishes first.
+    Widgets as in `replay_training` (`key + "_speed"`, `key + "_button"`); the chart is drawn here
+    (not in the key-figure slot), with `chart_key` (default `key + "_chart"`) when not replaying.
+    """
+    from cnnviz import replay
+
+    if not runs:
+        return
+    parts = {label: _replay_parts(run) for label, run in runs.items()}
+    options = ([together_label] if together is not None and len(parts) > 1 else []) + list(parts)
+    choice = options[0]
+    if len(options) > 1:
+        if st.session_state.get(f"{key}_run") not in options:
+            st.session_state.pop(f"{key}_run", None)  # The runs changed (e.g. other settings).
+        choice = st.selectbox("Replay", options, key=f"{key}_run",
+                              help="One run's live curves, or every run at once: they all start together "
+                                   "and each grows as fast as it trained.")
+    chart_key = chart_key or f"{key}_chart"
+    if choice == together_label and choice not in parts:
+        histories = {label: history for label, (history, _, _) in parts.items()}
+        seconds = max(replay.recorded_seconds(history) for history in histories.values())
+        speed, clicked = _replay_controls(key, seconds)
+        chart = st.empty()
+        _replay_together(histories, max(epochs for _, _, epochs in parts.values()), together, key=key,
+                         chart=chart, speed=speed, clicked=clicked, chart_key=chart_key)
+        return
+    history, points, epochs = parts[choice]
+    speed, clicked = _replay_controls(key, replay.recorded_seconds(history))
+    chart = st.empty()
+    _replay_one(history, points, epochs, key=key, chart=chart, speed=speed, clicked=clicked, chart_key=chart_key)
+
+
+def _replay_parts(run) -> tuple[dict, tuple, int]:
+    """(per-epoch history, within-epoch points seen by this session, planned epochs) of a run."""
+    from collections.abc import Mapping
+
+    if isinstance(run, Mapping):
+        return dict(run), (), len(run.get("loss", ()))
+    points = st.session_state.get(_LIVE_POINTS_KEY, {}).get(run.config.key(), ())
+    return run.history, points, run.config.epochs
+
+
+def _replay_controls(key: str, seconds: float) -> tuple[str, bool]:
+    """The speed slider and the Replay button; returns (speed, clicked)."""
+    from cnnviz import replay
+
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     speed = left.select_slider(
         "Replay speed", options=list(replay.SPEEDS), value=replay.DEFAULT_SPEED, key=f"{key}_speed",
-        help=f"1x replays the curves as fast as they grew while training "
-             f"({replay.recorded_seconds(result.history):.1f} s); 0.25x is four times slower; "
-             "instant shows the end at once.")
+        help=f"1x replays the curves as fast as they grew while training ({seconds:.1f} s); "
+             "0.25x is four times slower; instant shows the end at once.")
     clicked = right.button("Replay training", key=f"{key}_button", icon=":material/replay:",
                            help="Watch the curves grow again, without training.")
-    with key_figure():
-        chart = st.empty()
-    if not clicked:
-        with chart:
-            plotly_chart(live_training_figure(result.history, points, epochs=epochs), key=f"{key}_chart")
-        return
-    frames = replay.replay_frames(result.history, points, speed=speed)
-    # The loss axis is fixed to the whole run's range, so the curves grow without the axis jumping.
-    loss_top = replay.loss_axis_top(result.history, points)
+    return speed, clicked
+
+
+def _play(frames, draw, *, key: str, chart) -> None:
+    """Draw `draw(frame)` for each frame in `chart`, each at its `at_seconds` after the start."""
     start = time.monotonic()
     for number, frame in enumerate(frames):
         delay = frame.at_seconds - (time.monotonic() - start)
         if delay > 0:
             time.sleep(delay)
+        with chart:
+            plotly_chart(draw(frame), key=f"{key}_frame_{number}")
+
+
+def _replay_one(history, points, epochs: int, *, key: str, chart, speed: str, clicked: bool,
+                chart_key: str) -> None:
+    from cnnviz import replay
+    from cnnviz.figures_live_training import live_training_figure
+
+    if not clicked:
+        with chart:
+            plotly_chart(live_training_figure(history, points, epochs=epochs), key=chart_key)
+        return
+    # The loss axis is fixed to the whole run's range, so the curves grow without the axis jumping.
+    loss_top = replay.loss_axis_top(history, points)
+
+    def draw(frame):
         figure = live_training_figure(frame.history, frame.live_points, epochs=epochs)
         figure.update_yaxes(range=[0, loss_top], row=1, col=1)
+        return figure
+
+    _play(replay.replay_frames(history, points, speed=speed), draw, key=key, chart=chart)
+
+
+def _replay_together(histories: dict, epochs: int, together, *, key: str, chart, speed: str, clicked: bool,
+                     chart_key: str) -> None:
+    from cnnviz import replay
+
+    def draw(run_histories):
+        figure = together(run_histories)
+        # Every epoch axis spans the whole run from the first frame on (the page fixes its y axes).
+        figure.update_xaxes(range=[0.5, max(1, epochs) + 0.5])
+        return figure
+
+    if not clicked:
         with chart:
-            plotly_chart(figure, key=f"{key}_frame_{number}")
+            plotly_chart(draw(histories), key=chart_key)
+        return
+    frames = replay.replay_frames_together(histories, speed=speed)
+    _play(frames, lambda frame: draw(frame.histories), key=key, chart=chart)
 
 
 # --------------------------------------------------------------------------------------------
