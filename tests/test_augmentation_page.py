@@ -202,3 +202,19 @@ def test_a_shared_link_restores_the_view_and_presenter_mode_renders():
     assert any("aug_zoom" in c.value for c in at.caption)
     assert any(w.value.startswith("**Vertical flip") for w in at.warning)
     assert any(i.value.startswith("**Rotation") for i in at.info)
+
+
+def test_presenter_mode_puts_the_augmented_grid_in_the_key_figure_slot():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["presenter_mode"] = True
+    at.run()
+    assert not at.exception
+    # Under the title and caption, before the tabs: the key-figure slot, holding the grid.
+    slot = list(at.main.children.values())[2]
+    assert slot.proto.id.endswith("key_figure")
+    charts = [c for c in slot.get("plotly_chart") if "aug_grid" in c.proto.id]
+    assert len(charts) == 1
+    # Two rows of eight across the full width, so that it fits a 1280x720 projector.
+    z = json.loads(charts[0].proto.spec)["data"][0]["z"]
+    shape = tuple(int(v) for v in str(z["shape"]).split(",")) if isinstance(z, dict) else np.shape(z)
+    assert shape[:2] == (2 * 28 + 2, 8 * 28 + 7 * 2)

@@ -24,6 +24,7 @@ from views import ui
 
 SAMPLE_IMAGES = 200  # Test images offered as samples in the preview.
 GRID_SIZE = 16
+GRID_COLUMNS_PRESENTER = 8  # Two rows across the full width: the whole grid fits at 1280x720.
 UPLOAD_MAX_SIDE = 128  # Uploads are shrunk to this longest side: 16 copies stay fast.
 FIT_IMAGE_CHOICES = (200, 500, 1_000, 2_000)
 FIT_REQUEST_KEY = "aug_fit_requested"
@@ -33,7 +34,13 @@ MEASURED_RUN_SECONDS = 32
 RUN_BUDGET_SECONDS = 45
 VARIANT_TITLES = {v.key: v.title for v in regularization.overfitting_variants(keys=VARIANT_KEYS)}
 
+def _variant_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(key, str) and key in VARIANT_KEYS for key in value)
+
+
+# Every control of the page, as it appears in a shared link (an upload itself cannot travel).
 VIEW_PARAMS = [
+    Param("aug_source", "choice", choices=("sample", "upload")),
     Param("aug_dataset", "choice", choices=data.DATASETS),
     Param("aug_sample", "int", minimum=0, maximum=SAMPLE_IMAGES - 1),
     Param("aug_flip_h", "bool"),
@@ -43,10 +50,17 @@ VIEW_PARAMS = [
     Param("aug_shift", "int", minimum=0, maximum=50),
     Param("aug_contrast", "float", minimum=0.0, maximum=1.0),
     Param("aug_seed", "int", minimum=0, maximum=1_000_000),
+    Param("aug_fit_dataset", "choice", choices=data.DATASETS),
+    Param("aug_fit_images", "choice", choices=FIT_IMAGE_CHOICES),
+    Param("aug_fit_epochs", "int", minimum=2, maximum=40),
+    Param("aug_fit_variants", "json", validate=_variant_list),
+    Param("aug_drop_units", "int", minimum=4, maximum=16),
     Param("aug_drop_rate", "float", minimum=0.0, maximum=0.9),
     Param("aug_drop_seed", "int", minimum=0, maximum=1_000_000),
+    Param("aug_bn_batch", "int", minimum=2, maximum=16),
     Param("aug_bn_steps", "int", minimum=1, maximum=50),
     Param("aug_bn_momentum", "choice", choices=(0.0, 0.5, 0.9, 0.99)),
+    Param("aug_bn_seed", "int", minimum=0, maximum=1_000_000),
 ]
 
 
@@ -97,7 +111,7 @@ def _reroll() -> None:
 def _is_cached(config) -> bool:
     from cnnviz import training
 
-    return (training.cache_dir() / config.key() / "result.json").is_file()
+    return training.is_cached(config)  # A finished run on the data this server would load now.
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,7 +199,11 @@ def preview_section() -> None:
         if not spec:
             st.info("Every augmentation is off, so all 16 copies equal the original. Switch one on.",
                     icon=":material/toggle_off:")
-        ui.plotly_chart(figures_regularization.augmented_grid_figure(grid, columns=4), key="aug_grid")
+        # The page's key figure. In presenter mode it goes to the slot under the title, full width
+        # in two rows of eight, so that it is on the projector without scrolling.
+        with ui.key_figure():
+            ui.plotly_chart(figures_regularization.augmented_grid_figure(
+                grid, columns=GRID_COLUMNS_PRESENTER if ui.presenter_mode() else 4), key="aug_grid")
         if spec:
             st.markdown("\n".join(f"- {augmentation.describe(name, strength)}" for name, strength in spec))
             with st.expander("The same pipeline in Keras code"):
@@ -246,6 +264,27 @@ def _conclusion(outcomes: list[regularization.VariantOutcome], histories: dict[s
     return lines
 
 
+def fit_curves_ui(results: dict) -> None:
+    """The variants' accuracy and gap curves, replayable: all variants together (each on its own
+    recorded clock) or one variant's live curves, at a chosen speed, without training again."""
+    histories = {title: result.history for title, result in results.items()}
+    gaps = [train - test for history in histories.values()
+            for train, test in zip(history.get("accuracy", ()), history.get("val_accuracy", ()))
+            if np.isfinite(train - test)]
+    gap_range = [min(0.0, *gaps) - 0.05, max(0.0, *gaps) + 0.05] if gaps else None
+
+    def together(shown: dict):
+        figure = figures_regularization.overfitting_curves_figure(shown)
+        # Fixed axes, so that a replay's curves grow without the axes jumping.
+        figure.update_yaxes(range=[0, 1.02], row=1, col=1)
+        if gap_range is not None:
+            figure.update_yaxes(range=gap_range, row=1, col=2)
+        return figure
+
+    ui.replay_runs(results, key="aug_fit_replay", together=together,
+                   together_label="All variants together", chart_key="aug_fit_curves")
+
+
 def overfitting_section() -> None:
     st.markdown(f"A CNN with about a hundred thousand weights and only ~1,000 training images can memorise "
                 "them: training accuracy climbs to nearly 100 % while test accuracy stalls. Train the same "
@@ -303,8 +342,7 @@ def overfitting_section() -> None:
         except data.DatasetUnavailable as error:
             st.error(str(error), icon=":material/cloud_off:")
             return
-    histories = {variant.title: result.history for variant, result in results.values()}
-    ui.plotly_chart(figures_regularization.overfitting_curves_figure(histories), key="aug_fit_curves")
+    fit_curves_ui({variant.title: result for variant, result in results.values()})
     table = pd.DataFrame([{
         "variant": o.title,
         "train accuracy (clean)": o.train_accuracy,
@@ -449,10 +487,10 @@ WIDGET_DEFAULTS = {
 
 ui.page_header("Augmentation & regularisation",
                "Fighting overfitting on small data: augmentation, dropout and batch normalisation, measured.")
+ui.restore_view(VIEW_PARAMS)  # First: a link, or the values from before a page switch.
 for _key, _default in WIDGET_DEFAULTS.items():
     if _key not in st.session_state:
         st.session_state[_key] = _default
-ui.restore_view(VIEW_PARAMS)
 
 preview_tab, fit_tab, dropout_tab, batchnorm_tab = st.tabs(
     ["Augmentation preview", "Overfitting and its cures", "Dropout, exactly", "Batch norm, exactly"])
