@@ -36,7 +36,7 @@ def _valid_view(value) -> bool:
     return True
 
 
-VIEW_PARAMS = [Param(VIEW_KEY, "json", validate=_valid_view)]
+VIEW_PARAMS = [Param(VIEW_KEY, "json", validate=_valid_view), Param("calc_log_scale", "bool")]
 
 
 # ---------------------------------------------------------------------------------------------

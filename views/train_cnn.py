@@ -36,18 +36,29 @@ CELL_IMAGES_SHOWN = 40
 RESULT_KEY = "train_result"
 REQUEST_KEY = "train_requested"
 
+CUSTOM_STACK_KEY = "train_custom_stack"  # The last valid custom stack (plain state, shared in links).
+
+
+def _is_layer_list(value) -> bool:
+    return (isinstance(value, list) and 0 < len(value) <= 60
+            and all(isinstance(layer, dict) and layer.get("type") in architecture.LAYER_TYPES for layer in value))
+
+
 SHARED_PARAMS = [
     Param("train_dataset", "choice", choices=("fashion_mnist", "mnist", "cifar10")),
     Param("train_full_data", "bool"),
     Param("train_limit_train", "int", minimum=50, maximum=60_000),
     Param("train_limit_test", "int", minimum=50, maximum=10_000),
     Param("train_preset", "choice", choices=TRAINABLE_PRESETS + (CUSTOM,)),
+    Param(CUSTOM_STACK_KEY, "json", validate=lambda value: _is_layer_list(value)),
     Param("train_optimizer", "choice", choices=OPTIMIZERS),
     Param("train_learning_rate", "float", minimum=1e-6, maximum=100.0),
     Param("train_batch_size", "int", minimum=1, maximum=4096),
     Param("train_epochs", "int", minimum=0, maximum=100),
     Param("train_seed", "int", minimum=0, maximum=2**31 - 1),
     Param("train_fast", "bool"),
+    Param("train_grid_mode", "choice", choices=tuple(GRID_MODES)),
+    Param("train_image_index", "int", minimum=0, maximum=10_000),
 ]
 
 
@@ -96,8 +107,10 @@ def architecture_ui(dataset) -> list[dict] | None:
             rows = architecture.summarize(dataset.image_shape, stack)
             # The canonical form (Keras defaults left out) so equal stacks give equal cache keys.
             stack = [architecture.compact_layer(row.config) for row in rows]
+            st.session_state[CUSTOM_STACK_KEY] = stack
         else:
             st.session_state["_train_last_preset"] = choice
+            st.session_state.pop(CUSTOM_STACK_KEY, None)  # "Custom stack" will start from this preset.
             st.caption(architecture.PRESETS[choice].description)
             stack = architecture.stack_for(choice, dataset.image_shape, dataset.num_classes)
             rows = architecture.summarize(dataset.image_shape, stack)
@@ -147,6 +160,9 @@ def custom_stack_ui(dataset) -> list[dict] | None:
         start = architecture.stack_for(base, dataset.image_shape, dataset.num_classes)
     except ValueError:
         start = architecture.stack_for(DEFAULT_PRESET[dataset.name], dataset.image_shape, dataset.num_classes)
+    if _is_layer_list(st.session_state.get(CUSTOM_STACK_KEY)):
+        # The stack from a shared link, or the last valid edit (fed back so that it survives a page switch).
+        start = st.session_state[CUSTOM_STACK_KEY]
     if text.strip():
         try:
             document = json.loads(text)
@@ -371,7 +387,8 @@ def errors_ui(result, analysis: dict) -> None:
 
 def prediction_grid_ui(result, analysis: dict) -> None:
     st.subheader("Test predictions")
-    mode = st.segmented_control("Show", list(GRID_MODES), format_func=GRID_MODES.get, default="random",
+    st.session_state.setdefault("train_grid_mode", "random")  # Not `default=`: a link may set it.
+    mode = st.segmented_control("Show", list(GRID_MODES), format_func=GRID_MODES.get,
                                 key="train_grid_mode") or "random"
     grid = inspection.prediction_grid(analysis["images"], analysis["labels"], analysis["probabilities"],
                                       count=24, mode=mode, seed=result.config.seed)
@@ -413,7 +430,9 @@ def activations_ui(result, analysis: dict) -> None:
         st.session_state["train_image_index"] = count - 1
     left, right = st.columns([1, 3])
     with left:
-        index = int(st.number_input("Test image", min_value=0, max_value=count - 1, value=0, step=1,
+        if st.session_state.get("train_image_index", 0) > count - 1:  # A link made for a larger test set.
+            st.session_state["train_image_index"] = 0
+        index = int(st.number_input("Test image", min_value=0, max_value=count - 1, step=1,
                                     key="train_image_index", help=f"0 to {count - 1}"))
         image = analysis["images"][index]
         names = result.class_names
