@@ -57,8 +57,6 @@ STOPPED_REASONS = ("finished", "stopped", "diverged")
 # Such a run stops as "diverged" at the first window that crosses the threshold.
 DIVERGENCE_FACTOR = 10.0
 DIVERGENCE_WINDOW = 512
-# Kept for callers of the old absolute limit; any loss above it is far above every threshold.
-DIVERGED_LOSS = 1000.0
 
 # How often (seconds) `on_progress` is called while batches run.
 PROGRESS_INTERVAL = 0.4
@@ -919,7 +917,7 @@ def divergence_threshold(num_classes: int) -> float:
     return DIVERGENCE_FACTOR * math.log(max(2, int(num_classes)))
 
 
-def _diverged(loss: float, threshold: float = DIVERGED_LOSS) -> bool:
+def _diverged(loss: float, threshold: float) -> bool:
     """NaN, infinite, or above `threshold` (see `divergence_threshold`)."""
     return not math.isfinite(loss) or loss > threshold
 

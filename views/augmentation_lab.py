@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cnnviz import architecture, augmentation, data, figures_regularization, images, regularization
+from cnnviz import architecture, augmentation, data, figures_regularization, images, regularization, training
 from cnnviz.regularization import DEFAULT_VARIANTS, VARIANT_KEYS
 from cnnviz.shareable import Param
 from views import ui
@@ -106,12 +106,6 @@ def cached_outcome(config_key: str, run: str, _variant, _result, dataset: str, l
 
 def _reroll() -> None:
     st.session_state["aug_seed"] = int(st.session_state.get("aug_seed", 0)) + 1
-
-
-def _is_cached(config) -> bool:
-    from cnnviz import training
-
-    return training.is_cached(config)  # A finished run on the data this server would load now.
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,7 +308,7 @@ def overfitting_section() -> None:
     clicked = st.button("Train the variants", type="primary", key="aug_fit_train", icon=":material/play_arrow:")
     if clicked:
         st.session_state[FIT_REQUEST_KEY] = request
-    if st.session_state.get(FIT_REQUEST_KEY) != request and not all(_is_cached(v.config) for v in variants):
+    if st.session_state.get(FIT_REQUEST_KEY) != request and not all(training.is_cached(v.config) for v in variants):
         st.info("Press **Train the variants** to train them one after another (results are cached).",
                 icon=":material/model_training:")
         return

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnviz import data, figures_transfer, transfer
+from cnnviz import data, figures_transfer, training, transfer
 from cnnviz.shareable import Param
 from cnnviz.transfer import STRATEGIES, STRATEGY_LABELS
 from views import ui
@@ -131,18 +131,11 @@ def comparison_job(job_key: str, _split, _settings, _sizes) -> transfer.Comparis
     return transfer.ComparisonJob(_split, _settings, _sizes).start()
 
 
-def _is_cached(config) -> bool:
-    """True when the engine's disk cache already holds a finished run for this config."""
-    from cnnviz import training
-
-    return training.is_cached(config)  # A finished run on the data this server would load now.
-
-
 def _requested(flag: str, config, clicked: bool) -> bool:
     """Train when the button was pressed for this config, or when a finished run is on disk."""
     if clicked:
         st.session_state[flag] = config.key()
-    return st.session_state.get(flag) == config.key() or _is_cached(config)
+    return st.session_state.get(flag) == config.key() or training.is_cached(config)
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,7 +355,7 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
                         key="transfer_compare_button")
     if clicked:
         st.session_state["transfer_compare_for"] = job_key
-    on_disk = all(_is_cached(transfer.strategy_config(strategy, split, settings, size // k, num_images=size))
+    on_disk = all(training.is_cached(transfer.strategy_config(strategy, split, settings, size // k, num_images=size))
                   for size in sizes for strategy in STRATEGIES)
     if st.session_state.get("transfer_compare_for") != job_key and not on_disk:
         st.info(f"Press **Compare the strategies** to train them all (measured {MEASURED_COMPARE_SECONDS:g} s with the "
