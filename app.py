@@ -6,8 +6,8 @@ Nothing here imports TensorFlow; pages that train models import it lazily.
 
 import streamlit as st
 
-from cnnviz.lessons import available_lessons
-from views import ui
+from cnnviz.catalogue import available_lessons
+from widgets import ui
 
 # Presenter mode (switched on in the sidebar, or by ?presenter=1 in a shared link) collapses the
 # sidebar, leaving the whole projector width to the lesson.
@@ -15,7 +15,7 @@ presenter = st.session_state.get(ui.PRESENTER_KEY, st.query_params.get("presente
 st.set_page_config(page_title="cnnviz: see inside a CNN", page_icon=":material/blur_on:", layout="wide",
                    initial_sidebar_state="collapsed" if presenter else "auto")
 
-home = st.Page("views/home.py", title="Home", icon=":material/home:", default=True)
+home = st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)
 lesson_pages = [
     st.Page(lesson.file, title=lesson.title, icon=lesson.icon, url_path=lesson.url_path)
     for lesson in available_lessons()

@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
 from measure import timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,7 +30,9 @@ def main() -> None:
     os.environ["CNNVIZ_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnviz-bench-augmentation-")
     import numpy as np
 
-    from cnnviz import augmentation, data, regularization, training
+    from cnnviz import data, training
+    from cnnviz.lessons import augmentation
+    from cnnviz.training import augmenter
 
     dataset = data.load("fashion_mnist")
     print(f"data: {dataset.source} ({len(dataset.x_train):,} training images); "
@@ -41,14 +44,14 @@ def main() -> None:
         training.TrainConfig(limit_train=10_000, limit_test=2_000, epochs=1), use_cache=False))
 
     rows = []
-    variants = regularization.overfitting_variants("fashion_mnist")
+    variants = augmentation.overfitting_variants("fashion_mnist")
     outcomes = []
     total = 0.0
     for variant in variants:
         seconds, result = timed(lambda: training.train(variant.config))
         total += seconds
-        x_train, y_train = regularization.training_images(variant.config)
-        outcome = regularization.variant_outcome(variant, result, x_train, y_train)
+        x_train, y_train = augmentation.training_images(variant.config)
+        outcome = augmentation.variant_outcome(variant, result, x_train, y_train)
         outcomes.append(outcome)
         rows.append((f"variant: {variant.title}", seconds,
                      f"train {outcome.train_accuracy:.3f} test {outcome.test_accuracy:.3f} gap {outcome.gap:+.3f}"))
@@ -56,17 +59,17 @@ def main() -> None:
     again, _ = timed(lambda: [training.load_cached(v.config) for v in variants])
     rows.append(("all four again (disk cache)", again, ""))
 
-    spec = augmentation.spec_from_settings(flip_horizontal=True, rotation_degrees=10, zoom_percent=10,
+    spec = augmenter.spec_from_settings(flip_horizontal=True, rotation_degrees=10, zoom_percent=10,
                                            translation_percent=10, contrast=0.2)
-    augmentation.augmented_grid(dataset.x_test[0], spec, seed=0)  # First call builds the graph.
-    seconds, _ = timed(lambda: augmentation.augmented_grid(dataset.x_test[0], spec, seed=1))
+    augmenter.augmented_grid(dataset.x_test[0], spec, seed=0)  # First call builds the graph.
+    seconds, _ = timed(lambda: augmenter.augmented_grid(dataset.x_test[0], spec, seed=1))
     rows.append(("preview: 16 x 28x28 grey", seconds, ""))
     photo = np.random.default_rng(0).integers(0, 256, size=(128, 128, 3), dtype=np.uint8)
-    seconds, _ = timed(lambda: augmentation.augmented_grid(photo, spec, seed=1))
+    seconds, _ = timed(lambda: augmenter.augmented_grid(photo, spec, seed=1))
     rows.append(("preview: 16 x 128x128 colour", seconds, ""))
-    seconds, _ = timed(lambda: regularization.dropout_demo(regularization.example_activations(10), 0.5, seed=0))
+    seconds, _ = timed(lambda: augmentation.dropout_demo(augmentation.example_activations(10), 0.5, seed=0))
     rows.append(("dropout demo (10,000 draws)", seconds, ""))
-    seconds, _ = timed(lambda: regularization.batchnorm_demo(regularization.example_batches(50, 16), momentum=0.9))
+    seconds, _ = timed(lambda: augmentation.batchnorm_demo(augmentation.example_batches(50, 16), momentum=0.9))
     rows.append(("batch-norm demo (50 steps)", seconds, ""))
 
     print(f"reference: one epoch of the ReLU CNN on 10,000 images = {reference:.2f} s")

@@ -27,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from cnnviz import architecture as arch  # noqa: E402
-from cnnviz.figures_architecture import parameters_bar_figure, volumes_figure  # noqa: E402
+from cnnviz.figures.calculator import parameters_bar_figure, volumes_figure  # noqa: E402
 
 REPEATS = 10
 TARGET_MS = 100.0
@@ -35,7 +35,7 @@ PRESET = arch.PRESETS["vgg16"]
 
 
 def calculator_rerun() -> int:
-    """The page's per-rerun work after an edit (see views/layer_calculator.py)."""
+    """The page's per-rerun work after an edit (see app_pages/calculator.py)."""
     rows = arch.summarize(PRESET.input_shape, PRESET.layers)
     total = arch.totals(rows)
     arch.keras_code(PRESET.input_shape, PRESET.layers)
@@ -81,7 +81,7 @@ def main() -> None:
 
     from streamlit.testing.v1 import AppTest
 
-    page = AppTest.from_file(str(PROJECT_ROOT / "views" / "layer_calculator.py"), default_timeout=120).run()
+    page = AppTest.from_file(str(PROJECT_ROOT / "app_pages" / "calculator.py"), default_timeout=120).run()
     page.selectbox(key="calc_preset").set_value("vgg16").run()
     page_times = []
     for _ in range(3):

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from measure import timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,12 +43,13 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     import_seconds, _ = timed(lambda: __import__("tensorflow"))
-    from cnnviz import comparison, data, training
+    from cnnviz import data, training
+    from cnnviz.lessons import lenet_vs_relu
 
     data.load("fashion_mnist")  # Read the files once, outside every timing below.
-    settings = (comparison.ComparisonSettings.as_in_the_seeds() if args.full
-                else comparison.ComparisonSettings())
-    configs = comparison.comparison_configs(settings)
+    settings = (lenet_vs_relu.ComparisonSettings.as_in_the_seeds() if args.full
+                else lenet_vs_relu.ComparisonSettings())
+    configs = lenet_vs_relu.comparison_configs(settings)
 
     reference_config = training.TrainConfig(limit_train=10_000, limit_test=2_000, epochs=1)
     reference_seconds, _ = timed(lambda: training.train(reference_config, use_cache=False))
@@ -63,8 +65,8 @@ def main() -> None:
     revisit_seconds, _ = timed(lambda: [training.load_cached(config) for config in configs.values()])
     load_after = os.getloadavg()[0]
 
-    test_images = len(results[comparison.RELU_CNN].test_data()[1])
-    table = comparison.build_table(results, target_accuracy=0.75, test_images=test_images,
+    test_images = len(results[lenet_vs_relu.RELU_CNN].test_data()[1])
+    table = lenet_vs_relu.build_table(results, target_accuracy=0.75, test_images=test_images,
                                    epochs=settings.epochs)
     print(f"settings: {settings}")
     print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after; cores: {os.cpu_count()}")
@@ -81,7 +83,7 @@ def main() -> None:
     print(f"revisit from the disk cache: {revisit_seconds:.1f} s "
           f"(RATIO to reference {revisit_seconds / reference_seconds:.2f})")
     print()
-    print(comparison.conclusion(table))
+    print(lenet_vs_relu.conclusion(table))
 
 
 if __name__ == "__main__":

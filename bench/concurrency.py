@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from measure import free_port, peak_rss_mb, wait_for_health
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ import scipy.signal
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnnviz import convolution as conv  # noqa: E402
-from cnnviz import figures_convolution as figures  # noqa: E402
+from cnnviz.figures import convolution as figures  # noqa: E402
 
 SIDE = 256
 REPEATS = 15
@@ -35,7 +35,7 @@ TARGET_MS = 100.0
 
 
 def rerun_core(image: np.ndarray, raw_kernel: np.ndarray, *, stride: int, padding, normalise: bool) -> dict:
-    """The page's per-rerun arithmetic after a kernel change (see views/convolution_lab.py)."""
+    """The page's per-rerun arithmetic after a kernel change (see app_pages/convolution.py)."""
     kernel = conv.validate_kernel(raw_kernel)
     if normalise:
         kernel = conv.normalise_kernel(kernel)
@@ -94,7 +94,7 @@ def page_rerun_ms(repeats: int = 5) -> float:
     synthetic image (includes figures, caching and Streamlit's own overhead)."""
     from streamlit.testing.v1 import AppTest
 
-    page = str(Path(__file__).resolve().parent.parent / "views" / "convolution_lab.py")
+    page = str(Path(__file__).resolve().parent.parent / "app_pages" / "convolution.py")
     at = AppTest.from_file(page, default_timeout=120)
     for key, value in {"conv_quiz": False, "conv_source": "Synthetic", "conv_synthetic": "circle",
                        "conv_synthetic_size": 256}.items():

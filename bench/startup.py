@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
 from measure import free_port, peak_rss_mb, wait_for_health
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
 from measure import timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,7 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["CNNVIZ_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnviz-bench-transfer-")
 
-    from cnnviz import data, training, transfer
+    from cnnviz import data, training
+    from cnnviz.lessons import transfer
 
     dataset = data.load("fashion_mnist")
     print(f"data: {dataset.source} ({len(dataset.x_train):,} training images); "

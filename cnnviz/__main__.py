@@ -12,7 +12,8 @@ import argparse
 import os
 import sys
 
-from cnnviz import warmup
+from cnnviz import training
+from cnnviz.training import warmup
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +34,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from cnnviz import training
 
     try:
         plan = warmup.warmup_plan(args.only, tiny=args.tiny)

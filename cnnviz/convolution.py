@@ -15,11 +15,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
-Padding = Union[str, int]  # "valid", "same" or a non-negative number of zeros per side.
+Padding = str | int  # "valid", "same" or a non-negative number of zeros per side.
 
 MAX_KERNEL_SIDE = 15
 

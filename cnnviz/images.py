@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from cnnviz.errors import ImageDecodeError
+
 MAX_SIDE = 256  # Longest side after downscaling, in pixels.
 MAX_BYTES = 10 * 1024 * 1024  # The largest upload we read (matches server.maxUploadSize).
 MAX_PIXELS = 40_000_000  # Refuse anything larger before decoding it (a 40-megapixel photo is fine).
@@ -23,10 +25,6 @@ MAX_PIXELS = 40_000_000  # Refuse anything larger before decoding it (a 40-megap
 # ITU-R BT.601 luma weights, the ones Pillow's "L" conversion uses.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 CHANNEL_NAMES = ("red", "green", "blue")
-
-
-class ImageDecodeError(ValueError):
-    """An upload that cannot be turned into an image; the message is meant for the student."""
 
 
 @dataclass(frozen=True)

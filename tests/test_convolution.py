@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 import scipy.signal
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cnnviz import convolution as conv
@@ -318,7 +319,7 @@ def _validated(figure):
 
 
 def test_every_lab_figure_is_valid_plotly_and_uses_safe_scales():
-    from cnnviz import figures_convolution as figures
+    from cnnviz.figures import convolution as figures
 
     rng = np.random.default_rng(0)
     gray, rgb, signed = rng.random((12, 10)), rng.random((12, 10, 3)), rng.normal(size=(10, 8))
@@ -355,7 +356,7 @@ def test_every_lab_figure_is_valid_plotly_and_uses_safe_scales():
 
 
 def test_zoom_bounds_keep_the_centre_in_view_and_stay_inside():
-    from cnnviz.figures_convolution import zoom_bounds
+    from cnnviz.figures.convolution import zoom_bounds
 
     assert zoom_bounds(28, 5, 40) == (0, 28)
     assert zoom_bounds(256, 0, 40) == (0, 40)

@@ -8,6 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from cnnviz import images
@@ -72,7 +74,7 @@ def test_not_an_image():
     with pytest.raises(images.ImageDecodeError, match="not an image"):
         images.decode_image(b"%PDF-1.4 this is a document, not a picture" * 10)
     with pytest.raises(images.ImageDecodeError, match="not an image"):
-        images.decode_image("x,y\n1,2\n".encode())
+        images.decode_image(b"x,y\n1,2\n")
 
 
 def test_corrupt_or_truncated_image():
@@ -241,7 +243,6 @@ def test_synthetic_bad_arguments_raise_value_errors(call):
 
 # ---- Fuzz: whatever the bytes, the result is an image or an ImageDecodeError --------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 _VALID = {
     "png": encode(Image.fromarray(np.random.default_rng(5).integers(0, 256, (24, 24, 3), dtype=np.uint8)), "PNG"),

@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from cnnviz.lessons import available_lessons  # noqa: E402
+from cnnviz.catalogue import available_lessons  # noqa: E402
 
 FILE_NAMES = {"convolution": "convolution", "calculator": "calculator", "train": "train",
               "lenet-vs-relu": "lenet-vs-relu", "transfer": "transfer", "augmentation": "augmentation"}

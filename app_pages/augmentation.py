@@ -1,0 +1,500 @@
+"""Augmentation & regularisation: flips, shifts, zooms, dropout and batch norm, measured.
+
+Four tabs, each reading top to bottom (widgets, one core call, figures):
+1. the augmentation preview: one image through the real Keras preprocessing layers, 16 times;
+2. overfitting and its cures: the same small CNN on ~1,000 images, plain / augmented / with
+   dropout / with batch norm, trained through the shared engine (`ui.train_with_progress`);
+3. dropout, exactly: the real `keras.layers.Dropout` on a small vector, in both modes;
+4. batch norm, exactly: the real `keras.layers.BatchNormalization` over a few training steps.
+Every number on the page comes from `cnnviz.training.augmenter` / `cnnviz.lessons.augmentation`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cnnviz import architecture, data, images, training
+from cnnviz.figures import augmentation as augmentation_figures
+from cnnviz.lessons import augmentation
+from cnnviz.lessons.augmentation import DEFAULT_VARIANTS, VARIANT_KEYS
+from cnnviz.shareable import Param
+from cnnviz.training import augmenter
+from widgets import ui
+
+SAMPLE_IMAGES = 200  # Test images offered as samples in the preview.
+GRID_SIZE = 16
+GRID_COLUMNS_PRESENTER = 8  # Two rows across the full width: the whole grid fits at 1280x720.
+UPLOAD_MAX_SIDE = 128  # Uploads are shrunk to this longest side: 16 copies stay fast.
+FIT_IMAGE_CHOICES = (200, 500, 1_000, 2_000)
+FIT_REQUEST_KEY = "aug_fit_requested"
+# The default four variants (1,000 images, 15 epochs) from an empty cache, measured with
+# bench/augmentation_defaults.py on 2 CPU cores shared with other work (load average ~8): 32 s.
+MEASURED_RUN_SECONDS = 32
+RUN_BUDGET_SECONDS = 45
+VARIANT_TITLES = {v.key: v.title for v in augmentation.overfitting_variants(keys=VARIANT_KEYS)}
+
+def _variant_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(key, str) and key in VARIANT_KEYS for key in value)
+
+
+# Every control of the page, as it appears in a shared link (an upload itself cannot travel).
+VIEW_PARAMS = [
+    Param("aug_source", "choice", choices=("sample", "upload")),
+    Param("aug_dataset", "choice", choices=data.DATASETS),
+    Param("aug_sample", "int", minimum=0, maximum=SAMPLE_IMAGES - 1),
+    Param("aug_flip_h", "bool"),
+    Param("aug_flip_v", "bool"),
+    Param("aug_rotation", "int", minimum=0, maximum=180),
+    Param("aug_zoom", "int", minimum=0, maximum=50),
+    Param("aug_shift", "int", minimum=0, maximum=50),
+    Param("aug_contrast", "float", minimum=0.0, maximum=1.0),
+    Param("aug_seed", "int", minimum=0, maximum=1_000_000),
+    Param("aug_fit_dataset", "choice", choices=data.DATASETS),
+    Param("aug_fit_images", "choice", choices=FIT_IMAGE_CHOICES),
+    Param("aug_fit_epochs", "int", minimum=2, maximum=40),
+    Param("aug_fit_variants", "json", validate=_variant_list),
+    Param("aug_drop_units", "int", minimum=4, maximum=16),
+    Param("aug_drop_rate", "float", minimum=0.0, maximum=0.9),
+    Param("aug_drop_seed", "int", minimum=0, maximum=1_000_000),
+    Param("aug_bn_batch", "int", minimum=2, maximum=16),
+    Param("aug_bn_steps", "int", minimum=1, maximum=50),
+    Param("aug_bn_momentum", "choice", choices=(0.0, 0.5, 0.9, 0.99)),
+    Param("aug_bn_seed", "int", minimum=0, maximum=1_000_000),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Cached helpers
+# --------------------------------------------------------------------------------------------
+
+@st.cache_resource(max_entries=3, show_spinner="Loading sample images…")
+def sample_images(name: str) -> data.Dataset:
+    """A small stratified set of test images to pick preview samples from (shared, read-only)."""
+    return data.load(name, limit_train=10, limit_test=SAMPLE_IMAGES, seed=0)
+
+
+@st.cache_data(max_entries=8, show_spinner="Augmenting…")  # An upload grid is ~3 MB.
+def cached_grid(image: np.ndarray, spec: tuple, seed: int) -> np.ndarray:
+    return augmenter.augmented_grid(image, spec, n=GRID_SIZE, seed=seed)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_dropout(inputs: tuple[float, ...], rate: float, seed: int) -> augmentation.DropoutDemo:
+    return augmentation.dropout_demo(np.array(inputs, dtype=np.float32), rate, seed=seed)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_batchnorm(steps: int, batch_size: int, momentum: float, seed: int) -> augmentation.BatchNormDemo:
+    batches = augmentation.example_batches(steps, batch_size, seed=seed)
+    return augmentation.batchnorm_demo(batches, momentum=momentum)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_training_images(dataset: str, limit_train: int, limit_test: int, seed: int):
+    loaded = data.load(dataset, limit_train=limit_train, limit_test=limit_test, seed=seed)
+    return np.asarray(loaded.x_train), np.asarray(loaded.y_train)
+
+
+@st.cache_data(max_entries=16, show_spinner="Measuring accuracy on the training images…")
+def cached_outcome(config_key: str, run: str, _variant, _result, dataset: str, limit_train: int,
+                   limit_test: int, seed: int) -> augmentation.VariantOutcome:
+    """`run` tells a stopped or partial run of a config from its finished one."""
+    x_train, y_train = cached_training_images(dataset, limit_train, limit_test, seed)
+    return augmentation.variant_outcome(_variant, _result, x_train, y_train)
+
+
+def _reroll() -> None:
+    st.session_state["aug_seed"] = int(st.session_state.get("aug_seed", 0)) + 1
+
+
+# --------------------------------------------------------------------------------------------
+# 1 · Augmentation preview
+# --------------------------------------------------------------------------------------------
+
+def preview_image_ui() -> tuple[np.ndarray, str | None, str] | None:
+    """The image to augment: (uint8 pixels, dataset name or None for an upload, caption), or None."""
+    source = st.radio("Image", ["sample", "upload"], horizontal=True, key="aug_source",
+                      format_func={"sample": "a dataset sample", "upload": "my own picture"}.get)
+    if source == "upload":
+        upload = st.file_uploader("A PNG, JPEG, GIF, BMP or WebP picture",
+                                  type=["png", "jpg", "jpeg", "gif", "bmp", "webp"], key="aug_upload")
+        if upload is None:
+            st.info("Upload a picture to augment it, or switch to a dataset sample.", icon=":material/upload:")
+            return None
+        try:
+            decoded = images.decode_image(upload.getvalue(), max_side=UPLOAD_MAX_SIDE)
+        except images.ImageDecodeError as error:
+            st.error(str(error), icon=":material/broken_image:")
+            return None
+        for note in decoded.notes:
+            st.caption(note)
+        return decoded.pixels, None, f"your picture ({decoded.pixels.shape[1]} × {decoded.pixels.shape[0]} px)"
+
+    left, right = st.columns([2, 1])
+    with left:
+        name = ui.dataset_selectbox("aug_dataset")
+    try:
+        dataset = sample_images(name)
+    except data.DatasetUnavailable as error:
+        st.error(str(error), icon=":material/cloud_off:")
+        return None
+    with right:
+        index = st.number_input("Sample number", 0, len(dataset.x_test) - 1, step=1, key="aug_sample")
+    label = dataset.class_names[int(dataset.y_test[index])]
+    return dataset.x_test[index], name, f"{ui.DATASET_LABELS.get(name, name)} sample {index}: {label}"
+
+
+def strength_ui() -> tuple:
+    """The augmentation settings in a student's units; returns the spec."""
+    flip_h = st.checkbox("Flip left–right (horizontal flip)", key="aug_flip_h")
+    flip_v = st.checkbox("Flip upside down (vertical flip)", key="aug_flip_v")
+    rotation = st.slider("Rotation: largest angle either way (°)", 0, 180, step=5, key="aug_rotation")
+    zoom = st.slider("Zoom: largest zoom in or out (%)", 0, 50, step=5, key="aug_zoom")
+    shift = st.slider("Shift: largest move, share of the width/height (%)", 0, 50, step=5, key="aug_shift")
+    contrast = st.slider("Contrast: largest change of the contrast factor", 0.0, 1.0, step=0.05,
+                         key="aug_contrast")
+    return augmenter.spec_from_settings(flip_horizontal=flip_h, flip_vertical=flip_v, rotation_degrees=rotation,
+                                           zoom_percent=zoom, translation_percent=shift, contrast=contrast)
+
+
+def preview_section() -> None:
+    st.markdown("Augmentation turns one training image into many plausible ones, so a small dataset "
+                "looks larger. Each version below is a fresh random draw of the real Keras "
+                "preprocessing layers — exactly what the training engine applies to every batch.")
+    settings, shown = st.columns([2, 3], gap="large")
+    with settings:
+        picked = preview_image_ui()
+        spec = strength_ui()
+    if picked is None:
+        return
+    image, dataset_name, caption = picked
+    with settings:
+        for warning in augmenter.warnings_for(dataset_name, spec):
+            label = augmenter.AUGMENTATION_LABELS[warning.augmentation]
+            if warning.severity == "warning":
+                st.warning(f"**{label}:** {warning.message}", icon=":material/warning:")
+            else:
+                st.info(f"**{label}:** {warning.message}", icon=":material/info:")
+    seed = int(st.session_state.get("aug_seed", 0))
+    with shown:
+        top = st.columns([1, 3])
+        top[0].image(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image,
+                     caption="original", width=110, clamp=True)
+        with top[1]:
+            st.button("Re-roll", key="aug_reroll", on_click=_reroll, icon=":material/casino:",
+                      help="Draw 16 new random versions (a new seed).")
+            st.caption(f"{caption} · seed {seed} · the same seed always gives the same 16 images.")
+        try:
+            grid = cached_grid(np.ascontiguousarray(image), spec, seed)
+        except ValueError as error:
+            st.error(str(error), icon=":material/error:")
+            return
+        if not spec:
+            st.info("Every augmentation is off, so all 16 copies equal the original. Switch one on.",
+                    icon=":material/toggle_off:")
+        # The page's key figure. In presenter mode it goes to the slot under the title, full width
+        # in two rows of eight, so that it is on the projector without scrolling.
+        with ui.key_figure():
+            ui.plotly_chart(augmentation_figures.augmented_grid_figure(
+                grid, columns=GRID_COLUMNS_PRESENTER if ui.presenter_mode() else 4), key="aug_grid")
+        if spec:
+            st.markdown("\n".join(f"- {augmenter.describe(name, strength)}" for name, strength in spec))
+            with st.expander("The same pipeline in Keras code"):
+                st.code(augmenter.keras_code(spec, seed=seed), language="python")
+
+
+# --------------------------------------------------------------------------------------------
+# 2 · Overfitting and its cures
+# --------------------------------------------------------------------------------------------
+
+def fit_settings_ui():
+    columns = st.columns(3)
+    with columns[0]:
+        dataset = ui.dataset_selectbox("aug_fit_dataset", label="Dataset")
+    with columns[1]:
+        limit_train = st.select_slider("Training images", FIT_IMAGE_CHOICES, key="aug_fit_images",
+                                       format_func=lambda n: f"{n:,}",
+                                       help="Few images make overfitting easy to see.")
+    with columns[2]:
+        epochs = st.slider("Epochs", 2, 40, key="aug_fit_epochs")
+    chosen = st.multiselect("Variants", VARIANT_KEYS, key="aug_fit_variants", format_func=VARIANT_TITLES.get)
+    return dataset, int(limit_train), int(epochs), tuple(k for k in VARIANT_KEYS if k in chosen)
+
+
+def _conclusion(outcomes: list[augmentation.VariantOutcome], histories: dict[str, dict]) -> list[str]:
+    """Sentences generated from the measured numbers (so they cannot contradict the table).
+
+    `histories` maps variant keys to the engine's per-epoch histories.
+    """
+    lines = []
+    by_key = {o.key: o for o in outcomes}
+    smallest = min(outcomes, key=lambda o: o.gap)
+    best = max(outcomes, key=lambda o: o.test_accuracy)
+    lines.append(f"Smallest train–test gap: **{smallest.title}** ({smallest.gap * 100:+.1f} points); "
+                 f"best test accuracy: **{best.title}** ({best.test_accuracy:.1%}).")
+    base = by_key.get("baseline")
+    if base is not None:
+        for o in outcomes:
+            if o.key == "baseline":
+                continue
+            verb = "narrows" if o.gap < base.gap else "does not narrow"
+            lines.append(f"{o.title} {verb} the gap ({base.gap * 100:+.1f} → {o.gap * 100:+.1f} points) and "
+                         f"changes test accuracy by {(o.test_accuracy - base.test_accuracy) * 100:+.1f} points.")
+    for o in outcomes:
+        lag = augmentation.batchnorm_lag(histories[o.key], histories.get("baseline")) \
+            if o.key in ("batchnorm", "all") else None
+        if lag is not None:
+            epoch, test, train = lag
+            lines.append(f"{o.title}: at epoch {epoch} the training batches scored {train:.0%} but the test images "
+                         f"only {test:.0%}. That dip is not memorisation: at test time batch norm uses its moving "
+                         "averages (Keras' momentum 0.99 needs about 300 steps to catch up), which trail weights "
+                         "that are still changing fast — see the batch-norm tab.")
+        if o.key in ("batchnorm", "all") and o.train_accuracy_during - o.train_accuracy > 0.05:
+            lines.append(f"{o.title}: {o.train_accuracy_during:.0%} on the training batches while training, but "
+                         f"{o.train_accuracy:.0%} on the same images at inference. In training, batch norm uses "
+                         "each batch's own statistics; at inference it uses the moving averages, which lag "
+                         "behind weights that are still changing fast (see the batch-norm tab).")
+    return lines
+
+
+def fit_curves_ui(results: dict) -> None:
+    """The variants' accuracy and gap curves, replayable: all variants together (each on its own
+    recorded clock) or one variant's live curves, at a chosen speed, without training again."""
+    histories = {title: result.history for title, result in results.items()}
+    gaps = [train - test for history in histories.values()
+            for train, test in zip(history.get("accuracy", ()), history.get("val_accuracy", ()))
+            if np.isfinite(train - test)]
+    gap_range = [min(0.0, *gaps) - 0.05, max(0.0, *gaps) + 0.05] if gaps else None
+
+    def together(shown: dict):
+        figure = augmentation_figures.overfitting_curves_figure(shown)
+        # Fixed axes, so that a replay's curves grow without the axes jumping.
+        figure.update_yaxes(range=[0, 1.02], row=1, col=1)
+        if gap_range is not None:
+            figure.update_yaxes(range=gap_range, row=1, col=2)
+        return figure
+
+    ui.replay_runs(results, key="aug_fit_replay", together=together,
+                   together_label="All variants together", chart_key="aug_fit_curves")
+
+
+def overfitting_section() -> None:
+    st.markdown(f"A CNN with about a hundred thousand weights and only ~1,000 training images can memorise "
+                "them: training accuracy climbs to nearly 100 % while test accuracy stalls. Train the same "
+                "small CNN with each cure and compare the **gap**. The four default runs took "
+                f"{MEASURED_RUN_SECONDS} s in all on 2 busy CPU cores (budget {RUN_BUDGET_SECONDS} s); finished runs "
+                "are cached, so a revisit shows them at once.")
+    dataset, limit_train, epochs, keys = fit_settings_ui()
+    if not keys:
+        st.info("Choose at least one variant to train.", icon=":material/checklist:")
+        return
+    try:
+        num_classes = len(data.CLASS_NAMES[dataset])
+        variants = augmentation.overfitting_variants(dataset, keys=keys, limit_train=limit_train, epochs=epochs,
+                                                       num_classes=num_classes)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    with st.expander("What each variant changes"):
+        input_shape = (32, 32, 3) if dataset == "cifar10" else (28, 28, 1)
+        for variant in variants:
+            weights = sum(row.params for row in architecture.summarize(input_shape, variant.config.stack()))
+            st.markdown(f"- **{variant.title}**: {variant.change} ({weights:,} parameters)")
+        st.caption(f"All: the same CNN (conv 16 → pool → conv 32 → pool → Dense 128 → softmax), Adam, "
+                   f"batch {variants[0].config.batch_size}, {limit_train:,} training and "
+                   f"{variants[0].config.limit_test:,} test images, seed {variants[0].config.seed}.")
+    request = "|".join(v.config.key() for v in variants)
+    clicked = st.button("Train the variants", type="primary", key="aug_fit_train", icon=":material/play_arrow:")
+    if clicked:
+        st.session_state[FIT_REQUEST_KEY] = request
+    if st.session_state.get(FIT_REQUEST_KEY) != request and not all(training.is_cached(v.config) for v in variants):
+        st.info("Press **Train the variants** to train them one after another (results are cached).",
+                icon=":material/model_training:")
+        return
+
+    results = {}
+    for number, variant in enumerate(variants, start=1):
+        # While a variant trains its name heads the progress panel; a finished run leaves no trace here.
+        slot = st.empty()
+        with slot.container():
+            st.markdown(f"**{variant.title}** — variant {number} of {len(variants)}")
+            result = ui.train_with_progress(variant.config, key=f"aug_fit_{variant.key}", fresh=clicked)
+        if result is None:
+            return
+        if result.stopped_reason == "finished":
+            slot.empty()
+        results[variant.key] = (variant, result)
+
+    outcomes = []
+    for variant, result in results.values():
+        config = variant.config
+        try:
+            run = f"{result.stopped_reason}:{result.epochs_completed}:{result.seconds:.6f}"
+            outcomes.append(cached_outcome(config.key(), run, variant, result, config.dataset,
+                                           config.limit_train, config.limit_test, config.seed))
+        except data.DatasetUnavailable as error:
+            st.error(str(error), icon=":material/cloud_off:")
+            return
+    fit_curves_ui({variant.title: result for variant, result in results.values()})
+    table = pd.DataFrame([{
+        "variant": o.title,
+        "train accuracy (clean)": o.train_accuracy,
+        "test accuracy": o.test_accuracy,
+        "gap (points)": o.gap * 100,
+        "train accuracy while training": o.train_accuracy_during,
+        "best test accuracy": o.best_test_accuracy,
+        "best epoch": o.best_epoch,
+        "seconds": o.seconds,
+    } for o in outcomes])
+    st.dataframe(table, hide_index=True, key="aug_fit_table", column_config={
+        "train accuracy (clean)": st.column_config.NumberColumn(format="percent"),
+        "test accuracy": st.column_config.NumberColumn(format="percent"),
+        "gap (points)": st.column_config.NumberColumn(format="%+.1f"),
+        "train accuracy while training": st.column_config.NumberColumn(format="percent"),
+        "best test accuracy": st.column_config.NumberColumn(format="percent"),
+        "seconds": st.column_config.NumberColumn(format="%.1f"),
+    })
+    st.caption("Clean train accuracy: the trained model in inference mode on the unaugmented training images "
+               "(dropout off, batch norm on its moving averages), so the gap compares like with like. "
+               f"Training took {sum(o.seconds for o in outcomes):.0f} s in total.")
+    ui.plotly_chart(augmentation_figures.gap_bars_figure(outcomes), key="aug_fit_gaps")
+    by_key = {variant.key: result.history for variant, result in results.values()}
+    st.markdown("\n".join(f"- {line}" for line in _conclusion(outcomes, by_key)))
+
+
+# --------------------------------------------------------------------------------------------
+# 3 · Dropout, exactly
+# --------------------------------------------------------------------------------------------
+
+def dropout_section() -> None:
+    st.markdown("During training, `Dropout(p)` sets each unit to 0 with probability *p* and multiplies the "
+                "survivors by 1/(1 − p) (*inverted dropout*), so the expected output stays the same. At "
+                "inference it does nothing at all. Below, the real Keras layer on one vector of activations.")
+    columns = st.columns(3)
+    units = columns[0].slider("Units", 4, 16, key="aug_drop_units")
+    rate = columns[1].slider("Dropout rate p", 0.0, 0.9, step=0.05, key="aug_drop_rate")
+    seed = columns[2].number_input("Seed", 0, 1_000_000, step=1, key="aug_drop_seed",
+                                   help="The seed decides which units are dropped.")
+    inputs = augmentation.example_activations(int(units))
+    demo = cached_dropout(tuple(float(v) for v in inputs), float(rate), int(seed))
+    metrics = st.columns(4)
+    metrics[0].metric("Dropped units", f"{int(demo.dropped.sum())} of {len(inputs)}")
+    metrics[1].metric("Scale of kept units", f"× {demo.scale:.3g}", help="1 / (1 − p)")
+    metrics[2].metric("Mean, training", f"{demo.mean_training:.3f}")
+    metrics[3].metric("Mean, inference", f"{demo.mean_inference:.3f}")
+    ui.plotly_chart(augmentation_figures.dropout_figure(demo), key="aug_drop_figure")
+    table = pd.DataFrame({
+        "unit": np.arange(len(inputs)),
+        "input": demo.inputs,
+        "kept": demo.kept,
+        "training output (Keras)": demo.training_output,
+        "input × kept / (1 − p)": demo.training_closed_form,
+        "inference output (Keras)": demo.inference_output,
+    })
+    st.dataframe(table, hide_index=True, key="aug_drop_table", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c not in ("unit", "kept")})
+    st.markdown(f"With this seed the training mean is **{demo.mean_training:.3f}** against "
+                f"**{demo.mean_inference:.3f}** at inference. One draw can land either side; averaged over "
+                f"{demo.draws:,} random masks the training mean is **{demo.mean_over_draws:.3f}** — the "
+                "1/(1 − p) scaling keeps the expectation equal to the inference output, so nothing needs "
+                "rescaling when the model is deployed.")
+
+
+# --------------------------------------------------------------------------------------------
+# 4 · Batch norm, exactly
+# --------------------------------------------------------------------------------------------
+
+def _feature_table(values: np.ndarray, names: list[str], index_name: str = "sample") -> pd.DataFrame:
+    table = pd.DataFrame(np.asarray(values, dtype=np.float64), columns=names)
+    table.insert(0, index_name, np.arange(len(table)))
+    return table
+
+
+def _superscript(number: int) -> str:
+    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def batchnorm_section() -> None:
+    st.markdown("`BatchNormalization` standardises each feature. **In training** it uses the mean and variance "
+                "of the current batch and updates moving averages: moving ← momentum · moving + "
+                "(1 − momentum) · batch statistic. **At inference** it uses those moving averages instead. "
+                "Below, the real Keras layer is called in training mode once per batch "
+                "(γ = 1 and β = 0, their starting values).")
+    columns = st.columns(4)
+    batch_size = columns[0].slider("Batch size", 2, 16, key="aug_bn_batch")
+    steps = columns[1].slider("Training steps", 1, 50, key="aug_bn_steps")
+    momentum = columns[2].select_slider("Momentum", (0.0, 0.5, 0.9, 0.99), key="aug_bn_momentum",
+                                        help="Keras' default is 0.99.")
+    seed = columns[3].number_input("Data seed", 0, 1_000_000, step=1, key="aug_bn_seed")
+    demo = cached_batchnorm(int(steps), int(batch_size), float(momentum), int(seed))
+    names = [f"feature {j} (≈ N({m:g}, {s:g}²))" for j, (m, s) in enumerate(augmentation.EXAMPLE_FEATURES)]
+    short = [f"feature {j}" for j in range(len(names))]
+
+    st.markdown(f"**The last batch** (step {demo.steps}), raw activations:")
+    st.dataframe(_feature_table(demo.last_batch, names), hide_index=True, key="aug_bn_batch_table")
+    stats = pd.DataFrame({
+        "statistic": ["batch mean (training uses)", "batch variance (training uses)",
+                      f"moving mean after {demo.steps} steps (inference uses)",
+                      f"moving variance after {demo.steps} steps (inference uses)"],
+        **{n: [demo.batch_mean[j], demo.batch_variance[j], demo.moving_mean[j], demo.moving_variance[j]]
+           for j, n in enumerate(short)},
+    })
+    st.dataframe(stats, hide_index=True, key="aug_bn_stats", column_config={
+        n: st.column_config.NumberColumn(format="%.4f") for n in short})
+    outputs = st.columns(2)
+    with outputs[0]:
+        st.markdown("**Training output** `layer(x, training=True)`: (x − batch mean) / √(batch var + ε)")
+        st.dataframe(_feature_table(demo.training_output, short), hide_index=True, key="aug_bn_train_out",
+                     column_config={n: st.column_config.NumberColumn(format="%.3f") for n in short})
+    with outputs[1]:
+        st.markdown("**Inference output** `layer(x, training=False)`: (x − moving mean) / √(moving var + ε)")
+        st.dataframe(_feature_table(demo.inference_output, short), hide_index=True, key="aug_bn_infer_out",
+                     column_config={n: st.column_config.NumberColumn(format="%.3f") for n in short})
+    ui.plotly_chart(augmentation_figures.batchnorm_moving_figure(demo, short), key="aug_bn_figure")
+    if momentum > 0:
+        needed = augmentation.steps_to_reach(momentum)
+        held = 1 - momentum ** demo.steps
+        st.markdown(f"Starting from mean 0 and variance 1, after {demo.steps} step(s) the moving mean holds "
+                    f"only {held:.1%} of the batch means (1 − {momentum:g}{_superscript(demo.steps)}); it needs about "
+                    f"**{needed} steps** to get within 5 %. Until then the inference output differs from the "
+                    "training output — one reason a model with batch norm can look worse at test time early "
+                    "in training.")
+    else:
+        st.markdown("With momentum 0 the moving statistics are simply the last batch's, so inference "
+                    "reproduces the training output of that batch.")
+
+
+# --------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------
+
+WIDGET_DEFAULTS = {
+    "aug_source": "sample", "aug_dataset": "fashion_mnist", "aug_sample": 0,
+    "aug_flip_h": True, "aug_flip_v": False, "aug_rotation": 10, "aug_zoom": 10, "aug_shift": 10,
+    "aug_contrast": 0.2, "aug_seed": 0,
+    "aug_fit_dataset": "fashion_mnist", "aug_fit_images": augmentation.OVERFIT_LIMIT_TRAIN,
+    "aug_fit_epochs": augmentation.OVERFIT_EPOCHS, "aug_fit_variants": list(DEFAULT_VARIANTS),
+    "aug_drop_units": 10, "aug_drop_rate": 0.5, "aug_drop_seed": 0,
+    "aug_bn_batch": 6, "aug_bn_steps": 5, "aug_bn_momentum": 0.9, "aug_bn_seed": 0,
+}
+
+ui.page_header("Augmentation & regularisation",
+               "Fighting overfitting on small data: augmentation, dropout and batch normalisation, measured.")
+ui.restore_view(VIEW_PARAMS)  # First: a link, or the values from before a page switch.
+for _key, _default in WIDGET_DEFAULTS.items():
+    if _key not in st.session_state:
+        st.session_state[_key] = _default
+
+preview_tab, fit_tab, dropout_tab, batchnorm_tab = st.tabs(
+    ["Augmentation preview", "Overfitting and its cures", "Dropout, exactly", "Batch norm, exactly"])
+with preview_tab:
+    preview_section()
+with dropout_tab:
+    dropout_section()
+with batchnorm_tab:
+    batchnorm_section()
+with fit_tab:
+    overfitting_section()
+ui.publish_view(VIEW_PARAMS)

@@ -1,0 +1,434 @@
+"""Layer & parameter calculator: how shapes shrink layer by layer and where the parameters live.
+
+Everything here is arithmetic from `cnnviz.architecture`; this page never imports TensorFlow
+(the Keras code it offers is text). The numbers agree with Keras' `model.summary()` (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import streamlit as st
+
+from cnnviz import architecture as arch
+from cnnviz.figures.calculator import parameters_bar_figure, volumes_figure
+from cnnviz.shareable import Param
+from widgets import ui
+
+DEFAULT_PRESET = "fashion_relu_cnn"
+CUSTOM = "custom"
+VIEW_KEY = "calc_view"  # The whole stack as compact JSON, mirrored in the URL.
+BASE_KEY = "calc_base"  # The stack the table starts from (a preset, an import or a shared link).
+IMPORT_MESSAGE_KEY = "calc_import_message"
+MAX_IMPORT_BYTES = 200_000
+QUIZ_WHAT = ("output shape", "parameters")
+SAVED_SHAPE_KEY = "calc_saved_input_shape"  # Plain (non-widget) copies that survive a page switch.
+SAVED_PRESET_KEY = "calc_saved_preset"
+
+
+def _valid_view(value) -> bool:
+    """A shared link's stack is applied only when it describes a possible network."""
+    try:
+        arch.stack_from_json(json.dumps(value))
+    except (arch.ArchitectureError, TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+VIEW_PARAMS = [Param(VIEW_KEY, "json", validate=_valid_view), Param("calc_log_scale", "bool")]
+
+
+# ---------------------------------------------------------------------------------------------
+# State and callbacks.
+
+
+def _set_base(input_shape, layers) -> None:
+    """Start the table afresh from a stack and set the input-shape controls to match it."""
+    st.session_state[BASE_KEY] = [dict(layer) for layer in layers]
+    height, width, channels = input_shape
+    st.session_state["calc_height"] = int(height)
+    st.session_state["calc_width"] = int(width)
+    st.session_state["calc_channels"] = int(channels)
+
+
+def _init_state() -> None:
+    if BASE_KEY in st.session_state:
+        if "calc_height" not in st.session_state:
+            # Back from another page: Streamlit dropped this page's widget state (the input shape,
+            # the preset choice and the table's edits), so restore them from the last run.
+            _set_base(st.session_state.get(SAVED_SHAPE_KEY, (28, 28, 1)),
+                      st.session_state.get("calc_current", st.session_state[BASE_KEY]))
+            st.session_state["calc_preset"] = st.session_state.get(SAVED_PRESET_KEY, CUSTOM)
+        return
+    view = st.session_state.get(VIEW_KEY)
+    if view is not None and _valid_view(view):
+        input_shape, layers = arch.stack_from_json(json.dumps(view))
+        _set_base(input_shape, layers)
+        st.session_state["calc_preset"] = CUSTOM
+        return
+    preset = arch.PRESETS[DEFAULT_PRESET]
+    _set_base(preset.input_shape, preset.layers)
+    st.session_state["calc_preset"] = DEFAULT_PRESET
+
+
+def _load_preset() -> None:
+    key = st.session_state["calc_preset"]
+    if key in arch.PRESETS:
+        preset = arch.PRESETS[key]
+        _set_base(preset.input_shape, preset.layers)
+
+
+# Sensible settings for a layer inserted from the menu (Keras defaults for the rest).
+NEW_LAYER = {
+    "conv2d": {"filters": 16, "kernel_size": 3, "activation": "relu"},
+    "maxpool2d": {"pool_size": 2},
+    "avgpool2d": {"pool_size": 2},
+    "dense": {"units": 32, "activation": "relu"},
+    "dropout": {"rate": 0.25},
+}
+
+
+def _replace_layers(layers) -> None:
+    """Restart the table from an edited stack (keeps the input shape)."""
+    st.session_state[BASE_KEY] = [dict(layer) for layer in layers]
+    st.session_state["calc_preset"] = CUSTOM
+
+
+def _move_layer(step: int) -> None:
+    layers = list(st.session_state.get("calc_current", []))
+    index = st.session_state.get("calc_move_layer", 0)
+    target = index + step
+    if 0 <= index < len(layers) and 0 <= target < len(layers):
+        layers[index], layers[target] = layers[target], layers[index]
+        _replace_layers(layers)
+        st.session_state["calc_move_layer"] = target
+
+
+def _insert_layer() -> None:
+    layers = list(st.session_state.get("calc_current", []))
+    layer_type = st.session_state.get("calc_insert_type", "conv2d")
+    position = min(st.session_state.get("calc_move_layer", 0) + 1, len(layers))
+    layers.insert(position, {"type": layer_type, **NEW_LAYER.get(layer_type, {})})
+    _replace_layers(layers)
+    st.session_state["calc_move_layer"] = position
+
+
+def _import_json() -> None:
+    upload = st.session_state.get("calc_import_file")
+    text = st.session_state.get("calc_import_text", "")
+    try:
+        if upload is not None:
+            if upload.size > MAX_IMPORT_BYTES:
+                raise arch.ArchitectureError(f"The file is {upload.size:,} bytes; a layer stack in JSON is "
+                                             f"far smaller (at most {MAX_IMPORT_BYTES:,} bytes accepted).")
+            source = upload.getvalue()
+        elif text.strip():
+            source = text
+        else:
+            raise arch.ArchitectureError("Paste JSON into the box or choose a .json file first.")
+        input_shape, layers = arch.stack_from_json(source)
+    except arch.ArchitectureError as error:
+        st.session_state[IMPORT_MESSAGE_KEY] = ("error", f"Nothing imported: {error}")
+        return
+    _set_base(input_shape, layers)
+    st.session_state["calc_preset"] = CUSTOM
+    st.session_state[IMPORT_MESSAGE_KEY] = ("success", f"Imported {len(layers)} layers on a "
+                                                       f"{'×'.join(map(str, input_shape))} input.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting.
+
+
+def _shape_text(shape) -> str:
+    return "×".join(str(size) for size in shape)
+
+
+def _bytes_text(count: int) -> str:
+    for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("KB", 1024)):
+        if count >= size:
+            return f"{count / size:,.1f} {unit}"
+    return f"{count:,} bytes"
+
+
+def _big_number(count: int) -> str:
+    for unit, size in (("billion", 10 ** 9), ("million", 10 ** 6)):
+        if count >= size:
+            return f"{count / size:,.2f} {unit}"
+    return f"{count:,}"
+
+
+def _parse_numbers(text: str) -> list[int] | None:
+    """Numbers in a guess such as "13x13x8", "(13, 13, 8)" or "37,884" (commas inside a number)."""
+    cleaned = text.strip()
+    if not cleaned:
+        return None
+    if re.fullmatch(r"\d{1,3}(,\d{3})+", cleaned):
+        return [int(cleaned.replace(",", ""))]
+    parts = re.findall(r"\d+", cleaned)
+    return [int(part) for part in parts] if parts else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Page sections.
+
+
+def input_shape_ui() -> tuple[int, int, int]:
+    columns = st.columns(3)
+    height = columns[0].number_input("Input height", min_value=1, max_value=arch.MAX_INPUT_SIDE, step=1,
+                                     key="calc_height")
+    width = columns[1].number_input("Input width", min_value=1, max_value=arch.MAX_INPUT_SIDE, step=1,
+                                    key="calc_width")
+    channels = columns[2].number_input("Channels", min_value=1, max_value=arch.MAX_CHANNELS, step=1,
+                                       key="calc_channels", help="1 for greyscale, 3 for colour (RGB).")
+    return int(height), int(width), int(channels)
+
+
+def preset_ui() -> None:
+    options = [CUSTOM] + list(arch.PRESETS)
+    st.selectbox(
+        "Start from", options, key="calc_preset", on_change=_load_preset,
+        format_func=lambda key: "Your own stack" if key == CUSTOM else
+        f"{arch.PRESETS[key].title} — {arch.PRESETS[key].total_params:,} parameters",
+        help="Choosing a network loads its layers and input shape into the table below.")
+    key = st.session_state["calc_preset"]
+    if key in arch.PRESETS:
+        st.caption(arch.PRESETS[key].description)
+
+
+def move_insert_ui(layers) -> None:
+    """Reorder layers and insert new ones (the table itself adds rows only at the end)."""
+    with st.expander("Move or insert a layer", icon=":material/swap_vert:"):
+        if not layers:
+            st.caption("Add a row to the table first.")
+            return
+        names = arch.layer_names(layers)
+        if st.session_state.get("calc_move_layer", 0) >= len(layers):
+            st.session_state["calc_move_layer"] = len(layers) - 1
+        columns = st.columns([3, 1, 1, 3, 2], vertical_alignment="bottom")
+        columns[0].selectbox("Layer", range(len(layers)), key="calc_move_layer",
+                             format_func=lambda i: f"{i + 1}. {names[i]}" if i < len(names) else str(i))
+        columns[1].button("Up", key="calc_move_up", on_click=_move_layer, args=(-1,), icon=":material/arrow_upward:")
+        columns[2].button("Down", key="calc_move_down", on_click=_move_layer, args=(1,),
+                          icon=":material/arrow_downward:")
+        columns[3].selectbox("New layer", arch.LAYER_TYPES, key="calc_insert_type",
+                             format_func=lambda t: arch.LAYER_LABELS[t])
+        columns[4].button("Insert after", key="calc_insert", on_click=_insert_layer, icon=":material/add:")
+
+
+def summarize_or_explain(input_shape, layers):
+    """(rows of the layers that work, the error or None)."""
+    try:
+        return arch.summarize(input_shape, layers), None
+    except arch.ArchitectureError as error:
+        rows = []
+        if error.index:
+            try:
+                rows = arch.summarize(input_shape, layers[:error.index])
+            except arch.ArchitectureError:
+                rows = []
+        return rows, error
+
+
+def quiz_ui(rows) -> tuple[int | None, str | None]:
+    """"Predict first": hide one layer's output shape or parameter count until the student guesses.
+
+    Returns (hidden layer index or None, what is hidden).
+    """
+    with st.expander("Predict first: hide one number and guess it", icon=":material/psychology:"):
+        if not rows:
+            st.caption("Fix the stack first.")
+            return None, None
+        on = st.toggle("Hide a number", key="calc_quiz_on")
+        columns = st.columns([2, 2, 3])
+        index = columns[0].selectbox("Layer", range(len(rows)), key="calc_quiz_layer",
+                                     format_func=lambda i: f"{i + 1}. {rows[i].name}" if i < len(rows) else str(i))
+        what = columns[1].radio("Hide its", QUIZ_WHAT, key="calc_quiz_what", horizontal=True)
+        if not on:
+            return None, None
+        index = min(int(index), len(rows) - 1)
+        row = rows[index]
+        revealed = st.session_state.get("calc_quiz_revealed") == (row.name, what, _shape_text(row.output_shape),
+                                                                   row.params)
+        guess = columns[2].text_input("Your guess", key="calc_quiz_guess",
+                                      placeholder="e.g. 13x13x8" if what == "output shape" else "e.g. 80")
+        if st.button("Check my guess", key="calc_quiz_check", icon=":material/task_alt:"):
+            numbers = _parse_numbers(guess)
+            truth = list(row.output_shape) if what == "output shape" else [row.params]
+            if numbers is None:
+                st.warning("Type a number (or a shape such as 13x13x8) first.")
+            else:
+                if numbers == truth:
+                    st.success(f"Right: {row.name} has {what} "
+                               f"{_shape_text(row.output_shape) if what == 'output shape' else f'{row.params:,}'}.")
+                else:
+                    answer = _shape_text(row.output_shape) if what == "output shape" else f"{row.params:,}"
+                    st.error(f"Not quite: the {what} of {row.name} is {answer}. "
+                             + (f"Formula: {row.formula}." if what == "parameters" else
+                                f"Its input was {_shape_text(row.input_shape)}."))
+                st.session_state["calc_quiz_revealed"] = (row.name, what, _shape_text(row.output_shape), row.params)
+                revealed = True
+        if revealed:
+            return None, None
+        st.caption(f"The {what} of layer {index + 1} ({row.name}) is hidden below. Work it out from the "
+                   f"layer before it, then check.")
+        return index, what
+
+
+def results_table(rows, error, layers, hidden_index, hidden_what) -> None:
+    table = []
+    for row in rows:
+        hide_shape = row.index == hidden_index and hidden_what == "output shape"
+        hide_params = row.index == hidden_index and hidden_what == "parameters"
+        rf_h, rf_w = row.receptive_field
+        table.append({
+            "#": row.index + 1,
+            "layer": row.name,
+            "what": row.description,
+            "output shape": "?" if hide_shape else _shape_text(row.output_shape),
+            "parameters": "?" if hide_params else f"{row.params:,}",
+            "formula": "?" if hide_params else row.formula,
+            "receptive field": ("whole image" if row.sees_whole_input else f"{rf_h}×{rf_w}"),
+            "multiply-adds": f"{row.mult_adds:,}",
+            "values out": "?" if hide_shape else f"{row.activation_size:,}",
+            "note": row.note,
+        })
+    if error is not None and error.index is not None and error.index < len(layers):
+        names = arch.layer_names(layers)
+        try:
+            what = arch.describe_layer(arch.normalize_layer(layers[error.index]))
+        except arch.ArchitectureError:
+            what = str(layers[error.index].get("type", "?"))
+        table.append({"#": error.index + 1, "layer": f"✖ {names[error.index]}", "what": what,
+                      "output shape": "impossible", "parameters": "", "formula": "", "receptive field": "",
+                      "multiply-adds": "", "values out": "", "note": str(error)})
+    if table:
+        st.dataframe(table, hide_index=True, width="stretch", key="calc_results",
+                     column_config={"#": st.column_config.NumberColumn(width="small"),
+                                    "note": st.column_config.TextColumn(width="large")})
+
+
+def totals_ui(rows, hidden_what) -> None:
+    total = arch.totals(rows)
+    hide = hidden_what == "parameters"
+    columns = st.columns(3)
+    columns[0].metric("Total parameters", "?" if hide else f"{total.params:,}",
+                      help="Every weight and bias, as Keras' model.summary() counts them.")
+    columns[1].metric("Trainable", "?" if hide else f"{total.trainable_params:,}")
+    columns[2].metric("Non-trainable", f"{total.non_trainable_params:,}",
+                      help="Batch normalization's moving mean and variance: updated, not learned.")
+    columns = st.columns(3)
+    columns[0].metric("Multiply-adds per image", _big_number(total.mult_adds),
+                      help="Convolution: out_h·out_w·filters·kh·kw·in_channels; Dense: inputs·units. "
+                           "Bias additions, activations and pooling are not counted.")
+    columns[1].metric("Weights in memory", "?" if hide else _bytes_text(total.parameter_bytes),
+                      help="float32: 4 bytes per parameter.")
+    columns[2].metric("Activations per image", _bytes_text(total.activation_bytes),
+                      help=f"{total.activation_values:,} numbers (input and every layer's output) × 4 bytes, "
+                           "for one forward pass of one image; training keeps them for the whole batch.")
+
+
+def dense_instead_ui(input_shape, rows) -> None:
+    st.subheader("Instead of convolutions")
+    st.write("What if the image went straight into a Dense layer? Every pixel of every channel gets its own "
+             "weight for every unit.")
+    units = st.number_input("Units in that Dense layer", min_value=1, max_value=100_000, value=100, step=10,
+                            key="calc_dense_units")
+    params, formula = arch.dense_instead(input_shape, int(units))
+    columns = st.columns(2)
+    columns[0].metric(f"Dense({int(units):,}) on the flattened {_shape_text(input_shape)} input", f"{params:,}")
+    columns[0].caption(formula)
+    if rows:
+        total = arch.totals(rows).params
+        first = rows[0]
+        columns[1].metric("This whole stack", f"{total:,}")
+        if first.type == "conv2d":
+            columns[1].caption(f"Its first convolution needs only {first.params:,} ({first.formula}): the same "
+                               f"small kernel is reused at every position of the image.")
+
+
+def export_import_ui(input_shape, layers, valid: bool) -> None:
+    code_tab, json_tab, import_tab = st.tabs(["Keras code", "JSON", "Import JSON"])
+    with code_tab:
+        if valid:
+            code = arch.keras_code(input_shape, layers)
+            st.code(code, language="python")
+            st.download_button("Download model.py", code, file_name="model.py", mime="text/x-python",
+                               key="calc_download_py", icon=":material/download:")
+        else:
+            st.caption("Fix the stack to export it.")
+    with json_tab:
+        if valid:
+            text = arch.stack_to_json(input_shape, layers)
+            st.code(text, language="json")
+            st.download_button("Download stack.json", text, file_name="stack.json", mime="application/json",
+                               key="calc_download_json", icon=":material/download:")
+        else:
+            st.caption("Fix the stack to export it.")
+    with import_tab:
+        st.file_uploader("A .json file exported here", type=["json"], key="calc_import_file")
+        st.text_area("…or paste JSON", key="calc_import_text", height=140,
+                     placeholder='{"input_shape": [28, 28, 1], "layers": [{"type": "flatten"}, '
+                                 '{"type": "dense", "units": 10, "activation": "softmax"}]}')
+        st.button("Import", key="calc_import_button", on_click=_import_json, icon=":material/upload:")
+        message = st.session_state.pop(IMPORT_MESSAGE_KEY, None)
+        if message is not None:
+            (st.error if message[0] == "error" else st.success)(message[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The page, top to bottom.
+
+ui.page_header("Layer & parameter calculator",
+               "How shapes shrink layer by layer, and where the parameters of a network live.")
+ui.restore_view(VIEW_PARAMS)
+_init_state()
+
+preset_ui()
+input_shape = input_shape_ui()
+st.subheader("Layers")
+layers = ui.layer_stack_editor("calc_stack", st.session_state[BASE_KEY], input_shape)
+st.session_state["calc_current"] = layers
+st.session_state[SAVED_SHAPE_KEY] = input_shape
+st.session_state[SAVED_PRESET_KEY] = st.session_state["calc_preset"]
+move_insert_ui(layers)
+rows, error = summarize_or_explain(input_shape, layers)
+if error is None:
+    view = json.loads(arch.stack_to_json(input_shape, layers, compact=True))
+    default = arch.PRESETS[DEFAULT_PRESET]
+    if view == json.loads(arch.stack_to_json(default.input_shape, default.layers, compact=True)):
+        st.session_state.pop(VIEW_KEY, None)  # The default view keeps a clean URL.
+    else:
+        st.session_state[VIEW_KEY] = view
+ui.publish_view(VIEW_PARAMS)
+
+st.subheader("Layer by layer")
+hidden_index, hidden_what = quiz_ui(rows if error is None else [])
+results_table(rows, error, layers, hidden_index, hidden_what)
+if error is not None:
+    ui.show_architecture_error(error)
+    if rows:
+        st.caption(f"The table and the figures show the {len(rows)} layer(s) before the problem; totals "
+                   f"return once the stack works.")
+if rows:
+    if error is None:
+        totals_ui(rows, hidden_what if hidden_index is not None else None)
+    with ui.key_figure():
+        bars_tab, volumes_tab = st.tabs(["Parameters per layer", "Shapes shrinking"])
+    with bars_tab:
+        log_scale = st.toggle("Log scale", key="calc_log_scale",
+                              help="Shows small layers next to huge ones (VGG16's first Dense layer).")
+        ui.plotly_chart(parameters_bar_figure(rows, log_scale=log_scale,
+                                              hidden_index=hidden_index if hidden_what == "parameters" else None),
+                        key="calc_bars")
+    with volumes_tab:
+        st.caption("Each box is one layer's output: height and depth for the image size, width for the "
+                   "channels (log scale). Flat vectors are thin bars.")
+        ui.plotly_chart(volumes_figure(input_shape, rows,
+                                       hidden_index=hidden_index if hidden_what == "output shape" else None),
+                        key="calc_volumes")
+
+dense_instead_ui(input_shape, rows if error is None else [])
+st.subheader("Export and import")
+export_import_ui(input_shape, layers, error is None)

@@ -1,0 +1,618 @@
+"""Convolution lab: one kernel slid over an image by hand, step by step, then pooling and colour.
+
+Reads top to bottom: choose an image (sidebar), choose a kernel and its settings, see input,
+kernel and output, predict the output shape, step the window across the image, pool the feature
+map, and finally see what one colour filter and eight random filters do. All the arithmetic is in
+`cnnviz.convolution` (NumPy only): this page never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import convolution as conv
+from cnnviz import data, images
+from cnnviz.figures import convolution as figures
+from cnnviz.shareable import Param
+from widgets import ui
+
+KERNEL_SIZES = (3, 5, 7)
+STRIDES = (1, 2, 3, 4)
+PADDINGS = ("valid", "same", 1, 2, 3)
+SYNTHETIC_SIZES = (16, 24, 32, 48, 64, 128, 256)
+PLAY_INTERVAL_SECONDS = 0.6
+STEP_ZOOM = 40  # The step-through shows at most this many rows and columns around the window.
+DATASET_SAMPLE_LIMIT = 1000  # Training images loaded for browsing (100 per class).
+COLOR_FILTERS = ("edge detector in every channel", "red minus green", "random (seeded)")
+SOURCES = ("Dataset sample", "Synthetic", "Upload")
+COLOR_MODES = ("Grayscale", "RGB, per channel")
+KERNEL_VIEW_KEY = "conv_kernel"  # The kernel weights as a list of rows, for shareable links.
+
+
+def is_kernel_rows(value) -> bool:
+    """A square 3x3, 5x5 or 7x7 grid of finite numbers (as read back from a link)."""
+    try:
+        kernel = conv.validate_kernel(value)
+    except (ValueError, TypeError):
+        return False
+    return kernel.ndim == 2 and kernel.shape[0] == kernel.shape[1] and kernel.shape[0] in KERNEL_SIZES
+
+
+# The controls a "Copy link to this view" link carries (named like their widget keys).
+VIEW_PARAMS = [
+    Param("conv_source", "choice", choices=SOURCES),
+    Param("conv_dataset", "choice", choices=data.DATASETS),
+    Param("conv_class", "int", minimum=0, maximum=99),
+    Param("conv_index", "int", minimum=0, maximum=DATASET_SAMPLE_LIMIT),
+    Param("conv_synthetic", "choice", choices=tuple(images.SYNTHETIC_IMAGES)),
+    Param("conv_synthetic_size", "choice", choices=SYNTHETIC_SIZES),
+    Param("conv_letter", "str", validate=lambda text: len(text) <= 1 and text.isprintable()),
+    Param("conv_color_mode", "choice", choices=COLOR_MODES),
+    Param("conv_image_scale", "choice", choices=tuple(figures.IMAGE_SCALES)),
+    Param("conv_preset", "choice", choices=tuple(conv.KERNEL_PRESETS)),
+    Param("conv_kernel_size", "choice", choices=KERNEL_SIZES),
+    Param(KERNEL_VIEW_KEY, "json", validate=is_kernel_rows),
+    Param("conv_normalise", "bool"),
+    Param("conv_stride", "choice", choices=STRIDES),
+    Param("conv_padding", "choice", choices=PADDINGS),
+    Param("conv_flip", "bool"),
+    Param("conv_relu", "bool"),
+    Param("conv_quiz", "bool"),
+    Param("conv_row", "int", minimum=0, maximum=images.MAX_SIDE),
+    Param("conv_col", "int", minimum=0, maximum=images.MAX_SIDE),
+    Param("conv_step_channel", "int", minimum=0, maximum=2),
+    Param("conv_pool_kind", "choice", choices=("max", "avg")),
+    Param("conv_pool_size", "choice", choices=(2, 3, 4)),
+    Param("conv_pool_stride", "choice", choices=(1, 2, 3, 4)),
+    Param("conv_color_filter", "choice", choices=COLOR_FILTERS),
+    Param("conv_random_seed", "int", minimum=0, maximum=10_000),
+    Param("conv_color_relu", "bool"),
+]
+
+ui.page_header(
+    "Convolution lab",
+    "What one filter does: a small kernel slides over an image, and each output pixel is a dot product.",
+)
+ui.restore_view(VIEW_PARAMS)
+link_slot = st.container()  # "Copy link to this view" goes here once every control is known.
+
+
+# ----------------------------------------------------------------------------------------------
+# Cached pure work (small, hashable inputs)
+# ----------------------------------------------------------------------------------------------
+
+# Entry counts are small: a 256x256x3 float map is 1.5 MB, and the cache is shared by all sessions.
+@st.cache_data(max_entries=24, show_spinner=False)
+def feature_map(image: np.ndarray, kernel: np.ndarray, stride: int, padding, flip: bool) -> np.ndarray:
+    return conv.apply_kernel(image, kernel, stride=stride, padding=padding, flip=flip)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pooled_map(x: np.ndarray, size: int, stride: int, kind: str) -> np.ndarray:
+    return conv.pool(x, size, stride=stride, kind=kind)
+
+
+@st.cache_data(max_entries=6, show_spinner=False)
+def random_filter_maps(image: np.ndarray, seed: int, count: int = 8) -> list[np.ndarray]:
+    """Feature maps of `count` random 3x3x3 filters (Glorot-uniform, like an untrained Conv2D)."""
+    return [conv.apply_kernel(image, conv.random_kernel(3, seed=seed + index, channels=3))
+            for index in range(count)]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def colour_filter_maps(image: np.ndarray, kernel: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The three per-channel results of a 3x3x3 filter and their sum, (H', W') each."""
+    per_channel = [conv.apply_kernel(image[:, :, c], kernel[:, :, c]) for c in range(3)]
+    return per_channel, conv.apply_kernel(image, kernel)
+
+
+def offline_datasets() -> tuple[str, ...]:
+    """Datasets that load here without a download; Fashion-MNIST always does (bundled sample).
+
+    `source_status` only looks at files (well under a millisecond), so this is not cached and
+    a dataset placed in CNNVIZ_DATA_DIR appears at once.
+    """
+    available = []
+    for name in data.DATASETS:
+        status = data.source_status(name)
+        if name == "fashion_mnist" or (status.source is not None and not status.needs_download):
+            available.append(name)
+    return tuple(available)
+
+
+@st.cache_data(max_entries=8, show_spinner="Decoding the image…")
+def decode_upload(file_id: str, _content: bytes) -> images.DecodedImage:
+    # Keyed by the upload's id: hashing the bytes on every rerun would cost more than decoding.
+    return images.decode_image(_content)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def synthetic_image(name: str, size: int, char: str) -> np.ndarray:
+    if name == "letter":
+        return images.letter(size, char)
+    return images.synthetic(name, size)
+
+
+# ----------------------------------------------------------------------------------------------
+# Image choice (sidebar)
+# ----------------------------------------------------------------------------------------------
+
+def dataset_image_ui() -> tuple[np.ndarray, str]:
+    options = offline_datasets()
+    if st.session_state.get("conv_dataset") not in options:
+        st.session_state.pop("conv_dataset", None)  # E.g. from a link made where CIFAR-10 was available.
+    name = ui.dataset_selectbox("conv_dataset", options=options)
+    if len(options) < len(data.DATASETS):
+        st.caption("Other datasets appear here when they are available without a download.")
+    dataset = ui.load_dataset_or_stop(name, limit_train=DATASET_SAMPLE_LIMIT, limit_test=10, allow_download=False)
+    if st.session_state.get("conv_class", 0) >= dataset.num_classes:
+        st.session_state.pop("conv_class", None)
+    label = st.selectbox("Class", range(dataset.num_classes), format_func=lambda k: dataset.class_names[k],
+                         key="conv_class")
+    members = np.flatnonzero(dataset.y_train == label)
+    if members.size == 0:
+        st.info("This subset has no image of that class; pick another class.")
+        st.stop()
+    if st.session_state.get("conv_index", 0) > members.size - 1:
+        st.session_state.conv_index = int(members.size - 1)
+    index = st.number_input(f"Image number (0–{members.size - 1})", min_value=0, max_value=int(members.size - 1),
+                            value=0, step=1, key="conv_index")
+    pixels = dataset.x_train[members[int(index)]]  # (H, W, C) uint8
+    if pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    return pixels, f"{ui.DATASET_LABELS.get(name, name)} · {dataset.class_names[label]} #{index}"
+
+
+def synthetic_image_ui() -> tuple[np.ndarray, str]:
+    name = st.selectbox("Pattern", list(images.SYNTHETIC_IMAGES), key="conv_synthetic")
+    size = st.select_slider("Size (pixels)", SYNTHETIC_SIZES, value=32, key="conv_synthetic_size")
+    char = "A"
+    if name == "letter":
+        char = (st.text_input("Letter", value="A", max_chars=1, key="conv_letter") or "A").strip() or "A"
+    try:
+        pixels = synthetic_image(name, size, char)
+    except ValueError as error:
+        st.warning(f"{error} Showing the letter A instead.")
+        pixels = synthetic_image("letter", size, "A")
+    return pixels, f"synthetic {name} ({size} × {size})"
+
+
+def upload_image_ui() -> tuple[np.ndarray, str] | None:
+    uploaded = st.file_uploader("Image file (PNG, JPEG, GIF, BMP, TIFF, WebP…)", key="conv_upload")
+    if uploaded is None:
+        return None
+    try:
+        decoded = decode_upload(uploaded.file_id, uploaded.getvalue())
+    except images.ImageDecodeError as error:
+        st.session_state["conv_upload_error"] = f"**{uploaded.name}**: {error}"
+        return None
+    st.session_state["conv_upload_notes"] = decoded.notes
+    return decoded.pixels, f"upload {uploaded.name}"
+
+
+def image_source_ui() -> tuple[np.ndarray, str] | None:
+    """The chosen image as uint8 (H, W) or (H, W, 3), and a one-line description."""
+    st.session_state.pop("conv_upload_error", None)
+    st.session_state.pop("conv_upload_notes", None)
+    with st.sidebar:
+        st.header("Image")
+        source = st.radio("Source", SOURCES, key="conv_source")
+        if source == "Dataset sample":
+            return dataset_image_ui()
+        if source == "Synthetic":
+            return synthetic_image_ui()
+        return upload_image_ui()
+
+
+chosen = image_source_ui()
+if st.session_state.get("conv_upload_error"):
+    st.error(st.session_state["conv_upload_error"], icon=":material/broken_image:")
+    st.info("Upload another file, or switch the image source in the sidebar to a dataset sample or a synthetic image.")
+    st.stop()
+if chosen is None:
+    st.info("Upload an image in the sidebar (any format Pillow reads). Large images are downscaled to at "
+            f"most {images.MAX_SIDE} px on the longest side.", icon=":material/upload:")
+    st.stop()
+pixels, image_description = chosen
+for note in st.session_state.get("conv_upload_notes", ()):
+    st.info(note, icon=":material/info:")
+
+with st.sidebar:
+    is_color = not images.is_effectively_gray(pixels)
+    color_mode = st.radio("Channels", COLOR_MODES, key="conv_color_mode",
+                          disabled=not is_color,
+                          help="A colour image can be converted to gray, or the kernel applied to R, G and B "
+                               "separately.")
+    if not is_color:
+        color_mode = "Grayscale"
+        st.caption("This image has a single channel, so it is used in grayscale.")
+    image_scale = st.selectbox("Colour scale for gray images", tuple(figures.IMAGE_SCALES), key="conv_image_scale")
+
+unit_pixels = images.to_unit_float(pixels)  # Values in [0, 1], (H, W) or (H, W, 3).
+if color_mode == "Grayscale":
+    image = images.to_grayscale(unit_pixels)
+else:
+    image = images.to_rgb(unit_pixels)
+image_height, image_width = image.shape[:2]
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernel editor
+# ----------------------------------------------------------------------------------------------
+
+def cell_key(row: int, col: int) -> str:
+    return f"conv_k_{row}_{col}"
+
+
+def load_preset() -> None:
+    """Write the chosen preset, at the chosen size, into the grid's number inputs."""
+    kernel = conv.make_kernel(st.session_state.conv_preset, st.session_state.conv_kernel_size, seed=0)
+    for (row, col), value in np.ndenumerate(kernel):
+        st.session_state[cell_key(row, col)] = float(round(value, 4))
+
+
+def apply_typed_kernel() -> None:
+    """Parse the typed kernel; on success load it into the grid, otherwise remember the error."""
+    st.session_state.pop("conv_kernel_text_error", None)
+    try:
+        kernel = conv.parse_kernel_text(st.session_state.get("conv_kernel_text", ""))
+        if kernel.shape[0] != kernel.shape[1] or kernel.shape[0] not in KERNEL_SIZES:
+            raise ValueError(f"The grid holds square 3x3, 5x5 or 7x7 kernels; yours is "
+                             f"{kernel.shape[0]}x{kernel.shape[1]}.")
+    except ValueError as error:
+        st.session_state["conv_kernel_text_error"] = str(error)
+        return
+    st.session_state.conv_kernel_size = kernel.shape[0]
+    for (row, col), value in np.ndenumerate(kernel):
+        st.session_state[cell_key(row, col)] = float(value)
+
+
+if "conv_preset" not in st.session_state:
+    st.session_state.conv_preset = conv.DEFAULT_PRESET
+if "conv_kernel_size" not in st.session_state:
+    st.session_state.conv_kernel_size = 3
+size_now = st.session_state.conv_kernel_size
+if any(cell_key(r, c) not in st.session_state for r in range(size_now) for c in range(size_now)):
+    # First run (or the grid was not drawn last run): the last kernel shown, e.g. from a link, or the preset.
+    last_kernel = st.session_state.get(KERNEL_VIEW_KEY)
+    if is_kernel_rows(last_kernel) and len(last_kernel) == size_now:
+        for (row, col), value in np.ndenumerate(np.asarray(last_kernel, dtype=float)):
+            st.session_state[cell_key(row, col)] = float(value)
+    else:
+        load_preset()
+
+st.header("1 · Kernel and settings")
+if st.session_state.conv_kernel_size <= 3:
+    settings_column, grid_column = st.columns([2, 3], gap="large")
+else:
+    # A 5x5 or 7x7 grid needs the full width to show its numbers.
+    settings_column, grid_column = st.container(), st.container()
+with settings_column:
+    preset = st.selectbox("Preset", list(conv.KERNEL_PRESETS), key="conv_preset", on_change=load_preset)
+    st.caption(conv.KERNEL_PRESETS[preset].description)
+    kernel_size = st.radio("Kernel size", KERNEL_SIZES, format_func=lambda k: f"{k}×{k}", horizontal=True,
+                           key="conv_kernel_size", on_change=load_preset)
+    normalise = st.toggle("Normalise the kernel", key="conv_normalise",
+                          help="Divide by the sum of the weights (or, if they sum to zero, by the sum of "
+                               "their absolute values) so the output stays in the input's range.")
+    left, right = st.columns(2)
+    stride = left.select_slider("Stride S", STRIDES, value=1, key="conv_stride")
+    padding = right.selectbox("Padding P", PADDINGS, key="conv_padding",
+                              format_func=lambda p: p if isinstance(p, str) else f"{p} zero(s) per side")
+    flip = st.toggle("Flip the kernel (true convolution)", key="conv_flip",
+                     help="Off: cross-correlation, which is what Keras' Conv2D computes. On: the kernel is "
+                          "turned by 180° first, which is convolution in the mathematical sense.")
+    apply_relu = st.toggle("ReLU after the convolution", key="conv_relu",
+                           help="max(0, x): negative responses become 0, as in a Conv2D with activation='relu'.")
+
+with grid_column:
+    st.markdown(f"**Kernel weights** ({kernel_size}×{kernel_size}; edit any cell)")
+    grid_rows = []
+    for row in range(kernel_size):
+        cells = st.columns(kernel_size, gap="small")
+        grid_rows.append([cells[col].number_input(f"weight ({row + 1}, {col + 1})", step=0.1, format="%g",
+                                                  key=cell_key(row, col), label_visibility="collapsed")
+                          for col in range(kernel_size)])
+    with st.expander("Type or paste a kernel"):
+        st.text_area("Rows of numbers, one row per line (or separated by ';')", key="conv_kernel_text",
+                     placeholder="-1 -1 -1\n-1 8 -1\n-1 -1 -1", height=110)
+        st.button("Use this kernel", key="conv_kernel_apply", on_click=apply_typed_kernel)
+        if st.session_state.get("conv_kernel_text_error"):
+            # Shown once, right after the click that caused it.
+            st.error(f"That kernel was not used: {st.session_state.pop('conv_kernel_text_error')}",
+                     icon=":material/error:")
+
+try:
+    raw_kernel = conv.validate_kernel(grid_rows)
+except ValueError as error:
+    st.error(f"The kernel cannot be used: {error}", icon=":material/error:")
+    st.stop()
+kernel = conv.normalise_kernel(raw_kernel) if normalise else raw_kernel
+st.session_state[KERNEL_VIEW_KEY] = raw_kernel.tolist()
+
+
+# ----------------------------------------------------------------------------------------------
+# Input → kernel → output
+# ----------------------------------------------------------------------------------------------
+
+try:
+    out_height = conv.output_size(image_height, kernel_size, stride, padding)
+    out_width = conv.output_size(image_width, kernel_size, stride, padding)
+except ValueError as error:
+    st.error(f"These settings do not fit this image: {error}", icon=":material/error:")
+    st.stop()
+
+output = feature_map(image, kernel, stride, padding, flip)  # (H', W') or (H', W', 3)
+if apply_relu:
+    output = conv.relu(output)
+channel_names = [name for name, _ in images.split_channels(image)]
+
+st.header("2 · Input, kernel, output")
+st.caption(f"Image: {image_description} — {image_height} × {image_width}"
+           + (" × 3 (one result per channel)" if image.ndim == 3 else ""))
+
+shape_signature = (image_height, image_width, kernel_size, stride, str(padding))
+quiz = st.toggle("Check yourself: predict the output shape before it is shown", value=True, key="conv_quiz")
+revealed = not quiz or st.session_state.get("conv_revealed") == shape_signature
+
+
+def check_prediction() -> None:
+    guess = (st.session_state.get("conv_guess_h"), st.session_state.get("conv_guess_w"))
+    st.session_state.conv_quiz_result = (shape_signature, guess)
+    st.session_state.conv_revealed = shape_signature
+
+
+def reveal_without_guessing() -> None:
+    st.session_state.conv_quiz_result = (shape_signature, None)
+    st.session_state.conv_revealed = shape_signature
+
+
+with ui.key_figure():
+    input_column, kernel_column, output_column = st.columns([5, 3 + (kernel_size - 3) // 2, 5])
+with input_column:
+    ui.plotly_chart(figures.image_figure(image, title=f"Input ({image_height} × {image_width})", scale=image_scale),
+                    key="conv_input_chart")
+with kernel_column:
+    kernel_title = "Kernel (normalised)" if normalise else "Kernel"
+    ui.plotly_chart(figures.kernel_figure(kernel, title=kernel_title), key="conv_kernel_chart")
+with output_column:
+    if not revealed:
+        with st.container(border=True):
+            st.markdown(f"**How big is the output?** Input {image_height} × {image_width}, kernel "
+                        f"{kernel_size} × {kernel_size}, stride {stride}, padding {padding}.")
+            guess_left, guess_right = st.columns(2)
+            guess_left.number_input("Output height", min_value=0, max_value=1000, value=None, step=1,
+                                    key="conv_guess_h", placeholder="rows")
+            guess_right.number_input("Output width", min_value=0, max_value=1000, value=None, step=1,
+                                     key="conv_guess_w", placeholder="columns")
+            ask_left, ask_right = st.columns(2)
+            ask_left.button("Check my prediction", key="conv_check", on_click=check_prediction, type="primary")
+            ask_right.button("Just show me", key="conv_reveal", on_click=reveal_without_guessing)
+            st.caption("Hint: (W − F + 2P) / S + 1, rounded down.")
+    elif image.ndim == 3:
+        st.markdown(f"**Output ({out_height} × {out_width} × 3)**: the kernel is applied to each channel "
+                    "separately; the three results are below.")
+    else:
+        ui.plotly_chart(figures.signed_map_figure(output, title=f"Output ({out_height} × {out_width})"),
+                        key="conv_output_chart")
+
+if revealed and image.ndim == 3:
+    maps = [(f"{name} channel result", output[:, :, index]) for index, name in enumerate(channel_names)]
+    ui.plotly_chart(figures.map_grid_figure(maps, columns=3, height_per_row=360), key="conv_output_chart")
+
+if revealed:
+    result = st.session_state.get("conv_quiz_result")
+    if quiz and result and result[0] == shape_signature and result[1] is not None:
+        guess = result[1]
+        if guess == (out_height, out_width):
+            st.success(f"Right: the output is {out_height} × {out_width}.", icon=":material/check_circle:")
+        else:
+            shown = " × ".join("?" if value is None else str(int(value)) for value in guess)
+            st.warning(f"Not quite: you predicted {shown}, the output is {out_height} × {out_width}. "
+                       "The formula below shows where each number comes from.", icon=":material/school:")
+    height_explained = conv.explain_output_size(image_height, kernel_size, stride, padding)
+    width_explained = conv.explain_output_size(image_width, kernel_size, stride, padding)
+    with st.container(border=True):
+        depth = " × 3" if image.ndim == 3 else ""
+        st.markdown(f"**Output shape: {out_height} × {out_width}{depth}** "
+                    f"using {height_explained.general} with W = input size, F = kernel size, P = padding, S = stride")
+        st.markdown(f"- height: `{height_explained.substituted}`\n- width: `{width_explained.substituted}`")
+        st.caption(height_explained.note)
+        st.caption(f"Output values: min {output.min():.4g}, max {output.max():.4g}, mean {output.mean():.4g}.",
+                   help="Summary of the feature map shown above.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Step through
+# ----------------------------------------------------------------------------------------------
+
+def toggle_play() -> None:
+    """Start from the top-left position, or pause where the window is."""
+    st.session_state.conv_playing = not st.session_state.get("conv_playing", False)
+    if st.session_state.conv_playing:
+        st.session_state.conv_row = 0
+        st.session_state.conv_col = 0
+
+
+def position_slider(label: str, count: int, key: str) -> int:
+    """A slider over 0..count-1; a single position needs no slider."""
+    if st.session_state.get(key, 0) > count - 1:
+        st.session_state[key] = count - 1
+    if count == 1:
+        st.session_state[key] = 0
+        st.caption(f"{label}: 0 (the output has only one)")
+        return 0
+    return st.slider(label, 0, count - 1, key=key)
+
+
+playing = revealed and st.session_state.get("conv_playing", False)
+if "conv_row" not in st.session_state:
+    st.session_state.conv_row = 0
+    st.session_state.conv_col = 0
+
+
+@st.fragment(run_every=PLAY_INTERVAL_SECONDS if playing else None)
+def step_through() -> None:
+    """Runs on its own every PLAY_INTERVAL_SECONDS while playing, advancing the window."""
+    step_size = max(1, out_width // 12)
+    if st.session_state.get("conv_playing"):
+        position = conv.next_position(min(st.session_state.conv_row, out_height - 1),
+                                      min(st.session_state.conv_col, out_width - 1), out_height, out_width,
+                                      st.session_state.get("conv_play_step", step_size))
+        if position is None:
+            st.session_state.conv_playing = False
+            st.rerun()
+        st.session_state.conv_row, st.session_state.conv_col = position
+    controls = st.columns([3, 3, 2])
+    with controls[0]:
+        row = position_slider("Output row", out_height, "conv_row")
+    with controls[1]:
+        col = position_slider("Output column", out_width, "conv_col")
+    with controls[2]:
+        if image.ndim == 3:
+            channel = st.selectbox("Channel", range(3), format_func=lambda c: channel_names[c], key="conv_step_channel")
+        else:
+            channel = None
+        st.select_slider("Play jump", (1, 2, 4, 8), value=min((1, 2, 4, 8), key=lambda s: abs(s - step_size)),
+                         key="conv_play_step", help="How many positions the window moves per frame.")
+
+    plane = image if channel is None else image[:, :, channel]
+    detail = conv.window_detail(plane, kernel, row, col, stride=stride, padding=padding, flip=flip)
+    padded, (pad_top, pad_left) = conv.pad_image(plane, (kernel_size, kernel_size), stride, padding)
+    padded = padded[:, :, 0]  # (H + padding, W + padding)
+    value_map = output if channel is None else output[:, :, channel]
+    # Large images are shown zoomed around the window, so that a 3x3 window stays visible.
+    centre = (row * stride + kernel_size // 2, col * stride + kernel_size // 2)  # In padded coordinates.
+    top, bottom = figures.zoom_bounds(padded.shape[0], centre[0], STEP_ZOOM)
+    left_edge, right_edge = figures.zoom_bounds(padded.shape[1], centre[1], STEP_ZOOM)
+    zoomed = padded.shape[0] > STEP_ZOOM or padded.shape[1] > STEP_ZOOM
+    out_top, out_bottom = figures.zoom_bounds(value_map.shape[0], row, STEP_ZOOM)
+    out_left, out_right = figures.zoom_bounds(value_map.shape[1], col, STEP_ZOOM)
+    # One colour range for the whole map, so colours do not jump while the zoomed view moves.
+    signed_limit = (float(np.abs(value_map).max()) or 1.0) if value_map.min() < 0 else None
+    left, right = st.columns(2)
+    with left:
+        title = "Input with padding" + (" (zoomed)" if zoomed else "") + ": the window is outlined"
+        ui.plotly_chart(figures.image_figure(padded[top:bottom, left_edge:right_edge], title=title,
+                                             scale=image_scale, row0=top - pad_top, col0=left_edge - pad_left,
+                                             window=(detail.top, detail.left, detail.bottom, detail.right)),
+                        key="conv_step_input_chart")
+    with right:
+        ui.plotly_chart(figures.signed_map_figure(value_map[out_top:out_bottom, out_left:out_right],
+                                                  title=f"Output: position ({row}, {col})", highlight=(row, col),
+                                                  row0=out_top, col0=out_left, signed_limit=signed_limit),
+                        key="conv_step_output_chart")
+    ui.plotly_chart(figures.window_figure(detail.window, detail.kernel, detail.products), key="conv_window_chart")
+    st.markdown(f"**Output ({row}, {col})** = sum of the products"
+                + (" (the kernel is flipped by 180° for true convolution)" if flip else "") + ":")
+    st.code(detail.equation(), language=None, wrap_lines=True)
+    if apply_relu:
+        st.caption(f"ReLU: max(0, {detail.total:.4g}) = {max(0.0, detail.total):.4g}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Pooling
+# ----------------------------------------------------------------------------------------------
+
+def pooling_section() -> None:
+    pool_columns = st.columns([2, 5])
+    with pool_columns[0]:
+        pool_kind = st.radio("Pooling", ("max", "avg"), horizontal=True, key="conv_pool_kind",
+                             format_func=lambda k: "max" if k == "max" else "average")
+        pool_size = st.select_slider("Pool size", (2, 3, 4), value=2, key="conv_pool_size")
+        pool_stride = st.select_slider("Pool stride", (1, 2, 3, 4), value=2, key="conv_pool_stride")
+    with pool_columns[1]:
+        if out_height < pool_size or out_width < pool_size:
+            st.warning(f"The feature map ({out_height} × {out_width}) is smaller than a {pool_size} × {pool_size} "
+                       "pool; pick a smaller pool or a smaller stride above.", icon=":material/warning:")
+        else:
+            pooled = pooled_map(output, pool_size, pool_stride, pool_kind)
+            pooled_height, pooled_width = pooled.shape[:2]
+            explained = conv.explain_output_size(out_height, pool_size, pool_stride, "valid")
+            st.markdown(f"**{out_height} × {out_width} → {pooled_height} × {pooled_width}**: "
+                        f"`{explained.substituted}` (no weights: a pool only takes the "
+                        f"{'largest value' if pool_kind == 'max' else 'average'} of each window).")
+            if pooled.ndim == 3:
+                maps = [(f"{name}, pooled", pooled[:, :, index]) for index, name in enumerate(channel_names)]
+                ui.plotly_chart(figures.map_grid_figure(maps, columns=3, height_per_row=240), key="conv_pool_chart")
+            else:
+                ui.plotly_chart(figures.signed_map_figure(pooled, title=f"{pool_kind} pooled ({pooled_height} × "
+                                                                          f"{pooled_width})", height=320),
+                                key="conv_pool_chart")
+
+
+if revealed:
+    st.header("3 · Step through")
+    st.caption("Pick one output position: the window it reads is outlined on the (padded) input, and its "
+               "value is the sum of the products of window and kernel.")
+    # Play/Pause sits outside the step-through fragment: its click reruns the whole page, which
+    # re-declares the fragment with (or without) its timer.
+    st.button("Pause" if playing else "Play", key="conv_play", on_click=toggle_play,
+              icon=":material/pause:" if playing else ":material/play_arrow:",
+              help="Slide the window across the image, row by row.")
+    step_through()
+    st.header("4 · Pooling the feature map")
+    pooling_section()
+else:
+    st.info("Predict the output shape above (or press **Just show me**) to step through the convolution "
+            "and pool its result: both would give the answer away.", icon=":material/lock:")
+    st.session_state.conv_playing = False
+
+
+# ----------------------------------------------------------------------------------------------
+# Colour: one 3x3x3 filter, and eight random ones
+# ----------------------------------------------------------------------------------------------
+
+def color_filter(name: str, seed: int) -> np.ndarray:
+    """A 3x3x3 kernel (rows, columns, RGB)."""
+    if name == "edge detector in every channel":
+        return np.repeat(conv.KERNEL_PRESETS["Laplacian edge"].kernel[:, :, None] / 3.0, 3, axis=2)
+    if name == "red minus green":
+        kernel = np.zeros((3, 3, 3))
+        kernel[:, :, 0] = 1 / 9
+        kernel[:, :, 1] = -1 / 9
+        return kernel
+    return conv.random_kernel(3, seed=seed, channels=3)
+
+
+st.header("5 · Colour: one filter sees all three channels")
+color_source = images.to_rgb(unit_pixels)
+if images.is_effectively_gray(pixels):
+    color_source = images.to_unit_float(images.color_shapes(48))
+    st.caption("The chosen image is gray, so this section uses the built-in colour test card.")
+color_controls = st.columns([3, 2, 2])
+color_name = color_controls[0].selectbox("3×3×3 filter", COLOR_FILTERS, key="conv_color_filter")
+color_seed = color_controls[1].number_input("Random seed", min_value=0, max_value=10_000, value=0, step=1,
+                                            key="conv_random_seed")
+color_relu = color_controls[2].toggle("ReLU", key="conv_color_relu")
+color_kernel = color_filter(color_name, int(color_seed))
+per_channel, summed = colour_filter_maps(color_source, color_kernel)  # summed: the three results added.
+if color_relu:
+    summed = conv.relu(summed)
+st.markdown("A Conv2D filter on an RGB image has a 3 × 3 kernel **per channel** (3 × 3 × 3 = 27 weights "
+            "plus one bias). Each slice is slid over its own channel, and the three results are **added** into "
+            "one feature map: output = R ⋆ k_R + G ⋆ k_G + B ⋆ k_B"
+            + (", then ReLU." if color_relu else "."))
+maps = [(f"{name} channel", color_source[:, :, index]) for index, name in enumerate(images.CHANNEL_NAMES)]
+maps.append(("the image", color_source))
+maps += [(f"k_{name[0].upper()}", color_kernel[:, :, index]) for index, name in enumerate(images.CHANNEL_NAMES)]
+maps.append(("", None))
+maps += [(f"{name} ⋆ k_{name[0].upper()}", per_channel[index]) for index, name in enumerate(images.CHANNEL_NAMES)]
+maps.append(("sum = one feature map", summed))
+grid = figures.map_grid_figure(maps, columns=4, height_per_row=230, scale=image_scale)
+ui.plotly_chart(grid, key="conv_color_chart")
+
+st.subheader("Eight random filters: untrained feature detectors")
+st.caption("Each map comes from a different random 3×3×3 filter drawn like Keras' default initialiser. "
+           "Some happen to respond to edges, some to colours, some to almost nothing: training is what turns "
+           "such random detectors into useful ones. Change the seed to draw eight more.")
+random_maps = random_filter_maps(color_source, int(color_seed))
+if color_relu:
+    random_maps = [conv.relu(values) for values in random_maps]
+ui.plotly_chart(figures.map_grid_figure([(f"filter {index + 1}", values) for index, values in enumerate(random_maps)],
+                                        columns=4, height_per_row=220, shared_scale=True),
+                key="conv_random_chart")
+
+with link_slot:
+    ui.publish_view(VIEW_PARAMS)

@@ -1,0 +1,39 @@
+"""Home page: what cnnviz teaches, one card per lesson, and where each dataset will come from."""
+
+import streamlit as st
+
+from cnnviz import data
+from cnnviz.catalogue import available_lessons
+from widgets import ui
+
+ui.page_header(
+    "cnnviz: see inside a convolutional neural network",
+    "Move a slider, watch a kernel, a shape, a training curve or a feature space change.",
+)
+
+st.markdown(
+    "Each lesson takes one idea from a CNN course and makes it something you can poke at: "
+    "the arithmetic of a single filter, the bookkeeping of shapes and parameters, a network "
+    "learning in front of you, and experiments that answer *why* one design beats another."
+)
+
+lessons = available_lessons()
+columns = st.columns(2)
+for index, lesson in enumerate(lessons):
+    with columns[index % 2].container(border=True):
+        st.subheader(lesson.title)
+        st.write(lesson.teaches)
+        st.markdown(f"**Try this:** {lesson.try_this}")
+        ui.lesson_link(lesson)
+
+st.header("Datasets")
+st.write("Where each dataset will be loaded from on this server, checked without downloading anything:")
+rows = []
+for name in data.DATASETS:
+    status = data.source_status(name)
+    rows.append({
+        "Dataset": ui.DATASET_LABELS[name],
+        "Source": status.source or "unavailable",
+        "Why": status.note,
+    })
+st.dataframe(rows, hide_index=True, width="stretch")

@@ -1,0 +1,492 @@
+"""Transfer learning: pre-train on some Fashion-MNIST classes, then transfer to classes never seen.
+
+The page reads top to bottom: the class split; pre-training the 2-unit bottleneck CNN; the unseen
+classes seen through the pre-trained network (feature space and "predicted as" table); retraining
+with a chosen freeze depth (feature space before/after on the same scale, frozen weights checked
+bit for bit); and the strategy comparison over transfer-set sizes, related to the four cases.
+All training goes through the shared engine (`ui.train_with_progress`, or `training.train` inside
+a cached background job for the comparison); TensorFlow loads only once something trains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import data, training
+from cnnviz.errors import CnnvizError
+from cnnviz.figures import lenet_vs_relu as lenet_vs_relu_figures
+from cnnviz.figures import transfer as transfer_figures
+from cnnviz.lessons import transfer
+from cnnviz.lessons.transfer import STRATEGIES, STRATEGY_LABELS
+from cnnviz.shareable import Param
+from cnnviz.training import replay
+from widgets import ui
+
+DATASET = "fashion_mnist"
+ALL = "all"
+PRETRAIN_PER_CLASS_OPTIONS = (20, 100, 300, 600, 1000, 2000, ALL)
+TEST_PER_CLASS_OPTIONS = (10, 50, 100, 200, 500, ALL)
+TRANSFER_PER_CLASS_OPTIONS = (10, 30, 100, 300, 1000, ALL)
+LARGEST_OPTIONS = (30, 90, 300, 900, 3000, ALL)
+SMALLEST_OPTIONS = (6, 15, 30, 60)
+# At most this many test images of the seen classes are drawn behind the unseen ones.
+MAX_SEEN_POINTS = 1400
+# The default runs from an empty cache, measured with bench/transfer_defaults.py on 2 CPU cores
+# (the budget is 30 s each); every size slider's last option ("all") uses the full data instead
+# (measured 28 s to pre-train and 63 s for the comparison).
+MEASURED_PRETRAIN_SECONDS = 4.5
+MEASURED_RETRAIN_SECONDS = 0.7
+MEASURED_COMPARE_SECONDS = 9.1
+_DEFAULT = transfer.ExperimentSettings()
+DEFAULTS = dict(pretrain_per_class=_DEFAULT.pretrain_per_class, test_per_class=_DEFAULT.test_per_class,
+                pretrain_epochs=_DEFAULT.pretrain_epochs, transfer_per_class=_DEFAULT.transfer_per_class,
+                transfer_epochs=_DEFAULT.transfer_epochs, largest=transfer.DEFAULT_LARGEST_TRANSFER_SIZE,
+                smallest=transfer.SMALLEST_TRANSFER_SIZE, steps=transfer.DEFAULT_SIZE_STEPS)
+
+
+# The bottleneck net has the same number of layers whatever the class count; the freeze slider
+# offers 0 (nothing frozen) up to all but the head.
+_STACK_LENGTH = len(transfer.bottleneck_stack(_DEFAULT.input_shape, len(transfer.DEFAULT_TRANSFER_CLASSES)))
+WIDGET_DEFAULTS = {
+    "transfer_pretrain_classes": list(transfer.DEFAULT_PRETRAIN_CLASSES),
+    "transfer_transfer_classes": list(transfer.DEFAULT_TRANSFER_CLASSES),
+    "transfer_pretrain_per_class": DEFAULTS["pretrain_per_class"],
+    "transfer_pretrain_epochs": DEFAULTS["pretrain_epochs"],
+    "transfer_test_per_class": DEFAULTS["test_per_class"],
+    "transfer_epochs": DEFAULTS["transfer_epochs"],
+    "transfer_freeze": transfer.conv_block_depth(
+        transfer.bottleneck_stack(_DEFAULT.input_shape, len(transfer.DEFAULT_TRANSFER_CLASSES))),
+    "transfer_transfer_per_class": DEFAULTS["transfer_per_class"],
+    "transfer_smallest": DEFAULTS["smallest"],
+    "transfer_largest": DEFAULTS["largest"],
+    "transfer_size_steps": DEFAULTS["steps"],
+}
+
+
+def _class_list(value) -> bool:
+    return (isinstance(value, list) and len(set(value)) == len(value)
+            and all(isinstance(label, int) and 0 <= label < len(data.CLASS_NAMES[DATASET]) for label in value))
+
+
+# Every control of the page, as it appears in a shared link.
+VIEW_PARAMS = [
+    Param("transfer_pretrain_classes", "json", validate=_class_list),
+    Param("transfer_transfer_classes", "json", validate=_class_list),
+    Param("transfer_pretrain_per_class", "choice", choices=PRETRAIN_PER_CLASS_OPTIONS),
+    Param("transfer_pretrain_epochs", "int", minimum=1, maximum=30),
+    Param("transfer_test_per_class", "choice", choices=TEST_PER_CLASS_OPTIONS),
+    Param("transfer_epochs", "int", minimum=1, maximum=30),
+    Param("transfer_freeze", "int", minimum=0, maximum=_STACK_LENGTH - 1),
+    Param("transfer_transfer_per_class", "choice", choices=TRANSFER_PER_CLASS_OPTIONS),
+    Param("transfer_smallest", "choice", choices=SMALLEST_OPTIONS),
+    Param("transfer_largest", "choice", choices=LARGEST_OPTIONS),
+    Param("transfer_size_steps", "int", minimum=2, maximum=6),
+]
+
+
+def _initialise_widgets() -> None:
+    """Give every control its default once, so that widgets take their value from the session
+    (and from a shared link) rather than from a `value=` argument."""
+    for key, default in WIDGET_DEFAULTS.items():
+        st.session_state.setdefault(key, default)
+
+
+def _per_class(value) -> int | None:
+    return None if value == ALL else int(value)
+
+
+def _images_label(value) -> str:
+    return "all" if value == ALL else f"{value:,}"
+
+
+# --------------------------------------------------------------------------------------------
+# Cached helpers (models are passed as `_model` and keyed by their config key)
+# --------------------------------------------------------------------------------------------
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def transfer_test_images(dataset: str, limit_test: int | None, seed: int,
+                         classes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The test images of `classes` that every run of the experiment is scored on, with their
+    ORIGINAL labels: the same subset and order the training engine uses."""
+    loaded = data.load(dataset, limit_test=limit_test, seed=seed)
+    keep = np.isin(loaded.y_test, classes)
+    return np.asarray(loaded.x_test[keep]), np.asarray(loaded.y_test[keep]).astype(np.int64)
+
+
+@st.cache_data(max_entries=16, show_spinner="Passing the images through the network…")
+def bottleneck_points(model_key: str, images_key: str, _model, _stack, _images) -> np.ndarray:
+    """2-D bottleneck coordinates of the images under one trained model."""
+    return transfer.bottleneck_features(_model, _images, _stack)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def predicted_head_units(model_key: str, images_key: str, _model, _images) -> np.ndarray:
+    return transfer.predicted_units(_model, _images)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def frozen_check(pretrained_key: str, transferred_key: str, freeze_layers: int, _pretrained, _transferred) -> bool:
+    return transfer.frozen_layers_unchanged(_pretrained, _transferred, freeze_layers)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def comparison_job(job_key: str, _split, _settings, _sizes) -> transfer.ComparisonJob:
+    """The shared background job comparing the strategies (started on a miss, kept when done)."""
+    return transfer.ComparisonJob(_split, _settings, _sizes).start()
+
+
+def _requested(flag: str, config, clicked: bool) -> bool:
+    """Train when the button was pressed for this config, or when a finished run is on disk."""
+    if clicked:
+        st.session_state[flag] = config.key()
+    return st.session_state.get(flag) == config.key() or training.is_cached(config)
+
+
+# --------------------------------------------------------------------------------------------
+# Page sections
+# --------------------------------------------------------------------------------------------
+
+def split_ui(class_names: tuple[str, ...]) -> transfer.ClassSplit:
+    """Section 1: the two class sets, validated, with their label remap."""
+    st.header("1 · Split the classes")
+    st.write("The network is pre-trained on some classes only; the others are kept back as the "
+             "*transfer set*, classes it has never seen. The seeds keep back T-shirt/top, Trouser and "
+             "Pullover.")
+    labels = list(range(len(class_names)))
+    left, right = st.columns(2)
+    pretrain = left.multiselect("Pre-training classes", labels,
+                                format_func=lambda label: f"{label} · {class_names[label]}",
+                                key="transfer_pretrain_classes")
+    transfer_classes = right.multiselect("Transfer classes (unseen in pre-training)", labels,
+                                         format_func=lambda label: f"{label} · {class_names[label]}",
+                                         key="transfer_transfer_classes")
+    try:
+        split = transfer.make_split(pretrain, transfer_classes, class_names)
+    except transfer.SplitError as error:
+        st.error(str(error), icon=":material/call_split:")
+        st.stop()
+    with st.expander("Labels as the networks see them", expanded=False):
+        st.caption("Each training run only knows its own classes, numbered from 0 in label order: the "
+                   "pre-trained network's output unit *i* means the *i*-th pre-training class.")
+        st.dataframe([{"Original label": row.original_label, "Class": row.class_name, "Used for": row.role,
+                       "Label in its run": row.new_label} for row in split.remap_table()],
+                     hide_index=True, width="stretch")
+        if split.unused:
+            st.caption("Left out of the experiment: " + ", ".join(class_names[c] for c in split.unused) + ".")
+    return split
+
+
+def settings_ui() -> transfer.ExperimentSettings:
+    """Experiment sizes and epochs (defaults: seconds per run, see MEASURED_*; 'all' = the full data)."""
+    with st.expander("Experiment size (images, epochs)", expanded=False):
+        st.caption("The defaults keep every run to about half a minute on two CPU cores. Slide to "
+                   "**all** for the full data (with all 60,000 Fashion-MNIST images: measured 28 s to pre-train, about a minute for the comparison; closer to the seeds' figures).")
+        left, right = st.columns(2)
+        pretrain_per_class = left.select_slider("Pre-training images per class", PRETRAIN_PER_CLASS_OPTIONS,
+                                                format_func=_images_label,
+                                                key="transfer_pretrain_per_class")
+        pretrain_epochs = left.slider("Pre-training epochs", 1, 30,
+                                      key="transfer_pretrain_epochs")
+        test_per_class = right.select_slider("Test images per class", TEST_PER_CLASS_OPTIONS,
+                                             format_func=_images_label,
+                                             key="transfer_test_per_class",
+                                             help="Every run is scored on the same test images.")
+        transfer_epochs = right.slider("Transfer epochs (more for tiny sets)", 1, 30,
+                                       key="transfer_epochs",
+                                       help="Sets of a few dozen images also get smaller batches and extra "
+                                            "epochs, so that every run makes at least ~48 weight updates.")
+    return transfer.ExperimentSettings(
+        dataset=DATASET, pretrain_per_class=_per_class(pretrain_per_class),
+        test_per_class=_per_class(test_per_class), pretrain_epochs=int(pretrain_epochs),
+        transfer_epochs=int(transfer_epochs))
+
+
+def pretrain_ui(split, settings):
+    """Section 2: pre-train the bottleneck CNN on the pre-training classes (cached)."""
+    st.header("2 · Pre-train on the seen classes")
+    config = transfer.pretrain_config(split, settings)
+    names = ", ".join(split.pretrain_names)
+    st.write(f"The **CNN with a 2-unit bottleneck** (three convolutions, a Dense layer of only two units, "
+             f"a softmax head with {len(split.pretrain)} outputs) learns {names}.")
+    clicked = st.button("Pre-train the network", type="primary", icon=":material/play_arrow:",
+                        key="transfer_pretrain_button")
+    if not _requested("transfer_pretrain_for", config, clicked):
+        st.info(f"Press **Pre-train the network** to start (measured {MEASURED_PRETRAIN_SECONDS:g} s with the default "
+                "sizes on two CPU cores).",
+                icon=":material/info:")
+        st.stop()
+    result = ui.train_with_progress(config, key="transfer_pretrain", fresh=clicked)
+    if result is None:
+        st.stop()
+    if result.stopped_reason != "finished":
+        st.info("The next steps copy the pre-trained weights: let pre-training finish first.")
+        st.stop()
+    st.metric(f"Test accuracy on the {len(split.pretrain)} seen classes", f"{result.test_accuracy:.1%}",
+              help=f"Chance level is {1 / len(split.pretrain):.1%}. A 2-unit bottleneck limits accuracy: "
+                   "every image must be told apart from a point in a plane.")
+    with st.expander("Pre-training curves (replay training)"):
+        ui.replay_runs({"Pre-training": result}, key="transfer_pretrain_replay")
+    return config, result
+
+
+def before_ui(split, settings, pretrained):
+    """Section 3: the unseen classes through the pre-trained network."""
+    st.header("3 · The unseen classes through the pre-trained network")
+    images, labels = transfer_test_images(settings.dataset, settings.limit(settings.test_per_class),
+                                          settings.seed, split.transfer)
+    images_key = f"{settings.dataset}:{settings.test_per_class}:{settings.seed}:{split.transfer}"
+    stack = pretrained.config.stack()
+    points = bottleneck_points(pretrained.config.key(), images_key, pretrained.model, stack, images)
+    before = transfer.FeatureSpace(points, labels, split.class_names, "Before: pre-trained network")
+    seen_images, seen_labels = pretrained.test_data()
+    seen_images, seen_labels = seen_images[:MAX_SEEN_POINTS], seen_labels[:MAX_SEEN_POINTS]
+    seen_points = bottleneck_points(pretrained.config.key(), f"seen:{len(seen_images)}", pretrained.model,
+                                    stack, seen_images)
+    with_seen = transfer.FeatureSpace(points, labels, split.class_names,
+                                      "Unseen classes (bold) among the seen classes (faint)",
+                                      context_points=seen_points,
+                                      context_labels=np.asarray(split.pretrain)[seen_labels])
+    with ui.key_figure():
+        ui.plotly_chart(transfer_figures.feature_space_pair(with_seen), key="transfer_before_chart")
+    st.caption("The bottleneck squeezes every image into two numbers. The pre-trained network arranged the "
+               "seen classes in this plane; images of classes it never saw land on or between the clusters "
+               "of the seen classes they resemble.")
+    units = predicted_head_units(pretrained.config.key(), images_key, pretrained.model, images)
+    table = transfer.predicted_as_table(units, labels, split)
+    st.write(f"The {len(images):,} test images of the transfer classes go through the pre-trained network. "
+             "It has no output for them, so each is predicted as one of the classes it knows:")
+    st.dataframe(table.as_records(), hide_index=True, width="stretch",
+                 column_config={split.class_names[c]: st.column_config.NumberColumn(format="%.1f%%")
+                                for c in split.pretrain})
+    sentences = [f"**{split.class_names[row]}** is mostly taken for **{split.class_names[seen]}** ({share:.0f}%)"
+                 for row, (seen, share) in table.most_predicted().items()]
+    st.markdown("; ".join(sentences) + ".")
+    return images, labels, images_key, before
+
+
+def freeze_ui(split, settings):
+    """The freeze-depth slider and transfer-set size; returns (freeze_layers, transfer config, plan)."""
+    stack = transfer.bottleneck_stack(settings.input_shape, len(split.transfer))
+    plan_all = transfer.layer_plan(settings.input_shape, stack, copy_layers=len(stack) - 1, freeze_layers=0)
+    names = [row.name for row in plan_all.rows]
+
+    def describe(depth: int) -> str:
+        return "nothing frozen" if depth == 0 else f"freeze up to {names[depth - 1]}"
+
+    left, right = st.columns([3, 2])
+    freeze_layers = left.select_slider("Freeze the first layers", list(range(len(stack))),
+                                       format_func=describe, key="transfer_freeze",
+                                       help="The last layer (the head) is new: it has one output per transfer "
+                                            "class, so it always trains.")
+    per_class = right.select_slider("Transfer images per class", TRANSFER_PER_CLASS_OPTIONS,
+                                    format_func=_images_label,
+                                    key="transfer_transfer_per_class")
+    plan = transfer.layer_plan(settings.input_shape, stack, copy_layers=len(stack) - 1, freeze_layers=freeze_layers)
+    ui.plotly_chart(transfer_figures.layer_roles_figure([r.name for r in plan.rows], [r.kind for r in plan.rows],
+                                                        [r.params for r in plan.rows], [r.role for r in plan.rows]),
+                    key="transfer_roles_chart")
+    a, b, c = st.columns(3)
+    a.metric("Frozen parameters", f"{plan.frozen_params:,}")
+    b.metric("Trainable parameters", f"{plan.trainable_params:,}")
+    c.metric("…of which new (random)", f"{plan.params('new'):,}")
+    config = transfer.transfer_config(split, settings, freeze_layers=freeze_layers, per_class=_per_class(per_class))
+    return freeze_layers, config
+
+
+def transfer_ui(split, settings, pretrain_config, pretrained, images, labels, images_key, before):
+    """Section 4: retrain with the chosen freeze depth; feature space before/after; frozen check."""
+    st.header("4 · Transfer: retrain the unfrozen layers on the unseen classes")
+    st.write("Every layer but the head is copied from the pre-trained network. Frozen layers keep their "
+             "weights; the others (and the new head) are retrained on the transfer classes.")
+    freeze_layers, config = freeze_ui(split, settings)
+    clicked = st.button("Retrain on the transfer set", type="primary", icon=":material/play_arrow:",
+                        key="transfer_retrain_button")
+    if not _requested("transfer_retrain_for", config, clicked):
+        st.info("Press **Retrain on the transfer set** to see the feature space after transfer (measured "
+                f"{MEASURED_RETRAIN_SECONDS:g} s with the default sizes: only the dense layers learn).",
+                icon=":material/info:")
+        return None
+    result = ui.train_with_progress(config, key="transfer_retrain", fresh=clicked)
+    if result is None:
+        return None
+    points = bottleneck_points(config.key(), images_key, result.model, config.stack(), images)
+    after = transfer.FeatureSpace(points, labels, split.class_names, "After: retrained on the transfer set")
+    ui.plotly_chart(transfer_figures.feature_space_pair(before, after), key="transfer_pair_chart")
+    st.caption("Both panels share the same axes. Each point is a test image of a transfer class, placed "
+               "by the two bottleneck units and coloured by its true class.")
+    left, right = st.columns(2)
+    left.metric(f"Test accuracy on the {len(split.transfer)} transfer classes", f"{result.test_accuracy:.1%}",
+                help=f"Chance level is {1 / len(split.transfer):.1%}.")
+    if freeze_layers:
+        unchanged = frozen_check(pretrain_config.key(), config.key(), freeze_layers, pretrained.model, result.model)
+        if unchanged:
+            right.success(f"The {freeze_layers} frozen layers hold exactly the pre-trained weights "
+                          "(compared bit for bit with `np.array_equal`).", icon=":material/lock:")
+        else:
+            right.error("A frozen layer changed during retraining: its weights differ from the pre-trained ones.")
+    else:
+        right.info("Nothing is frozen: every copied weight was free to change (fine-tuning).")
+    with st.expander("Retraining curves (replay training)"):
+        ui.replay_runs({"Retraining": result}, key="transfer_retrain_replay")
+    return result
+
+
+def comparison_ui(split, settings, full_per_class: int, similarity):
+    """Section 5: three strategies over transfer-set sizes, related to the four cases."""
+    st.header("5 · How much data do you need?")
+    st.write("Three ways to use the pre-trained network, each trained on transfer sets from a few dozen "
+             "images up, and scored on the same test images:")
+    st.markdown("\n".join(f"- **{STRATEGY_LABELS[s]}**: {_strategy_text(s)}" for s in STRATEGIES))
+    k = len(split.transfer)
+    left, middle, right = st.columns(3)
+    smallest = left.select_slider("Smallest transfer set", SMALLEST_OPTIONS,
+                                  key="transfer_smallest")
+    largest = middle.select_slider("Largest transfer set", LARGEST_OPTIONS,
+                                   format_func=_images_label, key="transfer_largest",
+                                   help="'all' uses every training image of the transfer classes.")
+    steps = right.slider("Sizes", 2, 6, key="transfer_size_steps")
+    full_size = full_per_class * k
+    largest_size = full_size if largest == ALL else min(int(largest), full_size)
+    try:
+        sizes = transfer.size_ladder(largest_size, k, smallest=min(int(smallest), largest_size), steps=steps)
+    except ValueError as error:
+        st.error(str(error))
+        return
+    st.caption(f"Transfer-set sizes: {', '.join(f'{s:,}' for s in sizes)} images "
+               f"({len(sizes) * len(STRATEGIES)} training runs).")
+    job_key = repr((split, settings, sizes))
+    clicked = st.button("Compare the strategies", type="primary", icon=":material/play_arrow:",
+                        key="transfer_compare_button")
+    if clicked:
+        st.session_state["transfer_compare_for"] = job_key
+    on_disk = all(training.is_cached(transfer.strategy_config(strategy, split, settings, size // k, num_images=size))
+                  for size in sizes for strategy in STRATEGIES)
+    if st.session_state.get("transfer_compare_for") != job_key and not on_disk:
+        st.info(f"Press **Compare the strategies** to train them all (measured {MEASURED_COMPARE_SECONDS:g} s with the "
+                "default sizes on two idle CPU cores).",
+                icon=":material/info:")
+        _four_cases_table(similarity.verdict, None)
+        return
+    job = comparison_job(job_key, split, settings, sizes)
+    if not job.done:
+        panel = st.empty()
+        with panel.container(border=True):
+            status = st.empty()
+            bar = st.progress(0.0)
+            st.button("Stop", key="transfer_compare_stop", on_click=job.request_stop, icon=":material/stop_circle:")
+        shown = None
+        while not job.wait(0.3):
+            progress = job.latest
+            if progress is not None and progress != shown:
+                # While a run waits for a free training slot, its place in the queue shows here.
+                status.markdown(transfer.describe_run_progress(progress))
+                bar.progress(progress.overall)
+                shown = progress
+        panel.empty()
+    if job.error is not None:
+        comparison_job.clear(job_key, None, None, None)
+        st.session_state.pop("transfer_compare_for", None)
+        if isinstance(job.error, transfer.ComparisonStopped):
+            st.info("The comparison was stopped. Runs that finished are cached and will not train again.")
+        elif isinstance(job.error, CnnvizError):
+            st.error(str(job.error))
+        else:
+            st.error(f"The comparison failed: {type(job.error).__name__}: {job.error}")
+        return
+    comparison = job.result
+    ui.plotly_chart(transfer_figures.accuracy_curves(comparison.sizes, comparison.accuracy, chance=1 / k,
+                                                     test_images=comparison.test_images),
+                    key="transfer_curves_chart")
+    st.dataframe([{"Transfer images": size,
+                   **{STRATEGY_LABELS[s]: round(100 * comparison.accuracy[s][i], 1) for s in STRATEGIES}}
+                  for i, size in enumerate(comparison.sizes)], hide_index=True, width="stretch")
+    strategy_replay_ui(comparison)
+    reading = transfer.relate_to_cases(comparison, similarity.verdict)
+    st.subheader("What the curves say about the four cases")
+    st.markdown("\n".join(f"- {sentence}" for sentence in reading.summary))
+    _four_cases_table(similarity.verdict, reading)
+
+
+def strategy_replay_ui(comparison) -> None:
+    """Replay the strategies' training curves at one transfer-set size: all three together, or one."""
+
+    if not comparison.histories:
+        return
+    st.subheader("Replay training")
+    sizes = list(comparison.sizes)
+    if st.session_state.get("transfer_replay_size") not in sizes:
+        st.session_state.pop("transfer_replay_size", None)  # Other sizes than last time.
+    size = st.selectbox("Transfer-set size to replay", sizes, key="transfer_replay_size",
+                        format_func=lambda n: f"{n:,} images")
+    index = sizes.index(size)
+    labels = {s: STRATEGY_LABELS[s] for s in STRATEGIES if s in comparison.histories}
+    histories = {labels[s]: comparison.histories[s][index] for s in labels}
+    colours = {labels[s]: transfer_figures.STRATEGY_COLOURS[s] for s in labels}
+    epochs = max(len(history.get("loss", ())) for history in histories.values())
+    loss_top = replay.group_loss_axis_top(histories)
+
+    def together(shown: dict):
+        figure = lenet_vs_relu_figures.overlaid_curves(shown, {}, epochs=epochs, colours=colours)
+        figure.update_yaxes(range=[0, loss_top], row=1, col=1)
+        return figure
+
+    st.caption("The curves of each strategy's run on this transfer set, growing again at the chosen speed "
+               "(per epoch: these runs trained in the background). All three start together and each grows "
+               "as fast as it trained, so the replay also shows which strategy trains fastest.")
+    ui.replay_runs(histories, key="transfer_compare_replay", together=together,
+                   together_label="All three strategies together")
+
+
+def _strategy_text(strategy: str) -> str:
+    return {
+        "frozen": "copy the convolutions and freeze them; the dense layers start random and train.",
+        "fine_tune": "copy every layer but the head and let all weights train.",
+        "scratch": "the same network with random weights, trained on the transfer set only.",
+    }[strategy]
+
+
+def _four_cases_table(similarity: str, reading) -> None:
+    """The four cases as a 2x2 grid (data size x similarity), marking the ones the curves point to."""
+    matched = {r.case.key for r in reading.readings} if reading is not None else set()
+    st.subheader("The four cases")
+    st.markdown(f"How much of a pre-trained network to keep depends on how much data you have and how "
+                f"similar it is to the pre-training data. Here the transfer classes count as **{similarity}**.")
+    header = st.columns([1, 3, 3])
+    header[1].markdown("**Similar data**")
+    header[2].markdown("**Different data**")
+    for data_size in ("small", "large"):
+        row = st.columns([1, 3, 3])
+        row[0].markdown(f"**{data_size.capitalize()} data**")
+        for column, case_similarity in zip(row[1:], ("similar", "different")):
+            case = transfer.case_for(data_size, case_similarity)
+            with column.container(border=True):
+                if case.key in matched:
+                    st.markdown(":green-badge[:material/check: seen in your curves]")
+                elif case_similarity == similarity:
+                    st.markdown(":blue-badge[your split]")
+                st.markdown(f"**Keep:** {case.keep}  \n**Freeze:** {case.freeze}  \n**Train:** {case.train}")
+                st.caption(f"{case.why} Measured here as *{STRATEGY_LABELS[case.strategy].lower()}*.")
+
+
+# --------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------
+
+ui.page_header("Transfer learning",
+               "Reusing features: pre-train on some classes, freeze the convolutions, and transfer to unseen classes.")
+ui.restore_view(VIEW_PARAMS)  # First: a link, or the values from before a page switch.
+_initialise_widgets()
+ui.publish_view(VIEW_PARAMS)
+dataset = ui.load_dataset_or_stop(DATASET)
+split = split_ui(dataset.class_names)
+similarity = transfer.judge_similarity(split)
+st.caption(f":material/compare: Similarity: **{similarity.verdict}**: {similarity.reason}")
+settings = settings_ui()
+counts = np.bincount(dataset.y_train, minlength=dataset.num_classes)
+full_per_class = int(min(counts[c] for c in split.transfer))
+
+pretrain_config, pretrained = pretrain_ui(split, settings)
+images, labels, images_key, before = before_ui(split, settings, pretrained)
+transfer_ui(split, settings, pretrain_config, pretrained, images, labels, images_key, before)
+comparison_ui(split, settings, full_per_class, similarity)

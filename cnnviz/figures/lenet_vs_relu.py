@@ -1,0 +1,176 @@
+"""Plotly figures for the tanh LeNet vs ReLU CNN page.
+
+Every builder takes plain data (histories, a `ComparisonTable`, NumPy arrays) and returns a
+`plotly.graph_objects.Figure`; none touches Streamlit or Keras. Colours come from the Okabe-Ito
+colour-blind-safe palette; the confusion difference uses the diverging RdBu scale centred on 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cnnviz.lessons.lenet_vs_relu import ALL_THREE, LENET, RELU_CNN, SATURATION_THRESHOLD, ComparisonTable
+
+# One colour per model (Okabe-Ito): the two seeds get the strongest contrast (blue vs orange).
+MODEL_COLOURS: dict[str, str] = {
+    LENET: "#0072B2",  # blue
+    RELU_CNN: "#E69F00",  # orange
+    "lenet_activation": "#56B4E9",  # sky blue
+    "lenet_pooling": "#009E73",  # bluish green
+    "lenet_optimizer": "#CC79A7",  # reddish purple
+    ALL_THREE: "#D55E00",  # vermilion
+}
+FALLBACK_COLOUR = "#999999"
+
+
+def model_colour(key: str) -> str:
+    return MODEL_COLOURS.get(key, FALLBACK_COLOUR)
+
+
+def overlaid_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], labels: Mapping[str, str], *,
+                    epochs: int | None = None, colours: Mapping[str, str] | None = None) -> go.Figure:
+    """Loss (left) and accuracy (right) per epoch for several models on shared axes.
+
+    `histories` maps a model key to its per-epoch lists (`loss`, `accuracy`, `val_loss`,
+    `val_accuracy`). Each model has one colour (`colours[key]`, default the comparison's own
+    `model_colour`); training is solid, validation dashed.
+    """
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
+    for key, history in histories.items():
+        colour = (colours or {}).get(key) or model_colour(key)
+        label = labels.get(key, key)
+        for column, metric in ((1, "loss"), (2, "accuracy")):
+            for prefix, split, dash in (("", "training", "solid"), ("val_", "validation", "dash")):
+                values = [float(value) for value in history.get(prefix + metric, []) or []]
+                if not values:
+                    continue
+                figure.add_trace(go.Scatter(
+                    x=list(range(1, len(values) + 1)), y=values, mode="lines+markers",
+                    name=f"{label}, {split}", legendgroup=f"{key}-{split}", showlegend=column == 1,
+                    line={"color": colour, "dash": dash},
+                    marker={"symbol": "circle" if split == "training" else "diamond-open"},
+                    hovertemplate=f"{label}<br>epoch %{{x}}<br>{split} {metric} %{{y:.4f}}<extra></extra>",
+                ), row=1, col=column)
+            figure.update_xaxes(title_text="epoch", dtick=1 if (epochs or 0) <= 20 else None, row=1, col=column)
+            if epochs:
+                figure.update_xaxes(range=[0.5, epochs + 0.5], row=1, col=column)
+    figure.update_yaxes(rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    figure.update_layout(height=380, margin={"l": 40, "r": 20, "t": 40, "b": 40},
+                         legend={"orientation": "h", "y": -0.22})
+    return figure
+
+
+def variant_accuracy_figure(table: ComparisonTable) -> go.Figure:
+    """One horizontal bar per model: final test accuracy, with the two seeds as reference lines.
+
+    Bars run top to bottom in the table's order (LeNet first, ReLU CNN last); each bar is labelled
+    with its accuracy and its gain over the tanh LeNet in percentage points.
+    """
+    rows = list(table.rows)
+    lenet = table.row(LENET)
+    labels = [row.label for row in rows]
+    accuracies = [100 * row.test_accuracy for row in rows]
+    texts = []
+    for row in rows:
+        text = f"{100 * row.test_accuracy:.1f}%"
+        if lenet is not None and row.key != LENET:
+            gain = 100 * (row.test_accuracy - lenet.test_accuracy)
+            text += f" ({'+' if gain >= 0 else '−'}{abs(gain):.1f})"
+        texts.append(text)
+    figure = go.Figure(go.Bar(
+        x=accuracies, y=labels, orientation="h", text=texts, textposition="outside", cliponaxis=False,
+        marker={"color": [model_colour(row.key) for row in rows]},
+        hovertemplate="%{y}<br>test accuracy %{x:.1f}%<extra></extra>",
+    ))
+    for key, name in ((LENET, "tanh LeNet"), (RELU_CNN, "ReLU CNN")):
+        row = table.row(key)
+        if row is not None:
+            figure.add_vline(x=100 * row.test_accuracy, line={"color": model_colour(key), "dash": "dot", "width": 2},
+                             annotation_text=name, annotation_position="top")
+    figure.update_yaxes(autorange="reversed")
+    figure.update_xaxes(title_text="test accuracy (%)", range=[0, 105])
+    figure.update_layout(height=90 + 48 * len(rows), margin={"l": 10, "r": 40, "t": 40, "b": 40},
+                         showlegend=False)
+    return figure
+
+
+def confusion_difference_figure(difference: np.ndarray, class_names: Sequence[str], *,
+                                better: str = "ReLU CNN", worse: str = "tanh LeNet") -> go.Figure:
+    """Heatmap of a row-normalised confusion difference (model A minus model B), RdBu centred on 0.
+
+    Rows are the true class, columns the predicted class; values are shares of the true class in
+    percentage points. On the diagonal blue means A is right more often; off the diagonal blue
+    means A makes that mistake more often (so off-diagonal red is good for A).
+    """
+    difference = np.asarray(difference, dtype=np.float64)
+    points = 100 * difference
+    limit = float(np.max(np.abs(points))) if points.size else 1.0
+    limit = max(limit, 1.0)
+    names = list(class_names)
+    text = [[f"{value:+.0f}" if abs(value) >= 0.5 else "" for value in row] for row in points]
+    figure = go.Figure(go.Heatmap(
+        z=points, x=names, y=names, colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
+        text=text, texttemplate="%{text}",
+        colorbar={"title": {"text": "points"}},
+        hovertemplate=(f"true %{{y}}, predicted %{{x}}<br>{better} − {worse}: "
+                       "%{z:+.1f} points of the class<extra></extra>"),
+    ))
+    figure.update_yaxes(autorange="reversed", title_text="true class")
+    figure.update_xaxes(title_text="predicted class", tickangle=-35)
+    figure.update_layout(height=480, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         title={"text": f"{better} minus {worse} (share of each true class, points)",
+                                "font": {"size": 14}})
+    return figure
+
+
+def activation_histograms(activations: Mapping[str, np.ndarray], activation_names: Mapping[str, str],
+                          labels: Mapping[str, str], *, bins: int = 60) -> go.Figure:
+    """Side-by-side histograms of first-layer activations, one panel per model.
+
+    The y-axis is the share of all values in each bin. tanh panels shade the saturated zones
+    (|a| > 0.95, where the slope of tanh is below 0.1); ReLU panels mark the spike of exact zeros.
+    Values are binned here with NumPy, so the figure stays small however many values there are.
+    """
+    keys = list(activations)
+    figure = make_subplots(rows=1, cols=max(1, len(keys)), subplot_titles=[labels.get(key, key) for key in keys],
+                           horizontal_spacing=0.08)
+    for column, key in enumerate(keys, start=1):
+        values = np.asarray(activations[key], dtype=np.float64).ravel()
+        name = activation_names.get(key, "")
+        if values.size == 0:
+            continue
+        low, high = float(values.min()), float(values.max())
+        if name == "tanh":
+            low, high = -1.0, 1.0
+        if high <= low:
+            high = low + 1.0
+        counts, edges = np.histogram(values, bins=bins, range=(low, high))
+        shares = counts / values.size
+        centres = (edges[:-1] + edges[1:]) / 2
+        figure.add_trace(go.Bar(
+            x=centres, y=shares, width=np.diff(edges), marker={"color": model_colour(key)},
+            name=labels.get(key, key), showlegend=False,
+            hovertemplate="activation %{x:.2f}<br>%{y:.1%} of values<extra></extra>",
+        ), row=1, col=column)
+        axis = "" if column == 1 else str(column)
+        if name == "tanh":
+            for start, end in ((-1.0, -SATURATION_THRESHOLD), (SATURATION_THRESHOLD, 1.0)):
+                figure.add_vrect(x0=start, x1=end, fillcolor="#999999", opacity=0.25, line_width=0,
+                                 row=1, col=column)
+            share = float(np.mean(np.abs(values) > SATURATION_THRESHOLD))
+            note = f"{share:.1%} saturated (|a| > {SATURATION_THRESHOLD})"
+        else:
+            share = float(np.mean(values == 0.0))
+            note = f"{share:.1%} exactly zero"
+        figure.add_annotation(text=note, xref=f"x{axis} domain", yref=f"y{axis} domain", x=0.98, y=0.98,
+                              showarrow=False, xanchor="right", yanchor="top",
+                              bgcolor="rgba(255,255,255,0.8)")
+        figure.update_xaxes(title_text=f"{name} output" if name else "activation", row=1, col=column)
+        figure.update_yaxes(tickformat=".0%", row=1, col=column)
+    figure.update_layout(height=340, margin={"l": 40, "r": 20, "t": 40, "b": 40}, bargap=0)
+    return figure

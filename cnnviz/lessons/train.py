@@ -1,0 +1,439 @@
+"""Looking inside a trained classifier: errors, filters, activation maps and a 2-D feature space.
+
+Everything here is plain NumPy on predictions and weights, plus a few functions that take a Keras
+model (`feature_maps`, `feature_space`, `predict_probabilities`). Keras is imported lazily inside
+those functions, so importing this module never loads TensorFlow.
+
+Conventions: images are uint8 NHWC arrays, (N, 28, 28, 1) for the MNIST family or (N, 32, 32, 3)
+for CIFAR-10, exactly as `cnnviz.data` delivers them; labels are 1-D integer arrays. A confusion
+matrix has the TRUE class on its rows and the PREDICTED class on its columns.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+# Uploads larger than this many pixels are refused before decoding (a 40-megapixel photo is plenty).
+MAX_UPLOAD_PIXELS = 40_000_000
+
+CONV_LAYER_TYPES = ("Conv2D",)
+
+
+# --------------------------------------------------------------------------------------------
+# Model input
+# --------------------------------------------------------------------------------------------
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, H, W, C) -> the float32 network input in [0, 1], same shape.
+
+    This is the scaling the training engine applies (divide by 255), so predictions made here
+    match the ones made while training.
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[np.newaxis]
+    if images.ndim != 4:
+        raise ValueError(f"Expected a batch of images shaped (N, H, W, C), got shape {images.shape}.")
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return images.astype(np.float32)
+
+
+def _output_is_softmax(model) -> bool:
+    """True when the model's last layer already ends in a softmax (its outputs are probabilities)."""
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return activation is not None and getattr(activation, "__name__", "") == "softmax"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits: (N, K) -> (N, K) rows summing to 1."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def predict_probabilities(model, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities (N, K) for uint8 images (N, H, W, C).
+
+    A stack whose output layer has no softmax (it outputs logits) gets one applied here, so the
+    result always holds probabilities.
+    """
+    inputs = to_model_input(images)
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        # Calling the model directly avoids `predict`'s per-call set-up cost on small batches.
+        outputs.append(np.asarray(model(inputs[start:start + batch_size], training=False)))
+    raw = np.concatenate(outputs, axis=0) if outputs else np.zeros((0, model.outputs[0].shape[-1]))
+    if _output_is_softmax(model):
+        return raw.astype(np.float64)
+    return softmax(raw)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: confusion matrix, per-class accuracy, most-confused pairs
+# --------------------------------------------------------------------------------------------
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts (K, K): entry [t, p] is how many test images of true class t were predicted as p."""
+    y_true = np.asarray(y_true).astype(np.int64).ravel()
+    y_pred = np.asarray(y_pred).astype(np.int64).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions.")
+    for name, labels in (("true", y_true), ("predicted", y_pred)):
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"A {name} label lies outside 0..{num_classes - 1}.")
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Fraction of each true class predicted correctly (the diagonal over the row sums), shape (K,).
+
+    A class with no test images gets NaN: there is nothing to be right or wrong about.
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(confusion) / np.where(support > 0, support, 1), np.nan)
+
+
+def overall_accuracy(confusion: np.ndarray) -> float:
+    """Fraction of all test images on the diagonal."""
+    confusion = np.asarray(confusion)
+    total = confusion.sum()
+    return float(np.trace(confusion) / total) if total else float("nan")
+
+
+@dataclass(frozen=True)
+class ConfusedPair:
+    """One off-diagonal cell of the confusion matrix: `count` images of `true_class` called `predicted_class`."""
+
+    true_class: int
+    predicted_class: int
+    count: int
+    share_of_true_class: float  # count / number of test images of the true class
+
+
+def most_confused_pairs(confusion: np.ndarray, *, top: int = 5) -> list[ConfusedPair]:
+    """The `top` largest off-diagonal cells, largest first (ties broken by true, then predicted class).
+
+    Cells with a count of zero are never listed: a perfect classifier has no confused pairs.
+    """
+    confusion = np.asarray(confusion)
+    support = confusion.sum(axis=1)
+    cells = [
+        (int(confusion[t, p]), t, p)
+        for t in range(confusion.shape[0]) for p in range(confusion.shape[1])
+        if t != p and confusion[t, p] > 0
+    ]
+    cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+    return [ConfusedPair(t, p, count, count / support[t]) for count, t, p in cells[:top]]
+
+
+def cell_indices(y_true: np.ndarray, y_pred: np.ndarray, true_class: int, predicted_class: int) -> np.ndarray:
+    """Indices of the test images in one confusion-matrix cell (true `true_class`, predicted `predicted_class`).
+
+    For an off-diagonal cell these are exactly the misclassified images of that kind; for a
+    diagonal cell they are the correctly classified images of that class.
+    """
+    y_true = np.asarray(y_true).ravel()
+    y_pred = np.asarray(y_pred).ravel()
+    return np.flatnonzero((y_true == true_class) & (y_pred == predicted_class))
+
+
+def misclassified_indices(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Indices of every wrongly predicted test image, in test-set order."""
+    return np.flatnonzero(np.asarray(y_true).ravel() != np.asarray(y_pred).ravel())
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction grid
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PredictionGrid:
+    """Data for a grid of test images with their true and predicted labels."""
+
+    indices: np.ndarray  # (n,) positions in the test set
+    images: np.ndarray  # (n, H, W, C) uint8
+    true_labels: np.ndarray  # (n,)
+    predicted_labels: np.ndarray  # (n,)
+    confidence: np.ndarray  # (n,) probability of the predicted class
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.true_labels == self.predicted_labels
+
+
+def prediction_grid(images: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, *, count: int = 25,
+                    mode: str = "random", seed: int = 0) -> PredictionGrid:
+    """Pick `count` test images for a true-vs-predicted grid.
+
+    `mode` is "first" (the first images of the test set), "random" (a seeded random sample) or
+    "errors" (misclassified images only, most confident mistakes first).
+    """
+    images = np.asarray(images)
+    y_true = np.asarray(y_true).ravel()
+    probabilities = np.asarray(probabilities)
+    if not (len(images) == len(y_true) == len(probabilities)):
+        raise ValueError("images, labels and probabilities must describe the same test images.")
+    if count < 0:
+        raise ValueError("The grid needs a non-negative number of images.")
+    y_pred = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    if mode == "first":
+        chosen = np.arange(min(count, len(images)))
+    elif mode == "random":
+        rng = np.random.default_rng(seed)
+        chosen = np.sort(rng.choice(len(images), size=min(count, len(images)), replace=False))
+    elif mode == "errors":
+        wrong = np.flatnonzero(y_pred != y_true)
+        chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
+    else:
+        raise ValueError(f"Unknown grid mode {mode!r}: use 'first', 'random' or 'errors'.")
+    return PredictionGrid(chosen, images[chosen], y_true[chosen], y_pred[chosen], confidence[chosen])
+
+
+# --------------------------------------------------------------------------------------------
+# Filters and activation maps
+# --------------------------------------------------------------------------------------------
+
+def conv_layers(model) -> list:
+    """The model's 2-D convolution layers, in forward order."""
+    return [layer for layer in model.layers if type(layer).__name__ in CONV_LAYER_TYPES]
+
+
+@dataclass(frozen=True)
+class FilterImages:
+    """The first convolution layer's kernels, one small image per filter."""
+
+    layer_name: str
+    weights: np.ndarray  # (filters, kh, kw, in_channels), the raw kernel values
+    images: np.ndarray  # same shape, scaled to [0, 1] per filter for display
+    bias: np.ndarray  # (filters,)
+
+    @property
+    def is_rgb(self) -> bool:
+        return self.weights.shape[-1] == 3
+
+
+def first_layer_filters(model) -> FilterImages:
+    """The kernels of the first Conv2D layer as images.
+
+    Keras stores a Conv2D kernel as (kh, kw, in_channels, filters); we move the filter axis first.
+    Each filter is min-max scaled on its own, so its pattern shows whatever its overall size: for
+    a grey-scale input, bright = positive weight, dark = negative; for RGB inputs the three input
+    channels are shown as the colour of the filter.
+    """
+    layers = conv_layers(model)
+    if not layers:
+        raise ValueError("This network has no convolution layer, so it has no filters to show.")
+    layer = layers[0]
+    kernel, *rest = layer.get_weights()
+    bias = rest[0] if rest else np.zeros(kernel.shape[-1], dtype=kernel.dtype)
+    weights = np.transpose(kernel, (3, 0, 1, 2))  # (filters, kh, kw, in_channels)
+    low = weights.min(axis=(1, 2, 3), keepdims=True)
+    high = weights.max(axis=(1, 2, 3), keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    images = (weights - low) / span
+    return FilterImages(layer.name, weights, images, np.asarray(bias))
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """What one convolution layer outputs for one image."""
+
+    layer_name: str
+    maps: np.ndarray  # (H', W', channels) activations of that layer for the image
+
+    @property
+    def channels(self) -> int:
+        return self.maps.shape[-1]
+
+
+def _activation_model(model, layers):
+    """A Keras model from the classifier's input to the outputs of `layers` (shared weights)."""
+    import keras
+
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs=inputs, outputs=[layer.output for layer in layers])
+
+
+def feature_maps(model, image: np.ndarray) -> list[FeatureMaps]:
+    """Activation maps of every Conv2D layer for ONE uint8 image (H, W, C), in forward order.
+
+    A sub-model shares the trained layers and stops at the convolution outputs, so each map is
+    exactly what the classifier computed on its way to the prediction (after the layer's
+    activation function, e.g. ReLU).
+    """
+    layers = conv_layers(model)
+    if not layers:
+        return []
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"feature_maps takes one image shaped (H, W, C), got shape {image.shape}.")
+    outputs = _activation_model(model, layers)(to_model_input(image), training=False)
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    return [FeatureMaps(layer.name, np.asarray(output)[0]) for layer, output in zip(layers, outputs)]
+
+
+# --------------------------------------------------------------------------------------------
+# Bottleneck feature space
+# --------------------------------------------------------------------------------------------
+
+def bottleneck_layer(model, *, units: int = 2):
+    """The last Dense layer with `units` outputs that is not the output layer, or None.
+
+    In the bottleneck net every image is squeezed through a 2-unit Dense layer before the
+    classifier head, so its output is a point in a plane we can draw.
+    """
+    candidates = [layer for layer in model.layers[:-1]
+                  if type(layer).__name__ == "Dense" and getattr(layer, "units", None) == units]
+    return candidates[-1] if candidates else None
+
+
+def feature_space(model, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+    """The 2-D bottleneck coordinates (N, 2) of uint8 images (N, H, W, C).
+
+    Raises ValueError when the network has no 2-unit Dense bottleneck.
+    """
+    layer = bottleneck_layer(model)
+    if layer is None:
+        raise ValueError("This network has no 2-unit Dense layer before its output, so it has no "
+                         "2-D feature space to draw. Choose the bottleneck preset.")
+    submodel = _activation_model(model, [layer])
+    inputs = to_model_input(images)
+    points = [np.asarray(submodel(inputs[start:start + batch_size], training=False))
+              for start in range(0, len(inputs), batch_size)]
+    return np.concatenate(points, axis=0) if points else np.zeros((0, 2), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# "Try your own image"
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """How the images of a dataset look: size, channels and background."""
+
+    height: int
+    width: int
+    channels: int
+    dark_background: bool  # True when objects are light on a black background (MNIST family)
+
+
+DATASET_FORMATS: dict[str, DatasetFormat] = {
+    "fashion_mnist": DatasetFormat(28, 28, 1, dark_background=True),
+    "mnist": DatasetFormat(28, 28, 1, dark_background=True),
+    "cifar10": DatasetFormat(32, 32, 3, dark_background=False),
+}
+
+
+@dataclass(frozen=True)
+class PreparedUpload:
+    """An uploaded picture converted to a dataset's format, with what was done to it."""
+
+    image: np.ndarray  # (H, W, C) uint8 in the dataset's format, ready for the model
+    inverted: bool
+    steps: tuple[str, ...]  # human-readable description of each step, in order
+
+
+def _decode(image) -> PIL.Image.Image:  # noqa: F821 - PIL is imported lazily below
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        array = image
+        if array.dtype != np.uint8:
+            array = np.clip(array, 0, 255).astype(np.uint8)
+        if array.ndim == 3 and array.shape[-1] == 1:
+            array = array[..., 0]
+        if array.ndim not in (2, 3):
+            raise ValueError(f"An image array must be (H, W) or (H, W, C), got shape {image.shape}.")
+        return Image.fromarray(array)
+    if isinstance(image, (bytes, bytearray)):
+        if not image:
+            raise ValueError("The uploaded file is empty.")
+        try:
+            picture = Image.open(io.BytesIO(image))
+            width, height = picture.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise ValueError(f"The picture is {width} x {height} pixels; please upload one under "
+                                 f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels.")
+            picture.load()
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+            raise ValueError(f"This file could not be read as an image ({type(error).__name__}). "
+                             "Upload a PNG or JPEG picture.") from error
+        return picture
+    raise ValueError(f"Cannot read an image from a {type(image).__name__}.")
+
+
+def preprocess_upload(image, dataset: str, *, invert: bool | None = None) -> PreparedUpload:
+    """Turn any picture (PIL image, ndarray or file bytes) into an image the trained model expects.
+
+    Steps: flatten transparency onto white; convert to grey-scale (MNIST family) or RGB (CIFAR-10);
+    crop the centre square so the object is not squashed; resize to 28 x 28 or 32 x 32; and for
+    the MNIST family invert light-background pictures. Fashion-MNIST and MNIST show a LIGHT object
+    on a BLACK background, while a photo or a drawing usually has a light background: without the
+    inversion the network would see a black garment on white, unlike anything it was trained on.
+    `invert=None` decides automatically from the border of the picture (a bright border means a
+    light background); True or False forces the choice.
+    """
+    from PIL import Image
+
+    if dataset not in DATASET_FORMATS:
+        raise ValueError(f"Unknown dataset {dataset!r}; expected one of {sorted(DATASET_FORMATS)}.")
+    target = DATASET_FORMATS[dataset]
+    picture = _decode(image)
+    steps = []
+
+    if picture.mode in ("RGBA", "LA", "P"):
+        picture = picture.convert("RGBA")
+        background = Image.new("RGBA", picture.size, (255, 255, 255, 255))
+        picture = Image.alpha_composite(background, picture)
+        steps.append("transparent areas filled with white")
+    if target.channels == 1:
+        if picture.mode != "L":
+            picture = picture.convert("L")
+            steps.append("converted to grey-scale")
+    elif picture.mode != "RGB":
+        picture = picture.convert("RGB")
+        steps.append("converted to RGB colour")
+
+    width, height = picture.size
+    if width != height:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        picture = picture.crop((left, top, left + side, top + side))
+        steps.append(f"centre square cropped ({side} x {side} of {width} x {height})")
+    if picture.size != (target.width, target.height):
+        picture = picture.resize((target.width, target.height), Image.Resampling.LANCZOS)
+        steps.append(f"resized to {target.width} x {target.height}")
+
+    array = np.asarray(picture, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[..., np.newaxis]  # (H, W) -> (H, W, 1)
+
+    inverted = False
+    if target.dark_background:
+        if invert is None:
+            border = np.concatenate([array[0].ravel(), array[-1].ravel(), array[:, 0].ravel(), array[:, -1].ravel()])
+            invert = bool(border.mean() > 127)
+        if invert:
+            array = 255 - array
+            inverted = True
+            steps.append("inverted (light background made black, as in the training images)")
+    return PreparedUpload(array.astype(np.uint8), inverted, tuple(steps))
+
+
+def class_probabilities(model, image: np.ndarray) -> np.ndarray:
+    """Probabilities (K,) of every class for one prepared uint8 image (H, W, C)."""
+    return predict_probabilities(model, np.asarray(image)[np.newaxis])[0]

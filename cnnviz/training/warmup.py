@@ -1,0 +1,275 @@
+"""Warm-up: pre-train the default run of every training page into the disk cache.
+
+A lecturer runs `python -m cnnviz warmup` once before class (or on deployment). Every page that
+trains asks the engine for its default configurations; the engine finds them in the disk cache
+(`cnnviz.training.load_cached`) and the results appear at once instead of after a minute of
+training on a cold free-tier server.
+
+The default configurations come from the same functions the pages call, one place per page:
+
+- train page: `train_page_default_config()` (here; the page reads its widget defaults from it);
+- LeNet vs ReLU page: `lenet_vs_relu.comparison_configs(ComparisonSettings())`, all six models;
+- transfer page: `transfer.pretrain_config`, `transfer.transfer_config` at the default freeze
+  depth and `transfer.strategy_config` over the default size ladder, for the default split;
+- augmentation lab: `augmentation.overfitting_variants()`, the four default variants.
+
+`tiny=True` swaps every page's sizes for tiny ones (a few hundred images, one epoch) that the
+page's widgets can also select: for tests and CI smoke runs.
+TensorFlow is imported only when something trains (inside `cnnviz.training`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cnnviz import architecture, data, training
+from cnnviz.lessons import augmentation, lenet_vs_relu, transfer
+from cnnviz.lessons.lenet_vs_relu import ComparisonSettings
+from cnnviz.lessons.transfer import ExperimentSettings
+from cnnviz.training import TrainConfig
+
+PAGES: tuple[str, ...] = ("train", "lenet_vs_relu", "transfer", "augmentation")
+PAGE_TITLES = {
+    "train": "Train a small CNN",
+    "lenet_vs_relu": "tanh LeNet vs ReLU CNN",
+    "transfer": "Transfer learning",
+    "augmentation": "Augmentation & regularisation",
+}
+
+# --------------------------------------------------------------------------------------------
+# The train page's default run (the page builds its widgets' defaults from these values)
+# --------------------------------------------------------------------------------------------
+
+TRAIN_PAGE_DATASET = "fashion_mnist"
+TRAIN_PAGE_PRESETS = {"fashion_mnist": "fashion_relu_cnn", "mnist": "fashion_relu_cnn", "cifar10": "cifar10_cnn"}
+# Subset sizes that train the default network in well under a minute on 2 CPU cores.
+TRAIN_PAGE_TRAIN_IMAGES = 10_000
+TRAIN_PAGE_TEST_IMAGES = 2_000
+TRAIN_PAGE_HYPERPARAMETERS = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 128, "epochs": 5,
+                              "seed": 0, "fast": True}
+
+# Tiny sizes (selectable in each page's widgets) for tests and CI smoke runs.
+TINY_TRAIN_IMAGES = 300
+TINY_TEST_IMAGES = 100
+TINY_EPOCHS = 1
+
+
+def train_page_default_config(dataset: str = TRAIN_PAGE_DATASET, *, tiny: bool = False):
+    """The `TrainConfig` the train page trains when no widget was touched (for `dataset`)."""
+
+    input_shape, num_classes = lenet_vs_relu.dataset_geometry(dataset)
+    stack = architecture.stack_for(TRAIN_PAGE_PRESETS[dataset], input_shape, num_classes)
+    config = TrainConfig.from_stack(stack, dataset=dataset, limit_train=TRAIN_PAGE_TRAIN_IMAGES,
+                                    limit_test=TRAIN_PAGE_TEST_IMAGES, **TRAIN_PAGE_HYPERPARAMETERS)
+    if tiny:
+        config = config.replace(limit_train=TINY_TRAIN_IMAGES, limit_test=TINY_TEST_IMAGES, epochs=TINY_EPOCHS)
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# Every page's default runs
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WarmupItem:
+    """One model to pre-train: which page asks for it, a readable label and its config."""
+
+    page: str
+    label: str
+    config: Any  # cnnviz.training.TrainConfig
+
+
+def lenet_vs_relu_settings(*, tiny: bool = False):
+    """The comparison page's default `ComparisonSettings` (tiny: 300/100 images, one epoch)."""
+
+    if tiny:
+        return ComparisonSettings(limit_train=TINY_TRAIN_IMAGES, limit_test=TINY_TEST_IMAGES, epochs=TINY_EPOCHS)
+    return ComparisonSettings()
+
+
+def _lenet_vs_relu_items(tiny: bool) -> list[WarmupItem]:
+
+    configs = lenet_vs_relu.comparison_configs(lenet_vs_relu_settings(tiny=tiny))
+    return [WarmupItem("lenet_vs_relu", lenet_vs_relu.variant(key).label, config) for key, config in configs.items()]
+
+
+# Tiny transfer experiment: options the transfer page's sliders offer.
+TINY_TRANSFER = {"pretrain_per_class": 20, "test_per_class": 10, "pretrain_epochs": 1,
+                 "transfer_per_class": 10, "transfer_epochs": 1}
+TINY_TRANSFER_LADDER = {"largest": 30, "smallest": 6, "steps": 2}
+
+
+def transfer_settings(*, tiny: bool = False):
+    """The transfer page's default `ExperimentSettings` (tiny: a few images per class, one epoch)."""
+
+    return ExperimentSettings(**TINY_TRANSFER) if tiny else ExperimentSettings()
+
+
+def transfer_default_split():
+    """The transfer page's default class split (the seeds' three held-back classes)."""
+
+    return transfer.make_split(transfer.DEFAULT_PRETRAIN_CLASSES, transfer.DEFAULT_TRANSFER_CLASSES,
+                               data.CLASS_NAMES["fashion_mnist"])
+
+
+def _transfer_full_per_class(split, settings) -> int:
+    """Training images of the rarest transfer class in the data the page loads (no limit)."""
+    import numpy as np
+
+
+    dataset = data.load(settings.dataset, seed=settings.seed)
+    counts = np.bincount(np.asarray(dataset.y_train), minlength=len(split.class_names))
+    return int(min(counts[c] for c in split.transfer))
+
+
+def transfer_sizes(split, settings, *, tiny: bool = False, full_per_class: int | None = None) -> tuple[int, ...]:
+    """The strategy comparison's default transfer-set sizes, as the page computes them."""
+
+    k = len(split.transfer)
+    if full_per_class is None:
+        full_per_class = _transfer_full_per_class(split, settings)
+    if not tiny:
+        return transfer.default_sizes(k, full_per_class)
+    largest = min(TINY_TRANSFER_LADDER["largest"], full_per_class * k)
+    return transfer.size_ladder(largest, k, smallest=min(TINY_TRANSFER_LADDER["smallest"], largest),
+                                steps=TINY_TRANSFER_LADDER["steps"])
+
+
+def _transfer_items(tiny: bool, full_per_class: int | None = None) -> list[WarmupItem]:
+
+    split, settings = transfer_default_split(), transfer_settings(tiny=tiny)
+    k = len(split.transfer)
+    stack = transfer.bottleneck_stack(settings.input_shape, k)
+    items = [
+        WarmupItem("transfer", "pre-training (bottleneck CNN, seen classes)", transfer.pretrain_config(split, settings)),
+        WarmupItem("transfer", "transfer at the default freeze depth",
+                   transfer.transfer_config(split, settings, freeze_layers=transfer.conv_block_depth(stack),
+                                            per_class=settings.transfer_per_class)),
+    ]
+    for size in transfer_sizes(split, settings, tiny=tiny, full_per_class=full_per_class):
+        for strategy in transfer.STRATEGIES:
+            items.append(WarmupItem("transfer", f"strategy {transfer.STRATEGY_LABELS[strategy].lower()}, {size} images",
+                                    transfer.strategy_config(strategy, split, settings, size // k, num_images=size)))
+    return items
+
+
+# Tiny overfitting runs: the lab's smallest image choice and its shortest run.
+TINY_OVERFIT = {"limit_train": 200, "epochs": 2}
+
+
+def _augmentation_items(tiny: bool) -> list[WarmupItem]:
+
+    variants = augmentation.overfitting_variants(**(TINY_OVERFIT if tiny else {}))
+    return [WarmupItem("augmentation", variant.title, variant.config) for variant in variants]
+
+
+def page_items(page: str, *, tiny: bool = False) -> list[WarmupItem]:
+    """The default runs of one page (see `PAGES`), in the order the page trains them."""
+    if page == "train":
+        return [WarmupItem("train", "default network (ReLU CNN)", train_page_default_config(tiny=tiny))]
+    if page == "lenet_vs_relu":
+        return _lenet_vs_relu_items(tiny)
+    if page == "transfer":
+        return _transfer_items(tiny)
+    if page == "augmentation":
+        return _augmentation_items(tiny)
+    raise ValueError(f"Unknown page {page!r}; choose one of {', '.join(PAGES)}.")
+
+
+def warmup_plan(only: Sequence[str] | None = None, *, tiny: bool = False) -> list[WarmupItem]:
+    """Every page's default runs (or only those of `only`), each config once."""
+    pages = list(PAGES) if not only else list(only)
+    plan, seen = [], set()
+    for page in pages:
+        for item in page_items(page, tiny=tiny):
+            key = item.config.key()
+            if key not in seen:
+                seen.add(key)
+                plan.append(item)
+    return plan
+
+
+# --------------------------------------------------------------------------------------------
+# Running it
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WarmupRecord:
+    """What pre-training one item did: seconds taken, whether it was already cached, how it ended."""
+
+    item: WarmupItem
+    seconds: float
+    from_cache: bool
+    stopped_reason: str
+    test_accuracy: float
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.stopped_reason == "finished"
+
+
+def _progress_printer(out: Callable[[str], Any], prefix: str):
+    """An `on_progress` that prints one line per finished epoch, and once when the run waits for a
+    training slot or first trains the model it copies weights from (not when that one is cached)."""
+    state = {"epochs": 0, "phase": ""}
+
+    def on_progress(progress) -> bool:
+        done = len(progress.history_so_far.get("loss", []))
+        announce = progress.phase == "waiting" or (progress.phase == "warm start" and "loss" in progress.metrics)
+        if announce and progress.phase != state["phase"]:
+            out(f"{prefix}   {'waiting for a training slot' if progress.phase == 'waiting' else 'first training the model to copy weights from'}")
+            state["phase"] = progress.phase
+        if progress.phase == "train":
+            state["phase"] = "train"
+        if progress.phase == "train" and done > state["epochs"]:
+            state["epochs"] = done
+            accuracy = progress.history_so_far.get("val_accuracy", [float("nan")])[-1]
+            out(f"{prefix}   epoch {done}/{progress.epochs}: validation accuracy {accuracy:.1%}")
+        return True
+
+    return on_progress
+
+
+def run_warmup(items: Sequence[WarmupItem], *, out: Callable[[str], Any] = print,
+               train_fn: Callable | None = None) -> list[WarmupRecord]:
+    """Train (or find in the disk cache) every item, printing progress and the time per model.
+
+    A failing item is reported and skipped; the others still train.
+    """
+
+    if train_fn is None:
+        train_fn = training.train
+    records = []
+    total = len(items)
+    for number, item in enumerate(items, start=1):
+        prefix = f"[{number}/{total}]"
+        out(f"{prefix} {PAGE_TITLES.get(item.page, item.page)}: {item.label} (config {item.config.key()[:8]})")
+        cached = training.load_cached(item.config) is not None
+        start = time.perf_counter()
+        try:
+            result = train_fn(item.config, None if cached else _progress_printer(out, prefix))
+        except Exception as error:  # noqa: BLE001 - one broken default must not stop the others.
+            seconds = time.perf_counter() - start
+            records.append(WarmupRecord(item, seconds, cached, "failed", float("nan"),
+                                        error=f"{type(error).__name__}: {error}"))
+            out(f"{prefix}   FAILED after {seconds:.1f} s: {type(error).__name__}: {error}")
+            continue
+        seconds = time.perf_counter() - start
+        records.append(WarmupRecord(item, seconds, cached, result.stopped_reason, float(result.test_accuracy)))
+        how = "already in the cache" if cached else "trained and stored"
+        out(f"{prefix}   {how} in {seconds:.1f} s · test accuracy {result.test_accuracy:.1%}")
+    return records
+
+
+def summary(records: Sequence[WarmupRecord]) -> str:
+    """One closing line: how many models are ready, how many failed, the total time."""
+    ready = sum(record.ok for record in records)
+    failed = len(records) - ready
+    trained = sum(record.ok and not record.from_cache for record in records)
+    seconds = sum(record.seconds for record in records)
+    return (f"{ready} of {len(records)} models ready ({trained} trained now, {ready - trained} already cached), "
+            f"{failed} failed, {seconds:.1f} s in all.")

@@ -1,0 +1,62 @@
+"""The real app in a real browser: start `streamlit run app.py`, open it, click through every page."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnviz.catalogue import available_lessons
+
+pytestmark = pytest.mark.browser
+
+EXCEPTION = '[data-testid="stException"]'
+
+
+def test_home_page_opens_with_title_and_no_exception(streamlit_app, browser, wait_idle, artifacts_dir):
+    browser.goto(streamlit_app)
+    wait_idle(browser)
+    browser.wait_for_selector("h1:has-text('cnnviz')")
+    assert browser.title() == "cnnviz: see inside a CNN"  # set_page_config's title, on every page.
+    assert browser.locator(EXCEPTION).count() == 0
+    # The dataset status table is part of the home page.
+    browser.get_by_text("Datasets", exact=True).first.wait_for()
+    browser.screenshot(path=str(artifacts_dir / "home.png"), full_page=True)
+
+
+def test_click_through_every_page(streamlit_app, browser, wait_idle, artifacts_dir):
+    browser.goto(streamlit_app)
+    wait_idle(browser)
+    for lesson in available_lessons():
+        link = browser.locator('[data-testid="stSidebarNav"] a', has_text=lesson.title)
+        link.first.click()
+        # Pages that share their controls add them to the URL as query parameters.
+        browser.wait_for_url(f"**/{lesson.url_path}*")
+        browser.wait_for_selector("h1")
+        wait_idle(browser)
+        assert browser.locator(EXCEPTION).count() == 0, f"{lesson.title} shows an exception"
+        browser.screenshot(path=str(artifacts_dir / f"page-{lesson.url_path}.png"))
+
+
+def test_a_shared_deep_link_opens_its_page_without_a_page_not_found_dialog(streamlit_app, browser, wait_idle):
+    # A brand-new session whose very first request is a lesson URL, as when a student opens a link.
+    browser.goto(f"{streamlit_app}/calculator")
+    browser.wait_for_selector("h1:has-text('calculator')")
+    wait_idle(browser)
+    assert browser.get_by_text("Page not found").count() == 0
+    assert browser.locator('[role="dialog"]').count() == 0
+
+
+def test_a_view_survives_a_switch_to_another_page_and_back(streamlit_app, browser, wait_idle):
+    # Streamlit clears the query parameters on a page switch and drops the state of widgets that
+    # were not drawn; coming back must still show (and link to) the view the lecturer left.
+    browser.goto(f"{streamlit_app}/lenet-vs-relu?lvr_epochs=2&lvr_target=70")
+    browser.wait_for_selector("h1:has-text('LeNet')")
+    wait_idle(browser)
+    browser.locator('[data-testid="stSidebarNav"] a', has_text="Home").first.click()
+    browser.wait_for_selector("h1:has-text('cnnviz')")
+    wait_idle(browser)
+    assert "lvr_epochs" not in browser.url
+    browser.locator('[data-testid="stSidebarNav"] a', has_text="tanh LeNet vs ReLU CNN").first.click()
+    browser.wait_for_url("**/lenet-vs-relu?*lvr_epochs=2*")
+    wait_idle(browser)
+    assert "lvr_target=70" in browser.url
+    assert browser.locator(EXCEPTION).count() == 0

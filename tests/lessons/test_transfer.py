@@ -1,0 +1,495 @@
+"""Transfer learning core: the class split, its remap, stratified sizes, the four cases, and (with
+the training engine) pre-training, frozen weights, feature extraction and the strategy comparison."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cnnviz.lessons import transfer
+from cnnviz.lessons.transfer import (
+    FOUR_CASES,
+    STRATEGIES,
+    SplitError,
+    StrategyComparison,
+    case_for,
+    judge_similarity,
+    make_split,
+    relate_to_cases,
+    size_ladder,
+    stratified_counts,
+    stratified_indices,
+)
+
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+# ---------------------------------------------------------------------------------------------
+# The split
+# ---------------------------------------------------------------------------------------------
+
+def test_default_split_is_the_seeds_split_and_remaps_in_order():
+    split = make_split(transfer.DEFAULT_PRETRAIN_CLASSES, transfer.DEFAULT_TRANSFER_CLASSES, FASHION_NAMES)
+    assert split.pretrain == (3, 4, 5, 6, 7, 8, 9)
+    assert split.transfer == (0, 1, 2)
+    assert split.transfer_names == ("T-shirt/top", "Trouser", "Pullover")
+    table = {(row.role, row.original_label): row.new_label for row in split.remap_table()}
+    assert table == {**{("pre-train", label): label - 3 for label in range(3, 10)},
+                     **{("transfer", label): label for label in range(3)}}
+    labels = np.array([9, 3, 5, 3])
+    np.testing.assert_array_equal(split.remap(labels, "pre-train"), [6, 0, 2, 0])
+
+
+def test_split_is_sorted_so_selection_order_does_not_change_the_experiment():
+    a = make_split([9, 4, 7], [2, 0], FASHION_NAMES)
+    b = make_split([4, 7, 9], [0, 2], FASHION_NAMES)
+    assert a == b
+    assert [row.new_label for row in a.remap_table() if row.original_label == 9] == [2]
+    assert a.unused == (1, 3, 5, 6, 8)
+
+
+def test_remap_rejects_labels_outside_the_set():
+    split = make_split([3, 4], [0, 1], FASHION_NAMES)
+    with pytest.raises(SplitError, match=r"\[5\]"):
+        split.remap(np.array([3, 5]), "pre-train")
+
+
+@pytest.mark.parametrize("pretrain, transfer_classes, message", [
+    ([], [0, 1], "pre-training set is empty"),
+    ([3, 4], [], "transfer set is empty"),
+    ([3], [0, 1], "only Dress"),
+    ([3, 4, 0], [0, 1], "both contain T-shirt/top"),
+    ([3, 4, 1, 0], [0, 1, 2], "T-shirt/top, Trouser"),
+    ([3, 12], [0, 1], "does not have"),
+])
+def test_invalid_splits_explain_themselves(pretrain, transfer_classes, message):
+    with pytest.raises(SplitError, match=message):
+        make_split(pretrain, transfer_classes, FASHION_NAMES)
+    # A SplitError is a ValueError, so callers catching ValueError see it too.
+    assert issubclass(SplitError, ValueError)
+
+
+def test_every_valid_split_is_disjoint_and_keeps_all_chosen_classes():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        labels = rng.permutation(10)
+        cut = rng.integers(2, 9)
+        pretrain, rest = labels[:cut], labels[cut:]
+        chosen_transfer = rest[: rng.integers(2, len(rest) + 1)] if len(rest) >= 2 else None
+        if chosen_transfer is None:
+            continue
+        split = make_split(pretrain, chosen_transfer, FASHION_NAMES)
+        assert not set(split.pretrain) & set(split.transfer)
+        assert set(split.pretrain) == set(pretrain.tolist())
+        assert set(split.transfer) == set(chosen_transfer.tolist())
+        new_labels = [row.new_label for row in split.remap_table() if row.role == "transfer"]
+        assert new_labels == list(range(len(split.transfer)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Stratified sizes
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("total, k", [(30, 3), (31, 3), (32, 3), (1000, 7), (5, 5)])
+def test_stratified_counts_are_even_and_sum_to_the_total(total, k):
+    counts = stratified_counts(total, k)
+    assert len(counts) == k and sum(counts) == total
+    assert max(counts) - min(counts) <= 1
+
+
+def test_stratified_counts_need_one_image_per_class():
+    with pytest.raises(ValueError, match="at least one image per class"):
+        stratified_counts(2, 3)
+
+
+def test_stratified_indices_take_the_same_number_from_each_class_reproducibly():
+    labels = np.repeat(np.arange(10), 50)
+    np.random.default_rng(1).shuffle(labels)
+    chosen = stratified_indices(labels, (0, 1, 2), 7, seed=3)
+    assert len(chosen) == 21 and len(set(chosen.tolist())) == 21
+    assert np.bincount(labels[chosen], minlength=10).tolist() == [7, 7, 7] + [0] * 7
+    np.testing.assert_array_equal(chosen, stratified_indices(labels, (0, 1, 2), 7, seed=3))
+    assert not np.array_equal(chosen, stratified_indices(labels, (0, 1, 2), 7, seed=4))
+    with pytest.raises(ValueError, match="only 50 images"):
+        stratified_indices(labels, (0,), 51)
+
+
+def test_size_ladder_runs_from_about_thirty_images_to_the_full_set_in_whole_classes():
+    sizes = size_ladder(18_000, 3)
+    assert sizes[0] == 30 and sizes[-1] == 18_000
+    assert all(size % 3 == 0 for size in sizes)
+    assert list(sizes) == sorted(set(sizes)) and len(sizes) == 5
+    # Growth is roughly geometric: each step multiplies the size by a similar factor.
+    ratios = np.array(sizes[1:]) / np.array(sizes[:-1])
+    assert ratios.max() / ratios.min() < 1.1
+    # 428 images per class at most; about 30 images is 5 per class; the middle is sqrt(5 * 428) ~ 46 per class.
+    assert size_ladder(3_000, 7, steps=3) == (35, 322, 2996)
+    assert size_ladder(20, 3) == (18,)  # Smaller than the smallest size: just the full set.
+
+
+# ---------------------------------------------------------------------------------------------
+# The four cases
+# ---------------------------------------------------------------------------------------------
+
+def test_four_cases_cover_every_size_and_similarity_once():
+    pairs = {(case.data_size, case.similarity) for case in FOUR_CASES}
+    assert pairs == {("small", "similar"), ("small", "different"), ("large", "similar"), ("large", "different")}
+    assert case_for("small", "similar").strategy == "frozen"
+    assert case_for("small", "different").strategy == "frozen"
+    assert case_for("large", "similar").strategy == "fine_tune"
+    assert case_for("large", "different").strategy == "scratch"
+    assert "early layers" in case_for("small", "different").keep
+    with pytest.raises(ValueError, match="No case"):
+        case_for("medium", "similar")
+
+
+def test_similarity_of_the_seeds_split_and_of_a_footwear_only_split():
+    seeds = make_split((3, 4, 5, 6, 7, 8, 9), (0, 1, 2), FASHION_NAMES)
+    verdict = judge_similarity(seeds)
+    assert verdict.verdict == "similar"
+    assert verdict.related == (0, 2) and verdict.unrelated == (1,)
+    shoes_to_clothes = make_split((5, 7, 9), (0, 2, 3), FASHION_NAMES)
+    assert judge_similarity(shoes_to_clothes).verdict == "different"
+
+
+def _comparison(frozen, fine_tune, scratch, sizes=(30, 300, 3000)):
+    return StrategyComparison(sizes=sizes, accuracy={"frozen": frozen, "fine_tune": fine_tune,
+                                                     "scratch": scratch})
+
+
+def test_textbook_curve_agrees_with_the_cases():
+    comparison = _comparison((0.80, 0.85, 0.88), (0.70, 0.86, 0.93), (0.50, 0.75, 0.92))
+    reading = relate_to_cases(comparison, "similar")
+    assert [r.best for r in reading.readings] == ["frozen", "frozen", "fine_tune"]
+    assert [r.case.key for r in reading.readings] == ["small_similar", "small_similar", "large_similar"]
+    assert reading.small_below == 3000
+    assert reading.agrees_with_cases
+    assert any("below about 3,000" in sentence for sentence in reading.summary)
+    np.testing.assert_allclose(reading.transfer_gain, (0.30, 0.11, 0.01))
+    assert any("+30.0 points with 30 images and +1.0 points with 3,000 images: the head start matters most"
+               in sentence for sentence in reading.summary)
+
+
+def test_ties_go_to_the_cheaper_strategy_and_disagreement_is_reported():
+    # Within the tolerance the frozen network is preferred (fewer weights to train).
+    comparison = _comparison((0.80, 0.85, 0.90), (0.805, 0.85, 0.90), (0.5, 0.6, 0.7))
+    reading = relate_to_cases(comparison, "different", tolerance=0.01)
+    assert all(r.best == "frozen" for r in reading.readings)
+    assert reading.small_below is None and not reading.agrees_with_cases
+    assert reading.readings[0].case.key == "small_different"
+    assert "are within 1 point of each other (a tie" in reading.summary[0]
+    assert "**frozen convolutions + new dense layers** and **fine-tune everything**" in reading.summary[0]
+    strict = relate_to_cases(comparison, "different", tolerance=0.0)
+    assert strict.readings[0].best == "fine_tune"
+
+
+def test_comparison_validates_its_shape():
+    with pytest.raises(ValueError, match="2 accuracies for 3 sizes"):
+        _comparison((0.1, 0.2), (0.1, 0.2, 0.3), (0.1, 0.2, 0.3))
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        StrategyComparison(sizes=(30,), accuracy={"magic": (0.5,)})
+    with pytest.raises(ValueError, match="similarity"):
+        relate_to_cases(_comparison((0.1,) * 3, (0.1,) * 3, (0.1,) * 3), "alike")
+    assert set(STRATEGIES) == {"frozen", "fine_tune", "scratch"}
+
+
+# ---------------------------------------------------------------------------------------------
+# "Predicted as which seen class" and the figures
+# ---------------------------------------------------------------------------------------------
+
+def test_predicted_as_table_counts_each_unseen_image_once_and_rows_sum_to_100():
+    split = make_split((3, 4, 6), (0, 1), FASHION_NAMES)
+    true_labels = np.array([0, 0, 0, 0, 1, 1])
+    # Head units 0, 1, 2 mean Dress, Coat, Shirt.
+    predicted = np.array([2, 2, 2, 1, 0, 0])
+    table = transfer.predicted_as_table(predicted, true_labels, split)
+    np.testing.assert_array_equal(table.counts, [[0, 1, 3], [2, 0, 0]])
+    np.testing.assert_allclose(table.percent.sum(axis=1), 100.0)
+    assert table.most_predicted() == {0: (6, 75.0), 1: (3, 100.0)}
+    records = table.as_records()
+    assert records[0] == {"Unseen class": "T-shirt/top", "Images": 4, "Dress": 0.0, "Coat": 25.0, "Shirt": 75.0}
+    with pytest.raises(ValueError, match="0..2"):
+        transfer.predicted_as_table(np.array([3]), np.array([0]), split)
+    with pytest.raises(SplitError):
+        transfer.predicted_as_table(np.array([0]), np.array([3]), split)
+
+
+def test_feature_space_pair_shares_one_axis_range_covering_both_panels():
+    from cnnviz.figures import transfer as transfer_figures
+
+    before = transfer.FeatureSpace(np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([0, 1]), FASHION_NAMES, "before")
+    after = transfer.FeatureSpace(np.array([[-10.0, 5.0], [3.0, -4.0]]), np.array([0, 1]), FASHION_NAMES, "after")
+    figure = transfer_figures.feature_space_pair(before, after)
+    layout = figure.layout
+    assert tuple(layout.xaxis.range) == tuple(layout.xaxis2.range)
+    assert tuple(layout.yaxis.range) == tuple(layout.yaxis2.range)
+    assert layout.xaxis.range[0] < -10 and layout.xaxis.range[1] > 3
+    assert layout.yaxis.range[0] < -4 and layout.yaxis.range[1] > 5
+    # One trace per class per panel; the legend lists each class once.
+    assert len(figure.data) == 4
+    assert [trace.name for trace in figure.data if trace.showlegend] == ["T-shirt/top", "Trouser"]
+    # The same class has the same colour in both panels.
+    assert figure.data[0].marker.color == figure.data[2].marker.color
+
+
+def test_accuracy_curves_plot_one_line_per_strategy_in_percent():
+    from cnnviz.figures import transfer as transfer_figures
+
+    figure = transfer_figures.accuracy_curves((30, 300), {"frozen": (0.5, 0.8), "scratch": (0.3, 0.9)},
+                                              chance=1 / 3)
+    assert [trace.name for trace in figure.data] == ["Frozen convolutions + new dense layers",
+                                                     "Train from scratch"]
+    assert list(figure.data[0].y) == [50.0, 80.0]
+    assert figure.layout.xaxis.type == "log"
+
+
+def test_predicted_as_heatmap_and_layer_roles_figure_build():
+    from cnnviz.figures import transfer as transfer_figures
+
+    split = make_split((3, 4), (0, 1), FASHION_NAMES)
+    table = transfer.predicted_as_table(np.array([0, 1, 1]), np.array([0, 0, 1]), split)
+    heatmap = transfer_figures.predicted_as_heatmap(table)
+    np.testing.assert_allclose(heatmap.data[0].z, [[50, 50], [0, 100]])
+    roles = transfer_figures.layer_roles_figure(["conv2d", "dense"], ["Conv2D", "Dense"], [80, 22],
+                                                ["frozen", "new"])
+    assert len(roles.layout.shapes) == 2
+    assert roles.layout.shapes[0].fillcolor == transfer_figures.ROLE_COLOURS["frozen"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Configurations, layer roles and tiny real runs through the training engine
+# ---------------------------------------------------------------------------------------------
+
+TINY = transfer.ExperimentSettings(pretrain_per_class=20, test_per_class=10, pretrain_epochs=1,
+                                   transfer_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def seeds_split():
+    return make_split(transfer.DEFAULT_PRETRAIN_CLASSES, transfer.DEFAULT_TRANSFER_CLASSES, FASHION_NAMES)
+
+
+def test_pretrain_config_is_the_bottleneck_preset_with_a_head_for_the_pretrain_classes(seeds_split):
+    from cnnviz.architecture import PRESETS
+    from cnnviz.data import load
+
+    config = transfer.pretrain_config(seeds_split, TINY)
+    stack = config.stack()
+    preset = list(PRESETS["bottleneck_cnn"].layers)
+    assert len(stack) == len(preset)
+    assert [layer["type"] for layer in stack] == [layer["type"] for layer in preset]
+    assert stack[-1]["units"] == 7 and stack[transfer.bottleneck_index(stack)]["units"] == 2
+    assert config.classes == (3, 4, 5, 6, 7, 8, 9)
+    assert config.warm_start is None and config.freeze_layers == 0
+    # The dataset-wide limit leaves exactly `pretrain_per_class` images of every class.
+    subset = load(config.dataset, limit_train=config.limit_train, limit_test=config.limit_test, seed=config.seed)
+    assert np.bincount(subset.y_train, minlength=10).tolist() == [20] * 10
+    assert np.bincount(subset.y_test, minlength=10).tolist() == [10] * 10
+
+
+def test_strategy_configs_copy_and_freeze_what_each_strategy_says(seeds_split):
+    stack = transfer.bottleneck_stack((28, 28, 1), 3)
+    depth = transfer.conv_block_depth(stack)
+    assert [layer["type"] for layer in stack[:depth]] == ["conv2d", "maxpool2d", "conv2d", "maxpool2d",
+                                                          "conv2d", "flatten"]
+    frozen = transfer.strategy_config("frozen", seeds_split, TINY, 10)
+    fine_tune = transfer.strategy_config("fine_tune", seeds_split, TINY, 10)
+    scratch = transfer.strategy_config("scratch", seeds_split, TINY, 10)
+    assert (frozen.warm_start_layers, frozen.freeze_layers) == (depth, depth)
+    assert (fine_tune.warm_start_layers, fine_tune.freeze_layers) == (len(stack) - 1, 0)
+    assert scratch.warm_start is None and scratch.freeze_layers == 0
+    pretrain = transfer.pretrain_config(seeds_split, TINY)
+    assert frozen.warm_start == pretrain == fine_tune.warm_start
+    for config in (frozen, fine_tune, scratch):
+        assert config.classes == (0, 1, 2) and config.stack()[-1]["units"] == 3
+        assert config.limit_train == 100 and config.limit_test == pretrain.limit_test
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        transfer.strategy_config("distil", seeds_split, TINY, 10)
+
+
+def test_transfer_schedule_gives_small_sets_small_batches_and_enough_steps():
+    batch_size, epochs = transfer.transfer_schedule(30, 8)
+    assert batch_size <= 30 // 4 + 1 and math.ceil(30 / batch_size) * epochs >= 48
+    assert transfer.transfer_schedule(18_000, 8) == (64, 8)
+    for size in (3, 6, 30, 90, 300, 3000):
+        batch_size, epochs = transfer.transfer_schedule(size, 2)
+        assert 1 <= batch_size <= size and epochs >= 2
+
+
+def test_layer_plan_counts_match_keras_trainable_weights():
+    import keras
+
+    from cnnviz.architecture import build_keras_model
+
+    stack = transfer.bottleneck_stack((28, 28, 1), 3)
+    for freeze in range(len(stack)):
+        plan = transfer.layer_plan((28, 28, 1), stack, copy_layers=len(stack) - 1, freeze_layers=freeze)
+        model = build_keras_model((28, 28, 1), stack)
+        for layer in model.layers[:freeze]:
+            layer.trainable = False
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+        assert (plan.trainable_params, plan.frozen_params) == (trainable, frozen)
+        assert [row.role for row in plan.rows] == (["frozen"] * freeze + ["fine-tuned"] * (len(stack) - 1 - freeze)
+                                                   + ["new"])
+        assert [row.name for row in plan.rows] == [layer.name for layer in model.layers]
+    del keras
+    with pytest.raises(ValueError, match="Only copied layers can be frozen"):
+        transfer.layer_plan((28, 28, 1), stack, copy_layers=2, freeze_layers=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_transfer(seeds_split):
+    """A tiny pre-training (140 images, 1 epoch) and a transfer run with the conv block frozen."""
+    from cnnviz import training
+
+    depth = transfer.conv_block_depth(transfer.bottleneck_stack((28, 28, 1), 3))
+    config = transfer.transfer_config(seeds_split, TINY, freeze_layers=depth)
+    result = training.train(config)
+    pretrained = training.train(config.warm_start)
+    return config, pretrained, result, depth
+
+
+def test_frozen_layers_are_bit_identical_after_retraining(tiny_transfer):
+    config, pretrained, result, depth = tiny_transfer
+    assert result.stopped_reason == "finished" and config.freeze_layers == depth
+    before = [layer for layer in pretrained.model.layers if type(layer).__name__ != "InputLayer"]
+    after = [layer for layer in result.model.layers if type(layer).__name__ != "InputLayer"]
+    compared = 0
+    for index in range(depth):
+        for old, new in zip(before[index].get_weights(), after[index].get_weights(), strict=True):
+            assert np.array_equal(old, new), f"frozen layer {after[index].name} changed"
+            compared += 1
+    assert compared == 6  # Three Conv2D layers, a kernel and a bias each.
+    assert transfer.frozen_layers_unchanged(pretrained.model, result.model, depth)
+    # The copied but trainable bottleneck did train: the check can fail.
+    bottleneck = transfer.bottleneck_index(config.stack())
+    assert not np.array_equal(before[bottleneck].get_weights()[0], after[bottleneck].get_weights()[0])
+    assert not transfer.frozen_layers_unchanged(pretrained.model, result.model, bottleneck + 1)
+
+
+def test_bottleneck_features_equal_a_layer_by_layer_forward_pass(tiny_transfer):
+    config, pretrained, result, _ = tiny_transfer
+    images, _ = result.test_data()
+    points = transfer.bottleneck_features(result.model, images, config.stack())
+    assert points.shape == (len(images), 2)
+    x = images.astype(np.float32) / 255.0
+    layers = [layer for layer in result.model.layers if type(layer).__name__ != "InputLayer"]
+    for layer in layers[: transfer.bottleneck_index(config.stack()) + 1]:
+        x = layer(x)
+    np.testing.assert_allclose(points, np.asarray(x), rtol=1e-5, atol=1e-5)
+    units = transfer.predicted_units(result.model, images)
+    np.testing.assert_array_equal(units, np.argmax(result.predict(images), axis=1))
+
+
+@pytest.mark.slow
+def test_strategy_comparison_measures_one_accuracy_per_strategy_and_size(seeds_split):
+    from cnnviz import training
+
+    runs = []
+
+    def recording_train(config, on_progress=None):
+        result = training.train(config, on_progress)
+        runs.append((config, result))
+        return result
+
+    progress = []
+    comparison = transfer.compare_strategies(seeds_split, TINY, (6, 12), train_fn=recording_train,
+                                             on_progress=progress.append)
+    assert comparison.sizes == (6, 12)
+    assert set(comparison.accuracy) == set(STRATEGIES)
+    assert len(runs) == 6 and len({config.key() for config, _ in runs}) == 6
+    for strategy in STRATEGIES:
+        assert len(comparison.accuracy[strategy]) == 2
+    measured = {(config.warm_start_layers, config.freeze_layers, config.limit_train): result.test_accuracy
+                for config, result in runs}
+    assert comparison.accuracy["frozen"][1] == measured[(6, 6, 40)]
+    assert comparison.accuracy["scratch"][0] == measured[(0, 0, 20)]
+    assert all(0.0 <= value <= 1.0 for values in comparison.accuracy.values() for value in values)
+    # Every run was scored on the same test images.
+    labels = [result.test_data()[1] for _, result in runs]
+    assert all(np.array_equal(labels[0], other) for other in labels[1:])
+    assert comparison.test_images == len(labels[0]) == 30
+    assert progress[0].run == 1 and progress[-1].run == 6 and progress[-1].runs == 6
+    reading = relate_to_cases(comparison, judge_similarity(seeds_split).verdict)
+    assert len(reading.readings) == 2
+
+
+def test_strategy_comparison_rejects_sizes_that_are_not_whole_classes_and_can_stop(seeds_split):
+    with pytest.raises(ValueError, match="multiple of the 3 transfer classes"):
+        transfer.compare_strategies(seeds_split, TINY, (7,))
+    with pytest.raises(transfer.ComparisonStopped):
+        transfer.compare_strategies(seeds_split, TINY, (6,), on_progress=lambda progress: False)
+
+
+def test_feature_space_draws_seen_classes_faintly_behind_and_inside_the_shared_range():
+    from cnnviz.figures import transfer as transfer_figures
+
+    before = transfer.FeatureSpace(np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([0, 1]), FASHION_NAMES, "before",
+                                   context_points=np.array([[20.0, -30.0], [5.0, 5.0]]),
+                                   context_labels=np.array([3, 6]))
+    after = transfer.FeatureSpace(np.array([[2.0, 2.0], [3.0, 3.0]]), np.array([0, 1]), FASHION_NAMES, "after")
+    figure = transfer_figures.feature_space_pair(before, after)
+    names = [trace.name for trace in figure.data]
+    assert names[0] == "seen classes"  # Drawn first, so it sits behind the unseen classes.
+    assert figure.data[0].marker.opacity < 0.5 and list(figure.data[0].customdata) == ["Dress", "Shirt"]
+    assert {annotation.text for annotation in figure.layout.annotations} >= {"Dress", "Shirt"}
+    assert figure.layout.xaxis.range[1] > 20 and figure.layout.yaxis.range[0] < -30
+    assert tuple(figure.layout.xaxis.range) == tuple(figure.layout.xaxis2.range)
+
+
+def test_queue_position_reaches_the_strategy_comparison_progress(seeds_split):
+    """A run waiting for a training slot reports its place in the queue through `RunProgress`,
+    and the comparison's status line shows it (not just "Run n of m")."""
+    from types import SimpleNamespace
+
+    from cnnviz import training
+
+    history = {"loss": [0.9], "accuracy": [0.6], "val_loss": [1.0], "val_accuracy": [0.5], "seconds": [0.4]}
+
+    def queued_train(config, on_progress=None):
+        # The engine's own waiting reporter, as `training.train` calls it from the queue.
+        waiting = training._waiting_reporter(config, on_progress)
+        for position in (3, 2, 1):
+            waiting(position)
+        on_progress(training.Progress(epoch=1, epochs=config.epochs, batch=1, batches=2, metrics={"loss": 0.9},
+                                      images_per_second=10.0, history_so_far=history, phase="train"))
+        return SimpleNamespace(stopped_reason="finished", test_accuracy=0.5, seconds=0.4, history=history,
+                               test_data=lambda: (None, [0] * 30))
+
+    progress = []
+    comparison = transfer.compare_strategies(seeds_split, TINY, (6,), train_fn=queued_train,
+                                             on_progress=progress.append)
+    waiting = [p for p in progress if p.phase == "waiting"]
+    assert [p.queue_position for p in waiting] == [3, 2, 1] * 3
+    assert all(p.fraction == 0.0 for p in waiting)
+    assert [p.queue_position for p in progress if p.phase == "train"] == [0] * 6
+    text = transfer.describe_run_progress(waiting[0])
+    assert text.startswith("Run 1 of 3: **Frozen convolutions + new dense layers** on 6 images")
+    assert "place 3 in the queue" in text
+    assert "queue" not in transfer.describe_run_progress(progress[-1])
+    # Each strategy's per-epoch history is kept for the replay.
+    assert comparison.histories == {strategy: (history,) for strategy in STRATEGIES}
+
+    # The background job the page polls shows the place while the run waits in the queue.
+    import threading
+    import time
+
+    admitted = threading.Event()
+
+    def waiting_train(config, on_progress=None):
+        training._waiting_reporter(config, on_progress)(2)
+        admitted.wait(30)
+        return queued_train(config, on_progress)
+
+    job = transfer.ComparisonJob(seeds_split, TINY, (6,), train_fn=waiting_train).start()
+    deadline = time.monotonic() + 30
+    while (job.latest is None or job.latest.phase != "waiting") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.latest.phase == "waiting" and job.latest.queue_position == 2
+    assert "place 2 in the queue" in transfer.describe_run_progress(job.latest)
+    admitted.set()
+    assert job.wait(30) and job.error is None and job.result.histories["scratch"] == (history,)

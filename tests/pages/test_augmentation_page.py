@@ -1,0 +1,220 @@
+"""AppTest of app_pages/augmentation.py: preview, warnings, re-roll, the exact demos, and real training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnnviz.lessons import augmentation
+
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "augmentation.py")
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _plotly(at: AppTest, key_part: str) -> dict:
+    """The JSON spec of the plotly chart whose widget id contains `key_part`."""
+    charts = [c for c in at.get("plotly_chart") if key_part in c.proto.id]
+    assert charts, f"no chart with {key_part!r}"
+    return json.loads(charts[0].proto.spec)
+
+
+def _frame(at: AppTest, column: str):
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert frames, f"no table with a {column!r} column"
+    return frames[0]
+
+
+def test_page_renders_every_section_without_errors(app):
+    assert not app.error
+    assert [t.label for t in app.tabs] == ["Augmentation preview", "Overfitting and its cures",
+                                           "Dropout, exactly", "Batch norm, exactly"]
+    grid = _plotly(app, "aug_grid")
+    assert grid["data"][0]["type"] == "image"
+    # Training waits for the button.
+    assert any("Train the variants" in i.value for i in app.info)
+    # The default preview (Fashion-MNIST, horizontal flip, small angles) raises no warning.
+    assert not app.warning
+    # The variants' parameter counts are Keras' own.
+    from cnnviz.architecture import build_keras_model
+
+    for key in ("baseline", "batchnorm"):
+        stack = augmentation.small_cnn_stack(batchnorm=key == "batchnorm")
+        count = build_keras_model((28, 28, 1), stack).count_params()
+        assert any(f"({count:,} parameters)" in m.value for m in app.markdown)
+
+
+def test_vertical_flip_on_clothing_is_warned_and_switching_all_off_is_explained(app):
+    app.checkbox(key="aug_flip_v").check().run()
+    assert not app.exception
+    assert any("Vertical flip" in w.value and "upright" in w.value for w in app.warning)
+    app.checkbox(key="aug_flip_h").uncheck()
+    app.checkbox(key="aug_flip_v").uncheck()
+    for key in ("aug_rotation", "aug_zoom", "aug_shift"):
+        app.slider(key=key).set_value(0)
+    app.slider(key="aug_contrast").set_value(0.0).run()
+    assert not app.exception
+    assert any("Every augmentation is off" in i.value for i in app.info)
+
+
+def test_reroll_changes_the_grid_and_the_same_seed_repeats_it(app):
+    first = _plotly(app, "aug_grid")["data"][0]["z"]
+    app.button(key="aug_reroll").click().run()
+    assert app.session_state["aug_seed"] == 1
+    second = _plotly(app, "aug_grid")["data"][0]["z"]
+    assert second != first
+    fresh = AppTest.from_file(PAGE, default_timeout=180)
+    fresh.session_state["aug_seed"] = 1
+    fresh.run()
+    assert _plotly(fresh, "aug_grid")["data"][0]["z"] == second
+
+
+def test_dropout_tab_shows_the_keras_numbers(app):
+    app.slider(key="aug_drop_rate").set_value(0.3)
+    app.number_input(key="aug_drop_seed").set_value(4).run()
+    assert not app.exception
+    demo = augmentation.dropout_demo(augmentation.example_activations(10), 0.3, seed=4)
+    table = _frame(app, "training output (Keras)")
+    np.testing.assert_allclose(table["training output (Keras)"].to_numpy(), demo.training_output, rtol=1e-6)
+    np.testing.assert_allclose(table["inference output (Keras)"].to_numpy(), demo.inference_output)
+    assert table["kept"].tolist() == demo.kept.tolist()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Mean, training"] == f"{demo.mean_training:.3f}"
+    assert metrics["Dropped units"] == f"{int(demo.dropped.sum())} of 10"
+
+
+def test_batchnorm_tab_shows_the_keras_numbers(app):
+    app.slider(key="aug_bn_steps").set_value(3)
+    app.select_slider(key="aug_bn_momentum").set_value(0.99).run()
+    assert not app.exception
+    demo = augmentation.batchnorm_demo(augmentation.example_batches(3, 6, seed=0), momentum=0.99)
+    stats = _frame(app, "statistic")
+    np.testing.assert_allclose(stats["feature 0"].to_numpy(),
+                               [demo.batch_mean[0], demo.batch_variance[0], demo.moving_mean[0],
+                                demo.moving_variance[0]], rtol=1e-6)
+    assert any("about **299 steps**" in m.value for m in app.markdown)
+    app.select_slider(key="aug_bn_momentum").set_value(0.0).run()
+    assert any("momentum 0" in m.value for m in app.markdown)
+
+
+@pytest.mark.slow
+def test_overfitting_variants_train_and_fill_the_table(app):
+    from cnnviz import training
+
+    app.select_slider(key="aug_fit_images").set_value(200)
+    app.slider(key="aug_fit_epochs").set_value(2)
+    app.multiselect(key="aug_fit_variants").set_value(["baseline", "dropout"])
+    app.button(key="aug_fit_train").click().run(timeout=300)
+    assert not app.exception, app.exception
+    assert not app.error
+    table = _frame(app, "gap (points)")
+    assert table["variant"].tolist() == ["No regularisation", "Dropout"]
+    # The table's test accuracies are the engine's own results (stored in its disk cache).
+    variants = augmentation.overfitting_variants("fashion_mnist", keys=("baseline", "dropout"),
+                                                   limit_train=200, epochs=2)
+    for row, variant in zip(table.itertuples(index=False), variants):
+        cached = training.load_cached(variant.config)
+        assert cached is not None and cached.stopped_reason == "finished"
+        assert row[2] == pytest.approx(cached.test_accuracy)
+        assert row[3] == pytest.approx((row[1] - row[2]) * 100)
+    assert _plotly(app, "aug_fit_curves")["data"]
+    # A revisit reuses the cached runs: no button press needed.
+    again = AppTest.from_file(PAGE, default_timeout=120)
+    again.session_state["aug_fit_images"] = 200
+    again.session_state["aug_fit_epochs"] = 2
+    again.session_state["aug_fit_variants"] = ["baseline", "dropout"]
+    again.run()
+    assert not again.exception
+    assert _frame(again, "gap (points)")["variant"].tolist() == ["No regularisation", "Dropout"]
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[: height // 2, : width // 3] = (255, 128, 0)  # An asymmetric orange block.
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_uploaded_picture_is_augmented_and_a_corrupt_one_is_refused(app):
+    app.radio(key="aug_source").set_value("upload").run()
+    assert any("Upload a picture" in i.value for i in app.info)
+    app.file_uploader(key="aug_upload").set_value(("shape.png", _png(300, 150), "image/png")).run()
+    assert not app.exception and not app.error
+    grid = _plotly(app, "aug_grid")
+    # 300x150 is shrunk to at most 128 px on its longest side: 128x64 tiles, 4 per row with 2 px gaps.
+    z = grid["data"][0]["z"]  # Plotly sends the mosaic as typed binary data with its shape.
+    shape = tuple(int(v) for v in str(z["shape"]).split(",")) if isinstance(z, dict) else np.shape(z)
+    assert shape[:2] == (4 * 64 + 3 * 2, 4 * 128 + 3 * 2)
+    assert any("Downscaled" in c.value for c in app.caption)
+    # Uploads get no dataset-specific warnings, even for a vertical flip.
+    app.checkbox(key="aug_flip_v").check().run()
+    assert not app.warning
+
+    app.file_uploader(key="aug_upload").set_value(("broken.png", b"this is not an image", "image/png")).run()
+    assert not app.exception
+    assert any("not an image" in e.value for e in app.error)
+    # The rest of the page keeps working.
+    assert {m.label for m in app.metric} >= {"Mean, training", "Mean, inference"}
+
+
+def test_a_dataset_that_is_not_available_is_explained_or_used(app):
+    from cnnviz import data
+
+    app.selectbox(key="aug_dataset").set_value("mnist").run()
+    assert not app.exception
+    if data.source_status("mnist").source is None:
+        assert any("MNIST is not available" in e.value for e in app.error)
+    else:
+        # Digits with the default horizontal flip on: the page warns about mirrored digits.
+        assert any("mirrored digit" in w.value for w in app.warning)
+    assert {m.label for m in app.metric} >= {"Mean, training", "Mean, inference"}
+
+
+def test_a_shared_link_restores_the_view_and_presenter_mode_renders():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.query_params["aug_rotation"] = "45"
+    at.query_params["aug_flip_v"] = "1"
+    at.query_params["aug_drop_rate"] = "0.25"
+    at.query_params["aug_bn_momentum"] = "0.99"
+    at.query_params["aug_zoom"] = "bogus"
+    at.session_state["presenter_mode"] = True
+    at.run()
+    assert not at.exception
+    assert at.slider(key="aug_rotation").value == 45
+    assert at.checkbox(key="aug_flip_v").value is True
+    assert at.slider(key="aug_drop_rate").value == 0.25
+    assert at.select_slider(key="aug_bn_momentum").value == 0.99
+    assert at.slider(key="aug_zoom").value == 10  # The invalid value is ignored with a notice.
+    assert any("aug_zoom" in c.value for c in at.caption)
+    assert any(w.value.startswith("**Vertical flip") for w in at.warning)
+    assert any(i.value.startswith("**Rotation") for i in at.info)
+
+
+def test_presenter_mode_puts_the_augmented_grid_in_the_key_figure_slot():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["presenter_mode"] = True
+    at.run()
+    assert not at.exception
+    # Under the title and caption, before the tabs: the key-figure slot, holding the grid.
+    slot = list(at.main.children.values())[2]
+    assert slot.proto.id.endswith("key_figure")
+    charts = [c for c in slot.get("plotly_chart") if "aug_grid" in c.proto.id]
+    assert len(charts) == 1
+    # Two rows of eight across the full width, so that it fits a 1280x720 projector.
+    z = json.loads(charts[0].proto.spec)["data"][0]["z"]
+    shape = tuple(int(v) for v in str(z["shape"]).split(",")) if isinstance(z, dict) else np.shape(z)
+    assert shape[:2] == (2 * 28 + 2, 8 * 28 + 7 * 2)

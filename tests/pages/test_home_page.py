@@ -1,0 +1,68 @@
+"""The app shell: the home page renders, lists the lessons and dataset sources, and stays TensorFlow-free."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from streamlit.testing.v1 import AppTest
+
+from cnnviz import data
+from cnnviz.catalogue import LESSONS, PROJECT_ROOT, available_lessons
+
+
+def test_home_page_lists_every_available_lesson_and_dataset():
+    at = AppTest.from_file(str(PROJECT_ROOT / "app_pages" / "home.py"), default_timeout=30).run()
+    assert not at.exception
+    subheaders = [element.value for element in at.subheader]
+    assert sorted(subheaders) == sorted(lesson.title for lesson in available_lessons())
+    table = at.dataframe[0].value
+    assert list(table["Dataset"]) == ["Fashion-MNIST", "MNIST digits", "CIFAR-10"]
+    # Fashion-MNIST always has a source: the bundled sample at the very least.
+    assert table["Source"][0] in {"local", "keras", "bundled sample"}
+    assert all(isinstance(note, str) and note for note in table["Why"])
+
+
+def test_home_page_reports_the_bundled_sample_when_offline(monkeypatch, tmp_path):
+    monkeypatch.delenv("CNNVIZ_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("CNNVIZ_OFFLINE", "1")
+    assert data.source_status("fashion_mnist").source == "bundled sample"
+    at = AppTest.from_file(str(PROJECT_ROOT / "app_pages" / "home.py"), default_timeout=30).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["Source"][0] == "bundled sample"
+    assert table["Source"][2] == "unavailable"  # CIFAR-10 has no bundled fallback.
+
+
+def test_entry_point_runs_the_navigation_without_error():
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    assert at.title[0].value.startswith("cnnviz")
+
+
+def test_lesson_catalogue_points_at_real_page_files():
+    for lesson in available_lessons():
+        assert (PROJECT_ROOT / lesson.file).is_file()
+    assert len({lesson.url_path for lesson in LESSONS}) == len(LESSONS)
+
+
+def test_opening_the_home_page_does_not_import_tensorflow():
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from streamlit.testing.v1 import AppTest
+        at = AppTest.from_file(sys.argv[1], default_timeout=60).run()
+        print(json.dumps({
+            "exception": bool(at.exception),
+            "tensorflow": "tensorflow" in sys.modules,
+            "keras": "keras" in sys.modules,
+        }))
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", script, str(PROJECT_ROOT / "app_pages" / "home.py")], cwd=PROJECT_ROOT, capture_output=True,
+                               text=True, timeout=180, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result == {"exception": False, "tensorflow": False, "keras": False}

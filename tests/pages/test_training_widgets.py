@@ -1,0 +1,72 @@
+"""`ui.train_with_progress`, the shared Streamlit front of the engine, driven through AppTest.
+
+The script below trains a tiny configuration on the bundled Fashion-MNIST sample (the test
+session is offline). Flags in `st.session_state` choose the scenario.
+"""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def training_script():
+    import streamlit as st
+
+    from cnnviz.training import TrainConfig
+    from widgets import ui
+
+    config = TrainConfig(limit_train=300, limit_test=100, epochs=2, batch_size=st.session_state.get("batch", 32),
+                         seed=st.session_state.get("seed", 11))
+    if st.session_state.get("stop_at_once"):
+        # Stop the shared job before this page even watches it (what a Stop click does mid-run).
+        st.session_state["stop_at_once"] = False
+        ui._training_job(ui._job_key(config), config).request_stop()
+    result = ui.train_with_progress(config, key="uitest", fresh=st.session_state.get("fresh", False))
+    if result is not None:
+        st.session_state["seen"] = st.session_state.get("seen", []) + [id(result)]
+        st.write(f"RESULT {result.stopped_reason} {result.epochs_completed}")
+
+
+def _run(**state) -> AppTest:
+    at = AppTest.from_function(training_script, default_timeout=180)
+    for name, value in state.items():
+        at.session_state[name] = value
+    return at.run()
+
+
+def _texts(at: AppTest) -> list[str]:
+    return [element.value for element in at.markdown]
+
+
+def test_trains_then_reuses_the_shared_result_without_retraining():
+    at = _run(seed=21)
+    assert not at.exception
+    assert "RESULT finished 2" in _texts(at)
+    assert not at.error and not at.warning
+    assert not [button for button in at.button if button.key == "uitest_stop"]  # the panel is gone
+    at.run()  # a rerun (any widget) gets the very same shared result object back
+    assert not at.exception and len(set(at.session_state["seen"])) == 1
+    other = _run(seed=21)  # a new session too
+    assert other.session_state["seen"][0] == at.session_state["seen"][0]
+
+
+def test_bad_settings_show_an_error_and_return_none():
+    at = _run(batch=100_000, seed=22)
+    assert not at.exception
+    assert any("larger than the training set" in error.value for error in at.error)
+    assert not any(text.startswith("RESULT") for text in _texts(at))
+
+
+def test_a_stopped_run_is_kept_for_this_session_only_and_fresh_trains_again():
+    at = _run(seed=23, stop_at_once=True)
+    assert not at.exception
+    assert "RESULT stopped 1" in _texts(at)
+    assert any("stopped" in warning.value for warning in at.warning)
+    at.run()  # reruns keep showing the stopped model, without training again
+    assert "RESULT stopped 1" in _texts(at)
+    assert len(set(at.session_state["seen"])) == 1
+    other = _run(seed=23)  # another session does not get the stopped run: it trains in full
+    assert "RESULT finished 2" in _texts(other)
+    at.session_state["fresh"] = True  # the Train button pressed again
+    at.run()
+    assert "RESULT finished 2" in _texts(at) and not at.warning
