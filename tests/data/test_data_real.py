@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from cnnviz import data
+from cnnviz.data import folders
 
 # CI points CNNVIZ_DATA_DIR at a prepared copy of ../shared/data with CIFAR-10 unpacked.
 PREPARED_DATA_DIR = os.environ.get("CNNVIZ_DATA_DIR", "")
@@ -82,7 +83,7 @@ def test_cifar10_class_folders_decode_once_and_match_the_published_statistics(mo
     np.testing.assert_allclose(means, [0.4914, 0.4822, 0.4465], atol=0.01)
 
     data.clear_caches()
-    monkeypatch.setattr(data, "_decode_all", lambda *args: pytest.fail("decoded again"))
+    monkeypatch.setattr(folders, "_decode_all", lambda *args: pytest.fail("decoded again"))
     second = data.load("cifar10")  # From the disk cache: no decoding.
     np.testing.assert_array_equal(second.x_test, first.x_test)
     np.testing.assert_array_equal(second.y_train, first.y_train)
@@ -102,7 +103,8 @@ def test_the_keras_download_path_runs_real_keras_on_its_cached_files(shared_data
     code = (
         "import json, socket, sys\n"
         "from cnnviz import data\n"
-        "data._find_keras_cache = lambda name: None\n"
+        "from cnnviz.data import sources\n"
+        "sources._find_keras_cache = lambda spec: None\n"
         "dataset = data.load('fashion_mnist')\n"
         "print(json.dumps({'source': dataset.source, 'note': dataset.note,\n"
         "                  'train': list(dataset.x_train.shape), 'test': list(dataset.x_test.shape),\n"

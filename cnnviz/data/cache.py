@@ -1,0 +1,58 @@
+"""cnnviz's disk cache of decoded datasets (memory-mapped .npy files).
+
+Decoding 60,000 JPEGs takes minutes; the result is saved once under `cache_dir()` and then
+memory-mapped read-only, so a later load costs a directory scan and the operating system can
+share and drop the pages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from cnnviz.data.dataset import Arrays
+
+
+def cache_dir() -> Path:
+    """cnnviz's disk cache: ``$CNNVIZ_CACHE_DIR``, or ``~/.cache/cnnviz`` when that is not set."""
+    value = os.environ.get("CNNVIZ_CACHE_DIR", "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "cnnviz"
+
+
+CACHE_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def read_array_cache(folder: Path) -> Arrays | None:
+    """The four arrays of a cache folder, memory-mapped read-only, or None if absent or damaged."""
+    try:
+        loaded = [np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+                  for name in CACHE_ARRAYS]
+    except (OSError, ValueError, EOFError):
+        return None
+    return loaded[0], loaded[1], loaded[2], loaded[3]
+
+
+def write_array_cache(folder: Path, **arrays: np.ndarray) -> None:
+    """Save arrays as .npy files in `folder`, atomically; a cache that cannot be written is skipped."""
+    temporary: Path | None = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+        for name, array in arrays.items():
+            np.save(temporary / f"{name}.npy", array, allow_pickle=False)
+        os.rename(temporary, folder)  # Fails if another process finished first; theirs is kept.
+        temporary = None
+    except OSError:
+        pass
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def datasets_cache_dir() -> Path:
+    """Where decoded datasets are cached: ``cache_dir() / "datasets"``."""
+    return cache_dir() / "datasets"
