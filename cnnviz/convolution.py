@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnviz.errors import KernelError
+
 Padding = str | int  # "valid", "same" or a non-negative number of zeros per side.
 
 MAX_KERNEL_SIDE = 15
@@ -54,24 +56,24 @@ def _pair(value, name: str) -> tuple[int, int]:
 
 
 def validate_kernel(kernel) -> np.ndarray:
-    """The kernel as a float array, or a `ValueError` a student can act on.
+    """The kernel as a float array, or a `KernelError` a student can act on.
 
     A kernel is (kh, kw) or (kh, kw, C); every entry must be a finite number.
     """
     try:
         array = np.asarray(kernel, dtype=float)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"The kernel must contain only numbers ({error}).") from None
+        raise KernelError(f"The kernel must contain only numbers ({error}).") from None
     if array.ndim not in (2, 3):
-        raise ValueError(f"A kernel is a 2-D grid (or 3-D for colour), not an array of shape {array.shape}.")
+        raise KernelError(f"A kernel is a 2-D grid (or 3-D for colour), not an array of shape {array.shape}.")
     if array.shape[0] < 1 or array.shape[1] < 1:
-        raise ValueError("The kernel is empty.")
+        raise KernelError("The kernel is empty.")
     if max(array.shape[:2]) > MAX_KERNEL_SIDE:
-        raise ValueError(f"Kernels larger than {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} are not supported here.")
+        raise KernelError(f"Kernels larger than {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} are not supported here.")
     if not np.all(np.isfinite(array)):
         bad = [tuple(int(i) for i in index) for index in np.argwhere(~np.isfinite(array))]
         where = ", ".join(f"row {index[0] + 1}, column {index[1] + 1}" for index in bad[:3])
-        raise ValueError(f"Every kernel entry must be a finite number; found NaN or infinity at {where}.")
+        raise KernelError(f"Every kernel entry must be a finite number; found NaN or infinity at {where}.")
     return array
 
 
@@ -109,19 +111,26 @@ def padding_amounts(n: int, kernel: int, stride: int, padding: Padding) -> tuple
         out = -(-n // stride)
         total = max((out - 1) * stride + kernel - n, 0)
         return total // 2, total - total // 2
-    return padding, padding
+    return int(padding), int(padding)
 
 
-def output_size(n: int, kernel: int, stride: int = 1, padding: Padding = "valid") -> int:
-    """Length of the output along one axis: floor((n - kernel + P_total) / stride) + 1.
+def output_size(n: int, kernel: int, stride: int = 1, padding: Padding = "valid", dilation: int = 1) -> int:
+    """Length of the output along one axis: floor((n - k_eff + P_total) / stride) + 1, as Keras.
 
-    Raises `ValueError` when the kernel does not fit in the (padded) input.
+    ``k_eff = dilation * (kernel - 1) + 1`` is the dilated kernel's extent; "same" padding gives
+    ``ceil(n / stride)`` whatever the kernel. This is the one output-size rule: the architecture
+    calculator uses it for every convolution and pooling layer. Raises `KernelError` when the
+    kernel does not fit in the (padded) input, where Keras refuses a zero or negative size.
     """
-    before, after = padding_amounts(n, kernel, stride, padding)
-    span = n + before + after - kernel
+    dilation = _check_positive_int(dilation, "The dilation rate")
+    effective = dilation * (_check_positive_int(kernel, "The kernel size") - 1) + 1
+    before, after = padding_amounts(n, effective, stride, padding)
+    span = n + before + after - effective
     if span < 0:
-        raise ValueError(
-            f"A {kernel}-wide kernel does not fit in an input of size {n}"
+        raise KernelError(
+            f"A {kernel}-wide kernel"
+            + (f" (dilated to {effective})" if dilation > 1 else "")
+            + f" does not fit in an input of size {n}"
             + (f" padded to {n + before + after}" if before + after else "")
             + ": use a smaller kernel, more padding or \"same\" padding."
         )
@@ -501,11 +510,11 @@ _SEPARATORS = re.compile(r"[,\s]+")
 def parse_kernel_text(text: str) -> np.ndarray:
     """A kernel typed as rows of numbers (rows on new lines or separated by ';').
 
-    Raises `ValueError` for anything that is not a rectangular grid of finite numbers.
+    Raises `KernelError` for anything that is not a rectangular grid of finite numbers.
     """
     rows = [line.strip() for line in re.split(r"[;\n]", text or "") if line.strip()]
     if not rows:
-        raise ValueError("Type at least one row of numbers, e.g. `-1 0 1`.")
+        raise KernelError("Type at least one row of numbers, e.g. `-1 0 1`.")
     grid = []
     for number, line in enumerate(rows, start=1):
         cells = [cell for cell in _SEPARATORS.split(line.strip("[] ")) if cell]
@@ -514,9 +523,9 @@ def parse_kernel_text(text: str) -> np.ndarray:
             try:
                 values.append(float(cell.strip("[]")))
             except ValueError:
-                raise ValueError(f"Row {number}: {cell!r} is not a number.") from None
+                raise KernelError(f"Row {number}: {cell!r} is not a number.") from None
         grid.append(values)
     widths = {len(row) for row in grid}
     if len(widths) != 1:
-        raise ValueError(f"Every row needs the same number of entries; got row lengths {[len(r) for r in grid]}.")
+        raise KernelError(f"Every row needs the same number of entries; got row lengths {[len(r) for r in grid]}.")
     return validate_kernel(np.array(grid))

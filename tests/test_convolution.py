@@ -14,6 +14,8 @@ from hypothesis.extra import numpy as hnp
 from cnnviz import convolution as conv
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None)
+
+
 finite = st.floats(-4, 4, allow_nan=False, allow_infinity=False, width=32)
 
 
@@ -30,8 +32,6 @@ def image_and_kernel(draw, *, channels: bool = False, kernel_channels: bool = Fa
     kernel = draw(hnp.arrays(np.float64, kernel_shape, elements=finite))
     return image, kernel
 
-
-# ---- SciPy at stride 1 -------------------------------------------------------------------------
 
 @PROPERTY_SETTINGS
 @given(image_and_kernel())
@@ -97,8 +97,6 @@ def test_the_seed_dot_product_is_19():
     assert detail.equation() == "0×0 + 1×1 + 3×2 + 4×3 = 19"
 
 
-# ---- Keras at every stride and padding ---------------------------------------------------------
-
 def keras_conv2d(image: np.ndarray, kernel: np.ndarray, stride: int, padding) -> np.ndarray:
     """One Keras Conv2D filter without bias, with `kernel` as its weights."""
     import keras
@@ -151,8 +149,6 @@ def test_window_detail_reports_where_the_window_sits_in_the_padding():
     np.testing.assert_array_equal(flipped.kernel, np.arange(9.0).reshape(3, 3)[::-1, ::-1])
 
 
-# ---- Pooling against Keras ---------------------------------------------------------------------
-
 @PROPERTY_SETTINGS
 @given(st.integers(1, 3), st.integers(1, 3), st.one_of(st.none(), st.integers(1, 3)),
        st.sampled_from(["max", "avg"]), st.sampled_from(["valid", "same"]), st.data())
@@ -177,8 +173,6 @@ def test_pool_of_a_2d_map_stays_2d():
     np.testing.assert_array_equal(conv.pool(x, 2, kind="avg"), [[2.5, 4.5], [10.5, 12.5]])
 
 
-# ---- Output size -------------------------------------------------------------------------------
-
 @PROPERTY_SETTINGS
 @given(st.integers(1, 40), st.integers(1, 7), st.integers(1, 4), paddings)
 def test_output_size_matches_the_computed_map(n, kernel, stride, padding):
@@ -196,6 +190,21 @@ def test_output_size_matches_the_computed_map(n, kernel, stride, padding):
         assert size == (n - kernel + 2 * padding) // stride + 1
 
 
+def test_output_size_at_the_edges_where_the_two_old_formulas_differed():
+    """One rule for the lab and the calculator: a dilated kernel spans d·(k − 1) + 1 pixels (the
+    lab's formula ignored dilation), an int padding counts (the calculator's treated it as
+    "valid"), "same" keeps ⌈n / s⌉ even for a kernel larger than the input, and a size of 0 or
+    less is refused as Keras refuses it (the calculator's returned it)."""
+    assert conv.output_size(7, 3, dilation=3) == 1
+    with pytest.raises(ValueError, match="dilated to 7"):
+        conv.output_size(6, 3, dilation=3)
+    assert conv.output_size(28, 3, 1, "same", dilation=2) == 28
+    assert conv.output_size(5, 3, 1, 1) == 5
+    assert conv.output_size(3, 7, 2, "same") == 2
+    with pytest.raises(ValueError, match="does not fit"):
+        conv.output_size(5, 6, 2)  # floor(-1 / 2) + 1 = 0 rows: refused, not returned.
+
+
 def test_explain_output_size_writes_the_formula_with_numbers():
     explanation = conv.explain_output_size(28, 3, 1, "valid")
     assert explanation.size == 26
@@ -208,8 +217,6 @@ def test_explain_output_size_writes_the_formula_with_numbers():
     assert same.size == 14 and "0+1" in same.substituted and "⌈28 / 2⌉" in same.note
     assert conv.explain_output_size(32, 5, 1, 2).substituted.endswith("= 32")
 
-
-# ---- Kernels and validation --------------------------------------------------------------------
 
 def test_presets_include_the_issue_list_and_are_3x3():
     expected = {"identity", "box blur", "Gaussian blur", "sharpen", "Laplacian edge", "Sobel x",
@@ -310,8 +317,6 @@ def test_relu():
     np.testing.assert_array_equal(conv.relu([-1.0, 0.0, 2.5]), [0.0, 0.0, 2.5])
 
 
-# ---- Figures (built without validation for speed: check them with validation on) -------------
-
 def _validated(figure):
     import plotly.graph_objects as go
 
@@ -362,3 +367,10 @@ def test_zoom_bounds_keep_the_centre_in_view_and_stay_inside():
     assert zoom_bounds(256, 0, 40) == (0, 40)
     assert zoom_bounds(256, 128, 40) == (108, 148)
     assert zoom_bounds(256, 255, 40) == (216, 256)
+
+
+def _checkerboard() -> np.ndarray:
+    from cnnviz import images
+
+    return images.synthetic("checkerboard", 16)
+

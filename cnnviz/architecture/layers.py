@@ -1,0 +1,534 @@
+"""One class per layer type, and the registry `LAYERS` that the rest of cnnviz reads.
+
+A layer type owns everything about itself: its Keras arguments and their defaults, the checks
+of their values, its output shape, parameter count, multiply-adds and receptive-field window,
+its Keras layer and its line of exported Keras code. Adding a layer type means writing one
+class here and listing it in `LAYERS`; the stack walk (`cnnviz.architecture.stack`), the Keras
+builder, the code export and the stack editor (`widgets/ui.py`, through `EDITOR_ARGUMENTS`)
+all read the registry.
+
+Nothing here imports TensorFlow except `LayerType.keras_layer`, which imports Keras lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from cnnviz.convolution import output_size
+from cnnviz.errors import ArchitectureError, KernelError
+
+REQUIRED: Any = object()  # Marks an argument Keras insists on (no default).
+
+# Activation names a stack may use (all exist in keras.activations); None means "linear".
+ACTIVATIONS: tuple[str, ...] = (
+    "linear", "relu", "tanh", "sigmoid", "softmax", "elu", "selu", "gelu", "silu", "swish",
+    "leaky_relu", "relu6", "softplus", "softsign", "hard_sigmoid", "exponential", "mish",
+)
+PADDINGS: tuple[str, ...] = ("valid", "same")
+
+MAX_INPUT_SIDE = 4096
+MAX_CHANNELS = 4096
+MAX_WIDTH = 1_000_000  # Largest filter or unit count accepted.
+
+Shape = tuple[int, ...]
+Pair = tuple[int, int]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks of single values (shared by the layer types, the input shape and the presets).
+
+
+def where(index: int | None, layer_type: str | None) -> str:
+    """How an error message names a position: "The input" or "Layer 3 (Conv2D)"."""
+    if index is None:
+        return "The input"
+    kind = LAYERS.get(layer_type or "")
+    return f"Layer {index + 1} ({kind.keras_class if kind else 'layer'})"
+
+
+def as_int(value: Any, what: str, place: str, index: int | None) -> int:
+    """Accept ints and integral floats (tables deliver 8.0); reject text, booleans, fractions."""
+    if isinstance(value, bool) or value is None:
+        raise ArchitectureError(f"{place}: {what} must be a whole number, not {value!r}.", index=index)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise ArchitectureError(f"{place}: {what} must be a whole number, not {text!r}.",
+                                    index=index) from None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ArchitectureError(f"{place}: {what} must be a whole number, not {value!r}.",
+                                index=index) from None
+    if not math.isfinite(number) or number != int(number):
+        raise ArchitectureError(f"{place}: {what} must be a whole number, not {value!r}.", index=index)
+    return int(number)
+
+
+def positive_int(value: Any, what: str, place: str, index: int | None, *, limit: int) -> int:
+    number = as_int(value, what, place, index)
+    if number < 1:
+        raise ArchitectureError(f"{place}: {what} must be at least 1 (got {number}); with none "
+                                f"there would be nothing to compute.", index=index)
+    if number > limit:
+        raise ArchitectureError(f"{place}: {what} = {number:,} is more than this calculator "
+                                f"accepts ({limit:,}).", index=index)
+    return number
+
+
+def pair(value: Any, what: str, place: str, index: int | None, *, limit: int = MAX_INPUT_SIDE
+         ) -> int | Pair:
+    """An int or an (height, width) pair of positive ints; an equal pair stays a pair."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ArchitectureError(f"{place}: {what} must be one number or a pair (height, width), "
+                                    f"not {len(value)} numbers.", index=index)
+        return (positive_int(value[0], what, place, index, limit=limit),
+                positive_int(value[1], what, place, index, limit=limit))
+    if isinstance(value, str):
+        # Text from a table cell: "3", "3x5", "3×5", "3,5" or "(3, 5)".
+        parts = [part for part in re.split(r"[x×*,\s]+", value.strip().strip("()[]").lower()) if part]
+        if len(parts) == 2:
+            return pair(parts, what, place, index, limit=limit)
+        if len(parts) == 1:
+            value = parts[0]
+        elif len(parts) > 2:
+            raise ArchitectureError(f"{place}: {what} must be one number or a pair such as 3x5, "
+                                    f"not {value!r}.", index=index)
+    return positive_int(value, what, place, index, limit=limit)
+
+
+def hw(value: int | Sequence[int]) -> Pair:
+    """An int or a pair as (height, width)."""
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _activation(value: Any, place: str, index: int | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ArchitectureError(f"{place}: the activation must be a name such as 'relu', "
+                                f"not {value!r}.", index=index)
+    name = value.strip().lower()
+    if name in ("", "none", "linear"):
+        return None
+    if name not in ACTIVATIONS:
+        raise ArchitectureError(f"{place}: unknown activation {value!r}; choose one of "
+                                f"{', '.join(ACTIVATIONS)}.", index=index)
+    return name
+
+
+def _padding(value: Any, place: str, index: int | None) -> str:
+    name = str(value).strip().lower() if value is not None else "valid"
+    if name not in PADDINGS:
+        raise ArchitectureError(f"{place}: padding must be 'valid' or 'same', not {value!r}.", index=index)
+    return name
+
+
+def _bool(value: Any, what: str, place: str, index: int | None) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ArchitectureError(f"{place}: {what} must be true or false, not {value!r}.", index=index)
+
+
+def fmt(number: int) -> str:
+    """A count with thousands separators, as the formulas write it."""
+    return f"{number:,}"
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def python_value(value: Any) -> str:
+    """A value as Python source (tuples stay tuples, text is quoted)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(python_value(v) for v in value) + ")"
+    return repr(value)
+
+
+def _stride_text(strides: Pair, prefix: str = "stride") -> str:
+    sh, sw = strides
+    return f"{prefix} {sh}" if sh == sw else f"{prefix} {sh}×{sw}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The stack editor's columns: one per Keras argument, in the table's order.
+
+
+PAIR_HELP = "One number, or height x width such as 3x5."
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One Keras argument as the stack editor shows it (a column of the table).
+
+    ``kind`` says how a cell is edited and read back: "count" (a whole number of at least 1),
+    "pair" (text: one number or height x width), "padding" and "activation" (a choice),
+    "flag" (a checkbox) or "fraction" (a number in [0, 1)). ``show_default`` fills the cell
+    with the Keras default for layers that take the argument, so a blank cell hides nothing.
+    """
+
+    name: str
+    kind: str
+    help: str
+    show_default: bool = False
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The choices of a "padding" or "activation" column (empty for other kinds)."""
+        return {"padding": PADDINGS, "activation": ACTIVATIONS}.get(self.kind, ())
+
+
+EDITOR_ARGUMENTS: tuple[Argument, ...] = (
+    Argument("filters", "count", "Conv2D: number of filters (output channels)."),
+    Argument("units", "count", "Dense: number of units (outputs)."),
+    Argument("kernel_size", "pair", "Conv2D kernel. " + PAIR_HELP),
+    Argument("pool_size", "pair", "Pooling window (default 2). " + PAIR_HELP),
+    Argument("strides", "pair", "Step of the window (Conv2D default 1, pooling default = pool size). "
+             + PAIR_HELP),
+    Argument("padding", "padding", "valid (default): no border; same: keep the size (divided by the stride).",
+             show_default=True),
+    Argument("dilation_rate", "pair", "Conv2D: gaps between kernel taps (default 1). " + PAIR_HELP),
+    Argument("activation", "activation", "Blank or linear = no activation."),
+    Argument("use_bias", "flag", "Blank = yes (Keras default).", show_default=True),
+    Argument("rate", "fraction", "Dropout: fraction of values dropped in training."),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer types.
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a layer sits in its stack: what an error about it names."""
+
+    index: int
+    name: str  # The Keras layer name, e.g. "conv2d_1".
+    label: str  # e.g. "Layer 2 (Conv2D)".
+
+    def error(self, message: str) -> ArchitectureError:
+        return ArchitectureError(f"{self.label} '{self.name}': {message}", index=self.index,
+                                 layer_name=self.name)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one layer does to the values flowing through a stack, and what it costs."""
+
+    output_shape: Shape
+    params: int = 0
+    trainable: int = 0
+    non_trainable: int = 0
+    formula: str = "no weights: 0"
+    mult_adds: int = 0  # Per image (bias additions, activations and pooling are not counted).
+    note: str = ""
+    window: Pair = (1, 1)  # Input positions one output position spans (a dilated kernel's extent).
+    strides: Pair = (1, 1)  # Input positions between neighbouring output positions.
+    mixes_all: bool = False  # Every output depends on every input position.
+
+
+class LayerType:
+    """The behaviour of one kind of layer; subclasses fill in the class attributes."""
+
+    type: ClassVar[str]  # The key in a layer dict, e.g. "conv2d".
+    keras_class: ClassVar[str]  # e.g. "Conv2D".
+    name_prefix: ClassVar[str]  # Keras' default layer name, e.g. "max_pooling2d".
+    label: ClassVar[str]  # For tables and menus, e.g. "Max pooling".
+    # The Keras arguments with Keras' defaults, in Keras' order; REQUIRED marks those without one.
+    arguments: ClassVar[dict[str, Any]] = {}
+    # Arguments the exported code always writes, even at their default value.
+    always_written: ClassVar[tuple[str, ...]] = ()
+    # Non-empty for layers that need an image-shaped input: how an error message calls the layer.
+    image_input: ClassVar[str] = ""
+
+    def normalize(self, values: Mapping[str, Any], place: str, index: int | None) -> dict[str, Any]:
+        """Check the arguments (every key of `arguments` is present) and return them normalized."""
+        return {}
+
+    def describe(self, layer: Mapping[str, Any]) -> str:
+        """A compact description of a normalized layer, e.g. "Conv2D 8, 3×3, relu"."""
+        return self.keras_class
+
+    def step(self, layer: Mapping[str, Any], shape: Shape, place: Place) -> Step:
+        """The layer applied to an input of ``shape`` (without the batch dimension)."""
+        return Step(output_shape=shape)
+
+    def keras_layer(self, layer: Mapping[str, Any], name: str) -> Any:
+        """The Keras layer object (not yet built) for a normalized layer; Keras is imported here."""
+        import keras
+
+        keras_class = getattr(keras.layers, self.keras_class)
+        return keras_class(**{key: layer[key] for key in self.arguments}, name=name)
+
+    def keras_code(self, layer: Mapping[str, Any], name: str) -> str:
+        """The layer as Keras source, e.g. ``layers.Conv2D(8, 3, activation="relu", name="conv2d")``."""
+        written = []
+        for key, default in self.arguments.items():
+            value = layer[key]
+            if default is REQUIRED:
+                written.append(python_value(value))
+            elif value != default or key in self.always_written:
+                written.append(f"{key}={python_value(value)}")
+        written.append(f"name={python_value(name)}")
+        return f"layers.{self.keras_class}({', '.join(written)})"
+
+
+class Conv2D(LayerType):
+    type = "conv2d"
+    keras_class = "Conv2D"
+    name_prefix = "conv2d"
+    label = "Convolution (Conv2D)"
+    arguments = {"filters": REQUIRED, "kernel_size": REQUIRED, "strides": 1, "padding": "valid",
+                 "activation": None, "dilation_rate": 1, "use_bias": True}
+    image_input = "a convolution"
+
+    def normalize(self, values: Mapping[str, Any], place: str, index: int | None) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "filters": positive_int(values["filters"], "the number of filters", place, index, limit=MAX_WIDTH),
+            "kernel_size": pair(values["kernel_size"], "the kernel size", place, index),
+            "strides": pair(values["strides"], "the stride", place, index),
+            "padding": _padding(values["padding"], place, index),
+            "activation": _activation(values["activation"], place, index),
+            "dilation_rate": pair(values["dilation_rate"], "the dilation rate", place, index),
+            "use_bias": _bool(values["use_bias"], "use_bias", place, index),
+        }
+        if max(hw(result["strides"])) > 1 and max(hw(result["dilation_rate"])) > 1:
+            raise ArchitectureError(
+                f"{place}: a stride above 1 together with a dilation rate above 1 is not supported "
+                f"by Keras (whatever the padding). Use stride 1 with dilation, or dilation 1 with "
+                f"a stride.", index=index)
+        return result
+
+    def describe(self, layer: Mapping[str, Any]) -> str:
+        kh, kw = hw(layer["kernel_size"])
+        parts = [f"Conv2D {layer['filters']}, {kh}×{kw}"]
+        strides = hw(layer.get("strides", 1))
+        if strides != (1, 1):
+            parts.append(_stride_text(strides))
+        dilation = hw(layer.get("dilation_rate", 1))
+        if dilation != (1, 1):
+            parts.append(_stride_text(dilation, "dilation"))
+        if layer.get("padding", "valid") == "same":
+            parts.append("same")
+        if layer.get("activation"):
+            parts.append(layer["activation"])
+        if layer.get("use_bias") is False:
+            parts.append("no bias")
+        return ", ".join(parts)
+
+    def step(self, layer: Mapping[str, Any], shape: Shape, place: Place) -> Step:
+        h, w, depth = shape
+        kh, kw = hw(layer["kernel_size"])
+        sh, sw = hw(layer["strides"])
+        dh, dw = hw(layer["dilation_rate"])
+        try:
+            out_h = output_size(h, kh, sh, layer["padding"], dh)
+            out_w = output_size(w, kw, sw, layer["padding"], dw)
+        except KernelError:
+            eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+            dilated = f" (dilated to {eh}×{ew})" if (dh, dw) != (1, 1) else ""
+            raise place.error(f"the {kh}×{kw} kernel{dilated} is larger than its {h}×{w} input "
+                              f"under 'valid' padding, so it fits nowhere and the output would "
+                              f"have no size. Use a smaller kernel, 'same' padding, or fewer "
+                              f"pooling layers before it.") from None
+        filters = layer["filters"]
+        params = kh * kw * depth * filters + (filters if layer["use_bias"] else 0)
+        if layer["use_bias"]:
+            formula = f"({kh}·{kw}·{depth} + 1)·{filters} = {fmt(params)}"
+        else:
+            formula = f"{kh}·{kw}·{depth}·{filters} = {fmt(params)} (no bias)"
+        return Step(output_shape=(out_h, out_w, filters), params=params, trainable=params, formula=formula,
+                    mult_adds=out_h * out_w * filters * kh * kw * depth,
+                    window=(dh * (kh - 1) + 1, dw * (kw - 1) + 1), strides=(sh, sw))
+
+
+class _Pooling(LayerType):
+    image_input = "a pooling layer"
+    short_name: ClassVar[str]  # "Max" or "Avg".
+
+    def normalize(self, values: Mapping[str, Any], place: str, index: int | None) -> dict[str, Any]:
+        strides = values["strides"]
+        return {
+            "pool_size": pair(values["pool_size"], "the pool size", place, index),
+            "strides": None if strides is None or (isinstance(strides, float) and math.isnan(strides))
+            else pair(strides, "the stride", place, index),
+            "padding": _padding(values["padding"], place, index),
+        }
+
+    def describe(self, layer: Mapping[str, Any]) -> str:
+        ph, pw = hw(layer.get("pool_size", 2))
+        text = f"{self.short_name}Pool {ph}×{pw}"
+        strides = layer.get("strides")
+        if strides is not None and hw(strides) != (ph, pw):
+            text += ", " + _stride_text(hw(strides))
+        if layer.get("padding", "valid") == "same":
+            text += ", same"
+        return text
+
+    def step(self, layer: Mapping[str, Any], shape: Shape, place: Place) -> Step:
+        h, w, depth = shape
+        ph, pw = hw(layer["pool_size"])
+        sh, sw = hw(layer["strides"] if layer["strides"] is not None else layer["pool_size"])
+        try:
+            out_h = output_size(h, ph, sh, layer["padding"])
+            out_w = output_size(w, pw, sw, layer["padding"])
+        except KernelError:
+            raise place.error(f"a {ph}×{pw} pool does not fit in its {h}×{w} input under 'valid' "
+                              f"padding, so it would leave zero size. Remove a pooling layer, "
+                              f"use a smaller pool, or 'same' padding.") from None
+        return Step(output_shape=(out_h, out_w, depth), window=(ph, pw), strides=(sh, sw))
+
+
+class MaxPooling2D(_Pooling):
+    type = "maxpool2d"
+    keras_class = "MaxPooling2D"
+    name_prefix = "max_pooling2d"
+    label = "Max pooling"
+    short_name = "Max"
+    arguments = {"pool_size": 2, "strides": None, "padding": "valid"}
+
+
+class AveragePooling2D(_Pooling):
+    type = "avgpool2d"
+    keras_class = "AveragePooling2D"
+    name_prefix = "average_pooling2d"
+    label = "Average pooling"
+    short_name = "Avg"
+    # Keras 3's AveragePooling2D has no default pool size; cnnviz uses 2, like MaxPooling2D, and
+    # so the exported code always writes it.
+    arguments = {"pool_size": 2, "strides": None, "padding": "valid"}
+    always_written = ("pool_size",)
+
+
+class Flatten(LayerType):
+    type = "flatten"
+    keras_class = "Flatten"
+    name_prefix = "flatten"
+    label = "Flatten"
+
+    def step(self, layer: Mapping[str, Any], shape: Shape, place: Place) -> Step:
+        note = (f"{shape_text(shape)} values laid out as one vector; nothing is learned here."
+                if len(shape) == 3 else "")
+        return Step(output_shape=(math.prod(shape),), note=note)
+
+
+class Dense(LayerType):
+    type = "dense"
+    keras_class = "Dense"
+    name_prefix = "dense"
+    label = "Dense (fully connected)"
+    arguments = {"units": REQUIRED, "activation": None, "use_bias": True}
+
+    def normalize(self, values: Mapping[str, Any], place: str, index: int | None) -> dict[str, Any]:
+        return {
+            "units": positive_int(values["units"], "the number of units", place, index, limit=MAX_WIDTH),
+            "activation": _activation(values["activation"], place, index),
+            "use_bias": _bool(values["use_bias"], "use_bias", place, index),
+        }
+
+    def describe(self, layer: Mapping[str, Any]) -> str:
+        text = f"Dense {layer['units']}"
+        if layer.get("activation"):
+            text += f", {layer['activation']}"
+        if layer.get("use_bias") is False:
+            text += ", no bias"
+        return text
+
+    def step(self, layer: Mapping[str, Any], shape: Shape, place: Place) -> Step:
+        units = layer["units"]
+        fan_in = shape[-1]
+        params = fan_in * units + (units if layer["use_bias"] else 0)
+        if layer["use_bias"]:
+            formula = f"({fmt(fan_in)} + 1)·{fmt(units)} = {fmt(params)}"
+        else:
+            formula = f"{fmt(fan_in)}·{fmt(units)} = {fmt(params)} (no bias)"
+        note = ""
+        if len(shape) > 1:
+            note = (f"Dense acts on the last axis only: the same {fmt(fan_in)}→{fmt(units)} weights are "
+                    f"applied at each of the {shape_text(shape[:-1])} positions. Add Flatten before it "
+                    f"to connect every value.")
+        # On a flat vector every output mixes every input position.
+        return Step(output_shape=shape[:-1] + (units,), params=params, trainable=params, formula=formula,
+                    mult_adds=math.prod(shape[:-1]) * fan_in * units, note=note, mixes_all=len(shape) == 1)
+
+
+class Dropout(LayerType):
+    type = "dropout"
+    keras_class = "Dropout"
+    name_prefix = "dropout"
+    label = "Dropout"
+    arguments = {"rate": REQUIRED}
+
+    def normalize(self, values: Mapping[str, Any], place: str, index: int | None) -> dict[str, Any]:
+        rate = values["rate"]
+        try:
+            rate = float(rate)
+        except (TypeError, ValueError):
+            raise ArchitectureError(f"{place}: the dropout rate must be a number, not {rate!r}.",
+                                    index=index) from None
+        if not (0.0 <= rate < 1.0):
+            raise ArchitectureError(f"{place}: the dropout rate is the fraction of values dropped, so "
+                                    f"it must be at least 0 and below 1 (got {rate:g}).", index=index)
+        return {"rate": rate}
+
+    def describe(self, layer: Mapping[str, Any]) -> str:
+        return f"Dropout {layer['rate']:g}"
+
+
+class BatchNormalization(LayerType):
+    type = "batchnorm"
+    keras_class = "BatchNormalization"
+    name_prefix = "batch_normalization"
+    label = "Batch normalization"
+
+    def step(self, layer: Mapping[str, Any], shape: Shape, place: Place) -> Step:
+        channels = shape[-1]
+        # The moving mean and variance are non-trainable, as Keras counts them.
+        params, trainable, non_trainable = 4 * channels, 2 * channels, 2 * channels
+        return Step(output_shape=shape, params=params, trainable=trainable, non_trainable=non_trainable,
+                    formula=(f"4·{channels} = {fmt(params)} ({fmt(trainable)} trainable γ and β, "
+                             f"{fmt(non_trainable)} non-trainable moving mean and variance)"))
+
+
+class _GlobalPooling(LayerType):
+    image_input = "a global pooling layer"
+
+    def step(self, layer: Mapping[str, Any], shape: Shape, place: Place) -> Step:
+        return Step(output_shape=(shape[2],), mixes_all=True)
+
+
+class GlobalAveragePooling2D(_GlobalPooling):
+    type = "globalavgpool2d"
+    keras_class = "GlobalAveragePooling2D"
+    name_prefix = "global_average_pooling2d"
+    label = "Global average pooling"
+
+
+class GlobalMaxPooling2D(_GlobalPooling):
+    type = "globalmaxpool2d"
+    keras_class = "GlobalMaxPooling2D"
+    name_prefix = "global_max_pooling2d"
+    label = "Global max pooling"
+
+
+# The registry: every layer type a stack may use, in menu order.
+LAYERS: dict[str, LayerType] = {kind.type: kind for kind in (
+    Conv2D(), MaxPooling2D(), AveragePooling2D(), Flatten(), Dense(), Dropout(), BatchNormalization(),
+    GlobalAveragePooling2D(), GlobalMaxPooling2D(),
+)}
+LAYER_TYPES: tuple[str, ...] = tuple(LAYERS)
