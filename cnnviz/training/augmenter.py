@@ -32,6 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz import data
+from cnnviz.architecture import scale_images
+from cnnviz.errors import SettingsError
+
 AUGMENTATIONS = ("flip_horizontal", "flip_vertical", "rotation", "zoom", "translation", "contrast")
 
 # Human-readable names for the UI and for messages.
@@ -44,9 +48,8 @@ AUGMENTATION_LABELS = {
     "contrast": "Contrast",
 }
 
-# Above these limits a transformation starts to change what an image shows (see `warnings_for`).
-DIGIT_ROTATION_LIMIT_DEGREES = 15.0
-UPRIGHT_ROTATION_LIMIT_DEGREES = 30.0
+# Above these limits a transformation starts to change what an image shows (see `warnings_for`;
+# rotation limits depend on the dataset: its spec's `augmentation`).
 SHIFT_LIMIT_PERCENT = 25.0
 ZOOM_LIMIT_PERCENT = 30.0
 
@@ -78,9 +81,9 @@ def normalize_spec(spec: Mapping[str, float] | Iterable[tuple[str, float]] | Non
         try:
             strength = float(strength)
         except (TypeError, ValueError):
-            raise ValueError(f"The strength of {name} must be a number between 0 and 1.") from None
+            raise SettingsError(f"The strength of {name} must be a number between 0 and 1.") from None
         if not 0.0 <= strength <= 1.0:  # Also rejects NaN.
-            raise ValueError(f"The strength of {name} must be between 0 and 1, not {strength}.")
+            raise SettingsError(f"The strength of {name} must be between 0 and 1, not {strength}.")
         out.append((name, strength))
     return tuple(out)
 
@@ -102,7 +105,7 @@ def spec_from_settings(*, flip_horizontal: bool = False, flip_vertical: bool = F
     for value, limit, what in ((rotation_degrees, 180.0, "The rotation"), (zoom_percent, 50.0, "The zoom"),
                                (translation_percent, 50.0, "The shift"), (contrast, 1.0, "The contrast change")):
         if not 0.0 <= float(value) <= limit:
-            raise ValueError(f"{what} must be between 0 and {limit:g}, not {value}.")
+            raise SettingsError(f"{what} must be between 0 and {limit:g}, not {value}.")
     strengths = {
         "flip_horizontal": 1.0 if flip_horizontal else 0.0,
         "flip_vertical": 1.0 if flip_vertical else 0.0,
@@ -224,7 +227,7 @@ def _to_unit_float(image: np.ndarray) -> np.ndarray:
     if x.ndim != 3 or x.shape[-1] not in (1, 3):
         raise ValueError(f"Expected one image of shape (H, W), (H, W, 1) or (H, W, 3); got {x.shape}.")
     if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255.0)
+        return scale_images(x)
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)) or x.min(initial=0.0) < 0.0 or x.max(initial=0.0) > 1.0:
         raise ValueError("A float image must hold values between 0 and 1.")
@@ -268,42 +271,25 @@ def warnings_for(dataset: str | None, spec: Any) -> list[AugmentationWarning]:
     """Why the switched-on augmentations may create images that do not belong to their class.
 
     `dataset` is a cnnviz dataset name ("fashion_mnist", "mnist", "cifar10") or None (an upload:
-    only the dataset-independent checks apply).
+    only the dataset-independent checks apply). The dataset-specific advice is its spec's
+    `augmentation` (`cnnviz.data.dataset_spec.AugmentationAdvice`).
     """
     on = dict(active(spec))
     found: list[AugmentationWarning] = []
+    advice = data.spec(dataset).augmentation if dataset in data.DATASETS else None
 
     def add(name: str, severity: str, message: str) -> None:
         found.append(AugmentationWarning(name, severity, message))
 
-    if "flip_vertical" in on:
-        if dataset == "mnist":
-            add("flip_vertical", "warning",
-                "Digits are never upside down: a vertical flip turns a 6 into something like a 9 "
-                "(and a 9 into a 6) while keeping its label, so it teaches the network wrong answers.")
-        elif dataset == "fashion_mnist":
-            add("flip_vertical", "warning",
-                "Clothing photos are always upright: an upside-down shoe, bag or shirt never occurs "
-                "in the test set, so a vertical flip spends capacity on images the model will never see.")
-        elif dataset == "cifar10":
-            add("flip_vertical", "warning",
-                "CIFAR-10 photos have the sky on top: upside-down planes, ships and horses do not "
-                "occur in the test set, so vertical flips mostly add unrealistic images.")
-    if "flip_horizontal" in on and dataset == "mnist":
-        add("flip_horizontal", "warning",
-            "A mirrored digit is not a digit any more (2, 3, 4, 5, 7 and 9 read backwards), so a "
-            "horizontal flip adds wrongly labelled images. It is fine for clothing and for CIFAR-10.")
-    if "rotation" in on:
+    if advice is not None and "flip_vertical" in on:
+        add("flip_vertical", "warning", advice.vertical_flip)
+    if advice is not None and "flip_horizontal" in on and advice.horizontal_flip is not None:
+        add("flip_horizontal", "warning", advice.horizontal_flip)
+    if advice is not None and "rotation" in on:
         degrees = rotation_degrees(on["rotation"])
-        if dataset == "mnist" and degrees > DIGIT_ROTATION_LIMIT_DEGREES:
-            add("rotation", "warning",
-                f"Rotating digits by up to {degrees:.0f}° (more than about "
-                f"{DIGIT_ROTATION_LIMIT_DEGREES:.0f}°) blurs the line between classes: a rotated 6 "
-                "approaches a 9, a tilted 1 a 7. Handwriting is only slightly slanted.")
-        elif dataset in ("fashion_mnist", "cifar10") and degrees > UPRIGHT_ROTATION_LIMIT_DEGREES:
-            add("rotation", "note",
-                f"Rotations up to {degrees:.0f}° produce tilted pictures that the upright, centred "
-                "test images never show; small angles (10–20°) usually help more.")
+        if degrees > advice.rotation_limit_degrees:
+            add("rotation", advice.rotation_severity,
+                advice.rotation.format(degrees=degrees, limit=advice.rotation_limit_degrees))
     if "translation" in on and on["translation"] * 50.0 > SHIFT_LIMIT_PERCENT:
         add("translation", "note",
             f"Shifts of up to {on['translation'] * 50:.0f} % can push part of the object out of the "

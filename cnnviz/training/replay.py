@@ -2,7 +2,7 @@
 
 A finished run keeps its per-epoch history (`loss`, `accuracy`, `val_loss`, `val_accuracy` and
 the wall-clock `seconds` of each epoch) and, when it trained on this server, the running
-within-epoch points `(epoch_position, loss, accuracy)` of `TrainingJob.live_points`. A replay
+within-epoch points `(epoch_position, loss, accuracy)` of a training `Job.live_points`. A replay
 shows the curves growing again, on the recorded clock: at 1x the curves grow as fast as they did
 while training, 2x twice as fast, "instant" in one frame. Nothing is invented between recorded
 values: a frame shows exactly the points recorded up to its moment.
@@ -66,9 +66,8 @@ def epoch_seconds(history: Mapping[str, Sequence[float]]) -> list[float]:
     recorded = list(history.get("seconds", ()))
     out = []
     for index in range(epochs):
-        value = recorded[index] if index < len(recorded) else None
-        ok = value is not None and math.isfinite(value) and value > 0
-        out.append(float(value) if ok else FALLBACK_EPOCH_SECONDS)
+        value = float(recorded[index]) if index < len(recorded) else math.nan
+        out.append(value if math.isfinite(value) and value > 0 else FALLBACK_EPOCH_SECONDS)
     return out
 
 

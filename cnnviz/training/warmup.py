@@ -7,7 +7,7 @@ training on a cold free-tier server.
 
 The default configurations come from the same functions the pages call, one place per page:
 
-- train page: `train_page_default_config()` (here; the page reads its widget defaults from it);
+- train page: `cnnviz.lessons.train.default_config()` (the page reads its widget defaults there);
 - LeNet vs ReLU page: `lenet_vs_relu.comparison_configs(ComparisonSettings())`, all six models;
 - transfer page: `transfer.pretrain_config`, `transfer.transfer_config` at the default freeze
   depth and `transfer.strategy_config` over the default size ladder, for the default split;
@@ -25,11 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cnnviz import architecture, data, training
+import numpy as np
+
+from cnnviz import data, training
 from cnnviz.lessons import augmentation, lenet_vs_relu, transfer
+from cnnviz.lessons import train as train_lesson
 from cnnviz.lessons.lenet_vs_relu import ComparisonSettings
 from cnnviz.lessons.transfer import ExperimentSettings
-from cnnviz.training import TrainConfig
+from cnnviz.training import Progress, TrainConfig, TrainResult
 
 PAGES: tuple[str, ...] = ("train", "lenet_vs_relu", "transfer", "augmentation")
 PAGE_TITLES = {
@@ -39,31 +42,15 @@ PAGE_TITLES = {
     "augmentation": "Augmentation & regularisation",
 }
 
-# --------------------------------------------------------------------------------------------
-# The train page's default run (the page builds its widgets' defaults from these values)
-# --------------------------------------------------------------------------------------------
-
-TRAIN_PAGE_DATASET = "fashion_mnist"
-TRAIN_PAGE_PRESETS = {"fashion_mnist": "fashion_relu_cnn", "mnist": "fashion_relu_cnn", "cifar10": "cifar10_cnn"}
-# Subset sizes that train the default network in well under a minute on 2 CPU cores.
-TRAIN_PAGE_TRAIN_IMAGES = 10_000
-TRAIN_PAGE_TEST_IMAGES = 2_000
-TRAIN_PAGE_HYPERPARAMETERS = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 128, "epochs": 5,
-                              "seed": 0, "fast": True}
-
 # Tiny sizes (selectable in each page's widgets) for tests and CI smoke runs.
 TINY_TRAIN_IMAGES = 300
 TINY_TEST_IMAGES = 100
 TINY_EPOCHS = 1
 
 
-def train_page_default_config(dataset: str = TRAIN_PAGE_DATASET, *, tiny: bool = False):
-    """The `TrainConfig` the train page trains when no widget was touched (for `dataset`)."""
-
-    input_shape, num_classes = lenet_vs_relu.dataset_geometry(dataset)
-    stack = architecture.stack_for(TRAIN_PAGE_PRESETS[dataset], input_shape, num_classes)
-    config = TrainConfig.from_stack(stack, dataset=dataset, limit_train=TRAIN_PAGE_TRAIN_IMAGES,
-                                    limit_test=TRAIN_PAGE_TEST_IMAGES, **TRAIN_PAGE_HYPERPARAMETERS)
+def train_page_config(*, tiny: bool = False) -> TrainConfig:
+    """The train page's default run (`cnnviz.lessons.train.default_config`), tiny or not."""
+    config = train_lesson.default_config()
     if tiny:
         config = config.replace(limit_train=TINY_TRAIN_IMAGES, limit_test=TINY_TEST_IMAGES, epochs=TINY_EPOCHS)
     return config
@@ -79,10 +66,10 @@ class WarmupItem:
 
     page: str
     label: str
-    config: Any  # cnnviz.training.TrainConfig
+    config: TrainConfig
 
 
-def lenet_vs_relu_settings(*, tiny: bool = False):
+def lenet_vs_relu_settings(*, tiny: bool = False) -> ComparisonSettings:
     """The comparison page's default `ComparisonSettings` (tiny: 300/100 images, one epoch)."""
 
     if tiny:
@@ -97,35 +84,33 @@ def _lenet_vs_relu_items(tiny: bool) -> list[WarmupItem]:
 
 
 # Tiny transfer experiment: options the transfer page's sliders offer.
-TINY_TRANSFER = {"pretrain_per_class": 20, "test_per_class": 10, "pretrain_epochs": 1,
+TINY_TRANSFER: dict[str, Any] = {"pretrain_per_class": 20, "test_per_class": 10, "pretrain_epochs": 1,
                  "transfer_per_class": 10, "transfer_epochs": 1}
-TINY_TRANSFER_LADDER = {"largest": 30, "smallest": 6, "steps": 2}
+TINY_TRANSFER_LADDER: dict[str, int] = {"largest": 30, "smallest": 6, "steps": 2}
 
 
-def transfer_settings(*, tiny: bool = False):
+def transfer_settings(*, tiny: bool = False) -> ExperimentSettings:
     """The transfer page's default `ExperimentSettings` (tiny: a few images per class, one epoch)."""
 
     return ExperimentSettings(**TINY_TRANSFER) if tiny else ExperimentSettings()
 
 
-def transfer_default_split():
+def transfer_default_split() -> transfer.ClassSplit:
     """The transfer page's default class split (the seeds' three held-back classes)."""
 
     return transfer.make_split(transfer.DEFAULT_PRETRAIN_CLASSES, transfer.DEFAULT_TRANSFER_CLASSES,
-                               data.CLASS_NAMES["fashion_mnist"])
+                               data.spec("fashion_mnist").class_names)
 
 
-def _transfer_full_per_class(split, settings) -> int:
+def _transfer_full_per_class(split: transfer.ClassSplit, settings: ExperimentSettings) -> int:
     """Training images of the rarest transfer class in the data the page loads (no limit)."""
-    import numpy as np
-
-
     dataset = data.load(settings.dataset, seed=settings.seed)
     counts = np.bincount(np.asarray(dataset.y_train), minlength=len(split.class_names))
     return int(min(counts[c] for c in split.transfer))
 
 
-def transfer_sizes(split, settings, *, tiny: bool = False, full_per_class: int | None = None) -> tuple[int, ...]:
+def transfer_sizes(split: transfer.ClassSplit, settings: ExperimentSettings, *, tiny: bool = False,
+                   full_per_class: int | None = None) -> tuple[int, ...]:
     """The strategy comparison's default transfer-set sizes, as the page computes them."""
 
     k = len(split.transfer)
@@ -157,7 +142,7 @@ def _transfer_items(tiny: bool, full_per_class: int | None = None) -> list[Warmu
 
 
 # Tiny overfitting runs: the lab's smallest image choice and its shortest run.
-TINY_OVERFIT = {"limit_train": 200, "epochs": 2}
+TINY_OVERFIT: dict[str, Any] = {"limit_train": 200, "epochs": 2}
 
 
 def _augmentation_items(tiny: bool) -> list[WarmupItem]:
@@ -169,7 +154,7 @@ def _augmentation_items(tiny: bool) -> list[WarmupItem]:
 def page_items(page: str, *, tiny: bool = False) -> list[WarmupItem]:
     """The default runs of one page (see `PAGES`), in the order the page trains them."""
     if page == "train":
-        return [WarmupItem("train", "default network (ReLU CNN)", train_page_default_config(tiny=tiny))]
+        return [WarmupItem("train", "default network (ReLU CNN)", train_page_config(tiny=tiny))]
     if page == "lenet_vs_relu":
         return _lenet_vs_relu_items(tiny)
     if page == "transfer":
@@ -212,21 +197,24 @@ class WarmupRecord:
         return not self.error and self.stopped_reason == "finished"
 
 
-def _progress_printer(out: Callable[[str], Any], prefix: str):
+def _progress_printer(out: Callable[[str], Any], prefix: str) -> Callable[[Progress], bool]:
     """An `on_progress` that prints one line per finished epoch, and once when the run waits for a
     training slot or first trains the model it copies weights from (not when that one is cached)."""
-    state = {"epochs": 0, "phase": ""}
+    epochs_printed, phase_printed = 0, ""
 
-    def on_progress(progress) -> bool:
+    def on_progress(progress: Progress) -> bool:
+        nonlocal epochs_printed, phase_printed
         done = len(progress.history_so_far.get("loss", []))
         announce = progress.phase == "waiting" or (progress.phase == "warm start" and "loss" in progress.metrics)
-        if announce and progress.phase != state["phase"]:
-            out(f"{prefix}   {'waiting for a training slot' if progress.phase == 'waiting' else 'first training the model to copy weights from'}")
-            state["phase"] = progress.phase
+        if announce and progress.phase != phase_printed:
+            what = "waiting for a training slot" if progress.phase == "waiting" else \
+                "first training the model to copy weights from"
+            out(f"{prefix}   {what}")
+            phase_printed = progress.phase
         if progress.phase == "train":
-            state["phase"] = "train"
-        if progress.phase == "train" and done > state["epochs"]:
-            state["epochs"] = done
+            phase_printed = "train"
+        if progress.phase == "train" and done > epochs_printed:
+            epochs_printed = done
             accuracy = progress.history_so_far.get("val_accuracy", [float("nan")])[-1]
             out(f"{prefix}   epoch {done}/{progress.epochs}: validation accuracy {accuracy:.1%}")
         return True
@@ -235,7 +223,8 @@ def _progress_printer(out: Callable[[str], Any], prefix: str):
 
 
 def run_warmup(items: Sequence[WarmupItem], *, out: Callable[[str], Any] = print,
-               train_fn: Callable | None = None) -> list[WarmupRecord]:
+               train_fn: Callable[[TrainConfig, Callable[[Progress], bool] | None], TrainResult] | None = None,
+               ) -> list[WarmupRecord]:
     """Train (or find in the disk cache) every item, printing progress and the time per model.
 
     A failing item is reported and skipped; the others still train.
@@ -243,12 +232,12 @@ def run_warmup(items: Sequence[WarmupItem], *, out: Callable[[str], Any] = print
 
     if train_fn is None:
         train_fn = training.train
-    records = []
+    records: list[WarmupRecord] = []
     total = len(items)
     for number, item in enumerate(items, start=1):
         prefix = f"[{number}/{total}]"
         out(f"{prefix} {PAGE_TITLES.get(item.page, item.page)}: {item.label} (config {item.config.key()[:8]})")
-        cached = training.load_cached(item.config) is not None
+        cached = training.is_cached(item.config)
         start = time.perf_counter()
         try:
             result = train_fn(item.config, None if cached else _progress_printer(out, prefix))

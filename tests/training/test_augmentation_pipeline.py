@@ -79,28 +79,44 @@ def test_augmentation_layers_follow_the_documented_table():
     assert [type(layer).__name__ for layer in aug.augmentation_model({"zoom": 0.5}).layers] == ["RandomZoom"]
 
 
-def test_engine_builds_the_same_layers_as_this_module():
-    """The training engine must train on what the preview shows: same layers, arguments and seeds."""
+def _keras_by_hand(seed: int) -> list:
+    """The documented pipeline for `_ENGINE_SPEC`, written out as Keras layers without cnnviz's help."""
+    from keras import layers
+
+    base = seed * 101  # + the pair's index in the spec.
+    return [
+        layers.RandomFlip("horizontal", seed=base + 0),
+        layers.RandomRotation(factor=0.05, fill_mode="constant", seed=base + 1),
+        layers.RandomZoom(height_factor=0.1, fill_mode="constant", seed=base + 2),
+        layers.RandomTranslation(height_factor=0.15, width_factor=0.15, fill_mode="constant", seed=base + 3),
+        layers.RandomContrast(factor=(0.5, 0.5), seed=base + 4),
+        layers.RandomFlip("vertical", seed=base + 5),
+    ]
+
+
+_ENGINE_SPEC = (("flip_horizontal", 1.0), ("rotation", 0.1), ("zoom", 0.2), ("translation", 0.3),
+                ("contrast", 0.5), ("flip_vertical", 1.0))
+
+
+def test_engine_and_preview_apply_the_documented_keras_layers():
+    """The training engine must train on what the preview shows, and both on the documented layers:
+    Keras' own preprocessing layers, built here by hand with the same arguments and seeds."""
     from cnnviz import training
+    from cnnviz.training import engine
 
-    spec = (("flip_horizontal", 1.0), ("rotation", 0.1), ("zoom", 0.2), ("translation", 0.3), ("contrast", 0.5),
-            ("flip_vertical", 1.0))
     assert tuple(training.AUGMENTATIONS) == aug.AUGMENTATIONS
-    builder = getattr(training, "_augmenter", None)
-    if builder is None:
-        pytest.skip("the engine no longer has its own builder (it calls augmentation_model directly)")
-    engine = builder(spec, 3)
-    ours = aug.augmentation_model(spec, seed=3)
+    image = (_test_image() / 255.0).astype(np.float32)[..., None]
+    batch = np.repeat(image[None], 8, axis=0)
+    expected = batch
+    for layer in _keras_by_hand(seed=3):
+        expected = layer(expected, training=True)
+    expected = np.clip(np.asarray(expected), 0.0, 1.0)
+    assert not np.allclose(expected, batch)  # The draw changes the images: the comparison means something.
 
-    def described(model):
-        out = []
-        for layer in model.layers:
-            config = layer.get_config()
-            config.pop("name", None)
-            out.append((type(layer).__name__, layer.seed, config))
-        return out
-
-    assert described(engine) == described(ours)
+    trained_on = engine._augmenter(_ENGINE_SPEC, 3)
+    np.testing.assert_allclose(np.clip(np.asarray(trained_on(batch, training=True)), 0.0, 1.0), expected,
+                               atol=1e-6)
+    np.testing.assert_allclose(aug.augmented_grid(image, _ENGINE_SPEC, n=8, seed=3), expected, atol=1e-6)
 
 
 def test_grid_is_deterministic_for_a_seed():

@@ -8,10 +8,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnviz import training
 from cnnviz.catalogue import PROJECT_ROOT
 from cnnviz.lessons import lenet_vs_relu
-from cnnviz.training import replay
+from cnnviz.training import engine, replay
 
 HISTORY = {"loss": [1.0, 0.6, 0.4], "accuracy": [0.6, 0.75, 0.8], "val_loss": [0.8, 0.6, 0.5],
            "val_accuracy": [0.7, 0.78, 0.82], "seconds": [4.0, 2.0, 2.0]}
@@ -111,7 +110,7 @@ def test_train_page_replays_the_run_in_its_live_figure(monkeypatch):
     points = at.session_state["_replay_live_points"][result.config.key()]
     assert points and all(0 < point[0] <= 2 for point in points)
 
-    monkeypatch.setattr(training, "_train_now", _no_training)
+    monkeypatch.setattr(engine, "_train_now", _no_training)
     at.select_slider(key="train_replay_speed").set_value("instant")
     at.button(key="train_replay_button").click().run()
     assert not at.exception, at.exception
@@ -252,7 +251,7 @@ def test_comparison_page_replays_all_models_together_or_one(monkeypatch):
     labels = [item.label for item in lenet_vs_relu.VARIANTS]
     assert at.selectbox(key="lvr_replay_run").options == ["All 6 models together", *labels]
 
-    monkeypatch.setattr(training, "_train_now", _no_training)
+    monkeypatch.setattr(engine, "_train_now", _no_training)
     # All six together: two epochs of four curves (loss/accuracy, training/validation) per model.
     frames = _replay(at, monkeypatch, "lvr_replay", speed="1x")
     _assert_grows_to(frames, 6 * 4 * 2)
@@ -279,7 +278,7 @@ def test_transfer_page_replays_pre_training_and_the_strategies(monkeypatch):
     assert not at.exception, at.exception
     # One run: no choice to make, just its speed and the button.
     assert not [box for box in at.selectbox if box.key == "transfer_pretrain_replay_run"]
-    monkeypatch.setattr(training, "_train_now", _no_training)
+    monkeypatch.setattr(engine, "_train_now", _no_training)
     frames = _replay(at, monkeypatch, "transfer_pretrain_replay", speed="2x")
     points = [p for kept in at.session_state["_replay_live_points"].values() for p in kept]
     assert points
@@ -297,7 +296,7 @@ def test_transfer_page_replays_pre_training_and_the_strategies(monkeypatch):
     strategies = ["Frozen convolutions + new dense layers", "Fine-tune everything", "Train from scratch"]
     assert at.selectbox(key="transfer_compare_replay_run").options == ["All three strategies together",
                                                                         *strategies]
-    monkeypatch.setattr(training, "_train_now", _no_training)
+    monkeypatch.setattr(engine, "_train_now", _no_training)
     at.selectbox(key="transfer_replay_size").set_value(30)
     frames = _replay(at, monkeypatch, "transfer_compare_replay", speed="1x")
     # These runs trained in the background job: per-epoch curves (four per strategy) only.
@@ -320,7 +319,7 @@ def test_augmentation_lab_replays_the_variants_even_from_the_disk_cache(monkeypa
     assert not at.exception, at.exception
     assert at.selectbox(key="aug_fit_replay_run").options == ["All variants together", "No regularisation",
                                                               "Dropout"]
-    monkeypatch.setattr(training, "_train_now", _no_training)
+    monkeypatch.setattr(engine, "_train_now", _no_training)
     # Both variants together: per variant, training and test accuracy and the gap, three epochs each.
     frames = _replay(at, monkeypatch, "aug_fit_replay", speed="1x")
     _assert_grows_to(frames, 2 * 3 * 3)

@@ -10,7 +10,7 @@ from cnnviz import training
 from cnnviz.__main__ import main
 from cnnviz.catalogue import PROJECT_ROOT
 from cnnviz.lessons import augmentation, lenet_vs_relu
-from cnnviz.training import warmup
+from cnnviz.training import engine, warmup
 from widgets import ui
 
 
@@ -24,7 +24,7 @@ class _Recorder:
     def __init__(self):
         self.configs = []
 
-    def __call__(self, config, *, key, fresh=False):
+    def __call__(self, config, *, key, fresh=False, data=None):
         self.configs.append(config)
         return None
 
@@ -107,7 +107,7 @@ def _no_training(*args, **kwargs):
 
 def test_tiny_warmup_fills_the_cache_and_the_train_page_trains_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
-    config = warmup.train_page_default_config(tiny=True)
+    config = warmup.train_page_config(tiny=True)
     assert training.load_cached(config) is None
 
     assert main(["warmup", "--only", "train", "--tiny"]) == 0
@@ -123,7 +123,7 @@ def test_tiny_warmup_fills_the_cache_and_the_train_page_trains_nothing(tmp_path,
         in capsys.readouterr().out
 
     # From here on any training step fails the test; the in-memory job cache starts empty.
-    monkeypatch.setattr(training, "_train_now", _no_training)
+    monkeypatch.setattr(engine, "_train_now", _no_training)
     ui._training_job.clear()
     at = _page("train.py")
     at.number_input(key="train_limit_train").set_value(warmup.TINY_TRAIN_IMAGES)
@@ -171,7 +171,7 @@ def test_tiny_warmup_of_the_other_pages_lets_them_show_results_without_training(
     count = len(warmup.warmup_plan(pages, tiny=True))
     assert main(["warmup", "--tiny", *(f"--only={page}" for page in pages)]) == 0
     assert f"{count} of {count} models ready ({count} trained now" in capsys.readouterr().out
-    monkeypatch.setattr(training, "_train_now", _no_training)
+    monkeypatch.setattr(engine, "_train_now", _no_training)
     ui._training_job.clear()
 
     lenet = _page("lenet_vs_relu.py")
