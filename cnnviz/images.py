@@ -1,24 +1,27 @@
-"""Images for the convolution lab: safe decoding of uploads, synthetic test images, channel helpers.
+"""The ONE decoder of uploaded pictures (every page), plus the convolution lab's test images and channel helpers.
 
-Every image handed to the rest of cnnviz is a uint8 array, (H, W) for grayscale or (H, W, 3)
-for RGB, at most `MAX_SIDE` pixels on its longest side. Anything a student might upload (not an
-image, empty, truncated, a decompression bomb, an animated GIF, 16-bit, CMYK, palette or alpha)
-either decodes into that form, with a note saying what was converted, or raises
-`ImageDecodeError` with a message that says what went wrong.
+`decode_image` is the only place in cnnviz that opens an uploaded file, with one set of limits
+(`MAX_BYTES` read, `MAX_PIXELS` declared in the header, `MAX_SIDE` kept after decoding); a page
+only picks its working size (`max_side`, at most `MAX_SIDE`). Every image it hands to the rest
+of cnnviz is a uint8 array, (H, W) for grayscale or (H, W, 3) for RGB. Anything a student might
+upload (not an image, empty, truncated, a decompression bomb, an animated GIF, 16-bit, CMYK,
+palette, alpha or an EXIF rotation) either decodes into that form, with a note saying what was
+converted, or raises `ImageDecodeError` with a message that says what went wrong.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from cnnviz.errors import ImageDecodeError
+from cnnviz.errors import ImageDecodeError, SettingsError
 
-MAX_SIDE = 256  # Longest side after downscaling, in pixels.
+MAX_SIDE = 256  # Longest side after downscaling, in pixels (the largest working size a page may ask for).
 MAX_BYTES = 10 * 1024 * 1024  # The largest upload we read (matches server.maxUploadSize).
 MAX_PIXELS = 40_000_000  # Refuse anything larger before decoding it (a 40-megapixel photo is fine).
 
@@ -29,7 +32,7 @@ CHANNEL_NAMES = ("red", "green", "blue")
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """A decoded upload, ready for the lab."""
+    """A decoded upload, ready for any page."""
 
     pixels: np.ndarray  # uint8, (H, W) grayscale or (H, W, 3) RGB.
     original_size: tuple[int, int]  # (width, height) as stored in the file.
@@ -46,13 +49,16 @@ class DecodedImage:
         return (width, height) != tuple(self.original_size)
 
 
-def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
-                 max_bytes: int = MAX_BYTES) -> DecodedImage:
+def decode_image(data: bytes, *, max_side: int = MAX_SIDE) -> DecodedImage:
     """Decode uploaded bytes into a small uint8 image, or raise `ImageDecodeError`.
 
-    The longest side is scaled down to `max_side` (never up). The image size is checked from the
-    header before any pixels are decoded, so a decompression bomb costs nothing.
+    The longest side is scaled down to the page's working size `max_side` (never up; at most
+    `MAX_SIDE`). The image size is checked from the header before any pixels are decoded, so a
+    decompression bomb costs nothing.
     """
+    if not 1 <= max_side <= MAX_SIDE:
+        raise ValueError(f"max_side must be 1 to {MAX_SIDE} pixels, not {max_side}.")
+    max_bytes, max_pixels = MAX_BYTES, MAX_PIXELS
     if data is None or len(data) == 0:
         raise ImageDecodeError("The uploaded file is empty (0 bytes). Pick an image file such as a PNG or JPEG.")
     if len(data) > max_bytes:
@@ -63,20 +69,20 @@ def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX
         with warnings.catch_warnings():
             # Pillow warns (and above twice the limit raises) for huge images; we check ourselves below.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width < 1 or height < 1:
                 raise ImageDecodeError("The image has no pixels (zero width or height).")
             if width * height > max_pixels:
                 raise ImageDecodeError(
                     f"The image is {width:,} × {height:,} pixels ({width * height / 1e6:,.0f} megapixels); "
-                    f"the lab refuses anything over {max_pixels / 1e6:.0f} megapixels, which protects the "
+                    f"uploads over {max_pixels / 1e6:.0f} megapixels are refused, which protects the "
                     "server from 'decompression bombs'. Shrink the image first."
                 )
             image_format = image.format or "unknown"
             if getattr(image, "is_animated", False) or getattr(image, "n_frames", 1) > 1:
                 notes.append(f"The file has {getattr(image, 'n_frames', 'several')} frames "
-                             "(an animation); the lab uses the first one.")
+                             "(an animation); only the first one is used.")
                 image.seek(0)
             if image.format == "JPEG":
                 # Let the JPEG decoder shrink by a power of two while decoding (fast, little memory).
@@ -93,7 +99,7 @@ def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX
         ) from None
     except UnidentifiedImageError:
         raise ImageDecodeError(
-            "This file is not an image the lab can read. Upload a PNG, JPEG, GIF, BMP, TIFF or WebP file."
+            "This file is not an image cnnviz can read. Upload a PNG, JPEG, GIF, BMP, TIFF or WebP file."
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
         raise ImageDecodeError(
@@ -112,7 +118,7 @@ def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX
     new_height, new_width = pixels.shape[:2]
     if (new_width, new_height) != original_size:
         notes.insert(0, f"Downscaled from {width} × {height} to {new_width} × {new_height} pixels "
-                        f"(at most {max_side} px on the longest side) to keep the lab fast.")
+                        f"(at most {max_side} px on the longest side) to keep the page fast.")
     return DecodedImage(pixels=pixels, original_size=original_size, format=image_format, notes=tuple(notes))
 
 
@@ -170,8 +176,12 @@ def _downscale(pixels: np.ndarray, max_side: int) -> np.ndarray:
     if max(height, width) <= max_side:
         return pixels
     scale = max_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS)
+    return resize(pixels, max(1, round(width * scale)), max(1, round(height * scale)))
+
+
+def resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 (H, W) or (H, W, 3) pixels resampled to `width` x `height` (Lanczos), same dtype and channels."""
+    resized = Image.fromarray(np.asarray(pixels, dtype=np.uint8)).resize((width, height), Image.Resampling.LANCZOS)
     return np.asarray(resized, dtype=np.uint8)
 
 
@@ -288,7 +298,7 @@ def letter(size: int = 32, char: str = "A") -> np.ndarray:
     """A white letter on black, drawn with Pillow's default font (a 5x7 bitmap "A" as fallback)."""
     size = _check_size(size)
     if not isinstance(char, str) or len(char) != 1 or not char.isprintable() or char.isspace():
-        raise ValueError("Choose exactly one visible character.")
+        raise SettingsError("Choose exactly one visible character.")
     canvas = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(canvas)
     try:
@@ -325,7 +335,7 @@ def color_shapes(size: int = 48) -> np.ndarray:
     return pixels
 
 
-SYNTHETIC_IMAGES = {
+SYNTHETIC_IMAGES: dict[str, Callable[[int], np.ndarray]] = {
     "checkerboard": checkerboard,
     "circle": circle,
     "stripes": stripes,

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cnnviz import images
+from cnnviz.lessons import train as train_lesson
 
 
 def encode(image: Image.Image, format: str, **options) -> bytes:
@@ -101,9 +102,15 @@ def test_giant_dimensions_below_pillows_own_limit_are_refused_too():
         images.decode_image(png_with_declared_size(8_000, 6_000))
 
 
-def test_too_many_bytes():
+def test_too_many_bytes(monkeypatch):
+    monkeypatch.setattr(images, "MAX_BYTES", 100)
     with pytest.raises(images.ImageDecodeError, match="MB"):
-        images.decode_image(b"\x89PNG" + bytes(200), max_bytes=100)
+        images.decode_image(b"\x89PNG" + bytes(200))
+
+
+def test_a_page_picks_only_its_working_size_up_to_max_side():
+    with pytest.raises(ValueError, match="max_side"):
+        images.decode_image(encode(Image.new("L", (8, 8)), "PNG"), max_side=images.MAX_SIDE + 1)
 
 
 def test_animated_gif_uses_the_first_frame():
@@ -277,3 +284,54 @@ def test_corrupted_images_never_raise_anything_else(kind, data):
     for position, value in flips:
         original[position] = value
     _decodes_or_explains(bytes(original[:cut]))
+
+
+# ---- One decoder for every page ----------------------------------------------------------------
+# The convolution lab decodes at MAX_SIDE, the augmentation page at its own working size (128 px)
+# and the train page prepares the decoded picture for the network: the same file must give the same
+# pixels, notes and messages on all three.
+
+def _page_paths():
+    return {
+        "convolution": lambda data: images.decode_image(data),
+        "augmentation": lambda data: images.decode_image(data, max_side=128),
+        "train": lambda data: train_lesson.prepare_upload(data, "mnist", invert=False),
+    }
+
+
+def test_a_16_bit_png_is_scaled_the_same_way_on_every_page():
+    ramp = np.arange(400, dtype=np.uint16).reshape(20, 20) * 150  # 0 .. 59,850 of 65,535
+    png = encode(Image.fromarray(ramp), "PNG")
+    results = {page: path(png) for page, path in _page_paths().items()}
+    lab, augmentation, train = results["convolution"], results["augmentation"], results["train"]
+    np.testing.assert_array_equal(lab.pixels, np.round(ramp / 65535 * 255).astype(np.uint8))
+    np.testing.assert_array_equal(augmentation.pixels, lab.pixels)
+    assert lab.notes == augmentation.notes == train.notes == ("16-bit grayscale was scaled to 8 bits.",)
+    # The train page prepares exactly the lab's pixels (not a clipped, all-white 8-bit version).
+    expected = train_lesson.preprocess_upload(lab.pixels, "mnist", invert=False)
+    np.testing.assert_array_equal(train.image, expected.image)
+    assert train.image.min() < 20 and 200 < train.image.max() < 255
+
+
+def test_an_oversized_png_is_refused_with_the_same_message_on_every_page():
+    png = png_with_declared_size(8_000, 6_000)
+    messages = {}
+    for page, path in _page_paths().items():
+        with pytest.raises(images.ImageDecodeError, match="megapixels") as error:
+            path(png)
+        messages[page] = str(error.value)
+    assert len(set(messages.values())) == 1, messages
+
+
+def test_an_exif_rotated_photo_is_upright_on_every_page():
+    picture = Image.new("L", (40, 20), 0)
+    picture.paste(255, (0, 0, 10, 20))  # A white band on the left of a landscape picture.
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "Rotate 90° clockwise to display."
+    jpeg = encode(picture, "JPEG", exif=exif.tobytes(), quality=95)
+    lab = images.decode_image(jpeg)
+    assert lab.pixels.shape == (40, 20)  # Portrait, as a viewer shows it.
+    assert lab.pixels[:10].mean() > 200  # The band is now at the top.
+    train = train_lesson.prepare_upload(jpeg, "mnist", invert=False)
+    np.testing.assert_array_equal(train.image, train_lesson.preprocess_upload(lab.pixels, "mnist",
+                                                                              invert=False).image)

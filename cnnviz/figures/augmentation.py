@@ -2,7 +2,7 @@
 
 Every builder takes plain data (NumPy arrays, demo dataclasses, history dicts) and returns a
 `plotly.graph_objects.Figure`; none touches Streamlit or Keras. Colours come from the Okabe-Ito
-colour-blind-safe palette; images are shown in their own grey levels / colours.
+colour-blind-safe palette of `cnnviz.figures.style`; images are shown in their own grey levels / colours.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnviz.figures.style import OKABE_ITO
-
-BLUE, ORANGE, GREEN, VERMILION = OKABE_ITO[0], OKABE_ITO[1], OKABE_ITO[2], OKABE_ITO[3]
-
+from cnnviz.figures.style import BLUE, ORANGE, VERMILION, series_colour
 
 # --------------------------------------------------------------------------------------------
 # Augmentation preview
@@ -104,7 +101,7 @@ def batchnorm_moving_figure(demo, feature_names: Sequence[str] | None = None) ->
     figure = make_subplots(rows=1, cols=2, subplot_titles=("moving mean", "moving variance"),
                            horizontal_spacing=0.1)
     for j in range(features):
-        colour = OKABE_ITO[j % len(OKABE_ITO)]
+        colour = series_colour(j)
         for col, moving, per_batch in ((1, demo.moving_mean_history, batch_means),
                                        (2, demo.moving_variance_history, batch_vars)):
             figure.add_scatter(x=steps, y=moving[:, j], mode="lines+markers", name=names[j],
@@ -133,7 +130,7 @@ def overfitting_curves_figure(histories: Mapping[str, Mapping[str, Sequence[floa
                                                            "gap: training − test accuracy"),
                            horizontal_spacing=0.1)
     for i, (title, history) in enumerate(histories.items()):
-        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        colour = series_colour(i)
         train = np.asarray(history.get("accuracy", []), dtype=float)
         test = np.asarray(history.get("val_accuracy", []), dtype=float)
         epochs = np.arange(1, len(train) + 1)

@@ -12,15 +12,18 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from cnnviz.architecture import LayerRow
+from cnnviz.architecture.layers import shape_text
+from cnnviz.figures.style import BLUE, GREEN, GREY, ORANGE, SKY_BLUE, VERMILION
 
 # Okabe-Ito colours (colour-blind safe), one per kind of layer.
 KIND_COLOURS = {
-    "conv2d": "#0072B2",
-    "dense": "#D55E00",
-    "batchnorm": "#009E73",
-    "pool": "#E69F00",
-    "other": "#999999",
+    "conv2d": BLUE,
+    "dense": VERMILION,
+    "batchnorm": GREEN,
+    "pool": ORANGE,
+    "other": GREY,
 }
+INPUT_COLOUR = SKY_BLUE
 
 
 def _kind(layer_type: str) -> str:
@@ -29,10 +32,6 @@ def _kind(layer_type: str) -> str:
     if "pool" in layer_type:
         return "pool"
     return "other"
-
-
-def _shape_text(shape: Sequence[int]) -> str:
-    return "×".join(str(size) for size in shape)
 
 
 def parameters_bar_figure(rows: Sequence[LayerRow], *, log_scale: bool = False,
@@ -111,14 +110,14 @@ def volumes_figure(input_shape: Sequence[int], rows: Sequence[LayerRow], *,
             height = _scale(shape[0], 0.4, 5.0, max(largest_flat, 2))
             depth = 0.15
             width = 0.15
-        colour = KIND_COLOURS[_kind(layer_type)] if layer_type != "input" else "#56B4E9"
+        colour = KIND_COLOURS[_kind(layer_type)] if layer_type != "input" else INPUT_COLOUR
         dx, dy = depth * 0.7, depth * 0.5
         faces = [
             [(x, 0), (x + width, 0), (x + width, height), (x, height)],  # Front.
             [(x, height), (x + width, height), (x + width + dx, height + dy), (x + dx, height + dy)],  # Top.
             [(x + width, 0), (x + width + dx, dy), (x + width + dx, height + dy), (x + width, height)],  # Side.
         ]
-        text = "?" if hidden else _shape_text(shape)
+        text = "?" if hidden else shape_text(shape)
         for face_index, face in enumerate(faces):
             group = groups.setdefault((colour, face_index), {"x": [], "y": [], "text": []})
             group["x"] += [point[0] for point in face] + [face[0][0], None]

@@ -1,8 +1,8 @@
 """Plotly figures for the convolution lab. They take arrays and return figures; no Streamlit here.
 
 Colour scales are colour-blind safe: a sequential scale (gray, Viridis or Cividis) for images and
-non-negative maps, the diverging RdBu scale centred at zero for kernels and signed outputs (blue
-negative, red positive, white zero).
+non-negative maps, and for kernels and signed outputs the one diverging scale of
+`cnnviz.figures.style` (blue negative, white zero, red positive), centred at zero.
 
 Speed: the lab redraws these figures on every slider move, so they are assembled as plain
 dictionaries and wrapped in `go.Figure(..., _validate=False)`, which skips Plotly's per-property
@@ -18,10 +18,11 @@ import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
+from cnnviz.figures.style import diverging_scale
+
 IMAGE_SCALES = {"gray": "gray", "Viridis": "Viridis", "Cividis": "Cividis"}
-DIVERGING = "RdBu_r"  # Blue for negative, red for positive, white at zero.
 SEQUENTIAL = "Viridis"
-OUTLINE_COLOR = "#FFB000"  # Amber: visible on gray, Viridis and RdBu alike.
+OUTLINE_COLOR = "#FFB000"  # Amber: visible on gray, Viridis and the diverging scale alike.
 ANNOTATE_MAX_SIDE = 9  # Write values into the cells only of arrays this small (kernels, windows).
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
@@ -135,12 +136,11 @@ def image_figure(image, *, title: str = "Input", scale: str = "gray", height: in
 
 def _signed_trace(values: np.ndarray, *, scale: str, annotate: bool | None, name: str, showscale: bool = True,
                   axis: int = 1, limit: float | None = None) -> dict:
-    """Diverging RdBu centred at zero if any value is negative (or a shared `limit` is given),
+    """The diverging scale centred at zero if any value is negative (or a shared `limit` is given),
     otherwise the sequential `scale`."""
     if limit is not None or _is_signed(values):
-        limit = limit if limit is not None else (float(np.nanmax(np.abs(values))) or 1.0)
-        return heatmap_trace(values, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit, annotate=annotate,
-                             name=name, showscale=showscale, axis=axis)
+        signed = diverging_scale(values) if limit is None else diverging_scale(at_least=limit)
+        return heatmap_trace(values, **signed, annotate=annotate, name=name, showscale=showscale, axis=axis)
     return heatmap_trace(values, colorscale=IMAGE_SCALES.get(scale, scale), annotate=annotate, name=name,
                          showscale=showscale, axis=axis)
 
@@ -148,7 +148,7 @@ def _signed_trace(values: np.ndarray, *, scale: str, annotate: bool | None, name
 def signed_map_figure(values, *, title: str, height: int = 340, highlight: tuple[int, int] | None = None,
                       scale: str = SEQUENTIAL, annotate: bool | None = None, name: str = "value",
                       row0: int = 0, col0: int = 0, signed_limit: float | None = None) -> go.Figure:
-    """A feature map: diverging RdBu centred at zero if any value is negative (or `signed_limit`
+    """A feature map: the diverging scale centred at zero if any value is negative (or `signed_limit`
     is given, e.g. the range of the whole map when showing a crop), otherwise the sequential
     `scale`. `highlight` = (row, col) outlines one cell; `row0`/`col0` shift the axes."""
     values = np.asarray(values, dtype=float)
@@ -171,9 +171,7 @@ def zoom_bounds(length: int, centre: int, size: int) -> tuple[int, int]:
 def kernel_figure(kernel, *, title: str = "Kernel", height: int = 300) -> go.Figure:
     """A kernel on the diverging scale centred at zero, with its weights written in the cells."""
     kernel = np.asarray(kernel, dtype=float)
-    limit = float(np.abs(kernel).max()) or 1.0
-    trace = heatmap_trace(kernel, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit, annotate=True,
-                          name="weight")
+    trace = heatmap_trace(kernel, **diverging_scale(kernel), annotate=True, name="weight")
     trace["textfont"] = {"size": 12 if max(kernel.shape) <= 3 else 10 if max(kernel.shape) <= 5 else 8}
     return _figure([trace], _single_layout(title, height))
 
@@ -211,15 +209,12 @@ def window_figure(window, kernel, products, *, height: int = 280) -> go.Figure:
     kernel = np.asarray(kernel, dtype=float)
     products = np.asarray(products, dtype=float)
     window_limit = max(1.0, float(np.abs(window).max()))
-    kernel_limit = float(np.abs(kernel).max()) or 1.0
-    product_limit = float(np.abs(products).max()) or 1.0
     traces = [
         heatmap_trace(window, colorscale="gray", zmin=min(0.0, float(window.min())), zmax=window_limit,
                       annotate=True, name="pixel", showscale=False, axis=1),
-        heatmap_trace(kernel, colorscale=DIVERGING, zmid=0.0, zmin=-kernel_limit, zmax=kernel_limit,
-                      annotate=True, name="weight", showscale=False, axis=2),
-        heatmap_trace(products, colorscale=DIVERGING, zmid=0.0, zmin=-product_limit, zmax=product_limit,
-                      annotate=True, name="product", showscale=False, axis=3),
+        heatmap_trace(kernel, **diverging_scale(kernel), annotate=True, name="weight", showscale=False, axis=2),
+        heatmap_trace(products, **diverging_scale(products), annotate=True, name="product", showscale=False,
+                      axis=3),
     ]
     # The window's pixel values must stay readable on dark and light cells alike.
     traces[0]["textfont"] = {"size": 12, "color": OUTLINE_COLOR}
@@ -239,8 +234,7 @@ def map_grid_figure(maps: list[tuple[str, np.ndarray | None]], *, columns: int =
     rows = -(-len(maps) // columns)
     shared_limit = None
     if shared_scale:
-        shared_limit = max((float(np.abs(values).max()) for _, values in maps if values is not None),
-                           default=1.0) or 1.0
+        shared_limit = diverging_scale(*(values for _, values in maps if values is not None))["zmax"]
     traces = []
     for index, (_, values) in enumerate(maps):
         if values is None:  # An empty cell of the grid.

@@ -2,7 +2,8 @@
 
 Every builder takes plain data (histories, a `ComparisonTable`, NumPy arrays) and returns a
 `plotly.graph_objects.Figure`; none touches Streamlit or Keras. Colours come from the Okabe-Ito
-colour-blind-safe palette; the confusion difference uses the diverging RdBu scale centred on 0.
+colour-blind-safe palette; the confusion difference uses the one diverging scale (red positive),
+centred on 0. Both are `cnnviz.figures.style`'s.
 """
 
 from __future__ import annotations
@@ -13,18 +14,28 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cnnviz.figures.style import (
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    PURPLE,
+    SKY_BLUE,
+    VERMILION,
+    diverging_scale,
+)
 from cnnviz.lessons.lenet_vs_relu import ALL_THREE, LENET, RELU_CNN, SATURATION_THRESHOLD, ComparisonTable
 
 # One colour per model (Okabe-Ito): the two seeds get the strongest contrast (blue vs orange).
 MODEL_COLOURS: dict[str, str] = {
-    LENET: "#0072B2",  # blue
-    RELU_CNN: "#E69F00",  # orange
-    "lenet_activation": "#56B4E9",  # sky blue
-    "lenet_pooling": "#009E73",  # bluish green
-    "lenet_optimizer": "#CC79A7",  # reddish purple
-    ALL_THREE: "#D55E00",  # vermilion
+    LENET: BLUE,
+    RELU_CNN: ORANGE,
+    "lenet_activation": SKY_BLUE,
+    "lenet_pooling": GREEN,  # bluish green
+    "lenet_optimizer": PURPLE,  # reddish purple
+    ALL_THREE: VERMILION,
 }
-FALLBACK_COLOUR = "#999999"
+FALLBACK_COLOUR = GREY
 
 
 def model_colour(key: str) -> str:
@@ -36,7 +47,7 @@ def overlaid_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], labe
     """Loss (left) and accuracy (right) per epoch for several models on shared axes.
 
     `histories` maps a model key to its per-epoch lists (`loss`, `accuracy`, `val_loss`,
-    `val_accuracy`). Each model has one colour (`colours[key]`, default the comparison's own
+    `val_accuracy`). Each model has one colour (`colours[key]`, default the lesson's own
     `model_colour`); training is solid, validation dashed.
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
@@ -88,9 +99,9 @@ def variant_accuracy_figure(table: ComparisonTable) -> go.Figure:
         hovertemplate="%{y}<br>test accuracy %{x:.1f}%<extra></extra>",
     ))
     for key, name in ((LENET, "tanh LeNet"), (RELU_CNN, "ReLU CNN")):
-        row = table.row(key)
-        if row is not None:
-            figure.add_vline(x=100 * row.test_accuracy, line={"color": model_colour(key), "dash": "dot", "width": 2},
+        seed = table.row(key)
+        if seed is not None:
+            figure.add_vline(x=100 * seed.test_accuracy, line={"color": model_colour(key), "dash": "dot", "width": 2},
                              annotation_text=name, annotation_position="top")
     figure.update_yaxes(autorange="reversed")
     figure.update_xaxes(title_text="test accuracy (%)", range=[0, 105])
@@ -101,20 +112,19 @@ def variant_accuracy_figure(table: ComparisonTable) -> go.Figure:
 
 def confusion_difference_figure(difference: np.ndarray, class_names: Sequence[str], *,
                                 better: str = "ReLU CNN", worse: str = "tanh LeNet") -> go.Figure:
-    """Heatmap of a row-normalised confusion difference (model A minus model B), RdBu centred on 0.
+    """Heatmap of a row-normalised confusion difference (model A minus model B), on the one
+    diverging scale centred on 0 (at least ±1 point).
 
     Rows are the true class, columns the predicted class; values are shares of the true class in
-    percentage points. On the diagonal blue means A is right more often; off the diagonal blue
-    means A makes that mistake more often (so off-diagonal red is good for A).
+    percentage points. On the diagonal red (positive) means A is right more often; off the
+    diagonal red means A makes that mistake more often (so off-diagonal blue is good for A).
     """
     difference = np.asarray(difference, dtype=np.float64)
     points = 100 * difference
-    limit = float(np.max(np.abs(points))) if points.size else 1.0
-    limit = max(limit, 1.0)
     names = list(class_names)
     text = [[f"{value:+.0f}" if abs(value) >= 0.5 else "" for value in row] for row in points]
     figure = go.Figure(go.Heatmap(
-        z=points, x=names, y=names, colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
+        z=points, x=names, y=names, **diverging_scale(points, at_least=1.0),
         text=text, texttemplate="%{text}",
         colorbar={"title": {"text": "points"}},
         hovertemplate=(f"true %{{y}}, predicted %{{x}}<br>{better} − {worse}: "
@@ -160,7 +170,7 @@ def activation_histograms(activations: Mapping[str, np.ndarray], activation_name
         axis = "" if column == 1 else str(column)
         if name == "tanh":
             for start, end in ((-1.0, -SATURATION_THRESHOLD), (SATURATION_THRESHOLD, 1.0)):
-                figure.add_vrect(x0=start, x1=end, fillcolor="#999999", opacity=0.25, line_width=0,
+                figure.add_vrect(x0=start, x1=end, fillcolor=GREY, opacity=0.25, line_width=0,
                                  row=1, col=column)
             share = float(np.mean(np.abs(values) > SATURATION_THRESHOLD))
             note = f"{share:.1%} saturated (|a| > {SATURATION_THRESHOLD})"

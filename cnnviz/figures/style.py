@@ -1,4 +1,10 @@
-"""Presenter mode: figure and page styling that stays legible on a lecture projector.
+"""The one visual language of cnnviz's figures: palettes, the diverging scale and presenter mode.
+
+- Qualitative colours: `OKABE_ITO` (also the presenter colorway) and, built on it, the ONE class
+  palette `class_colour(label)`, so a class has the same colour on every page.
+- Signed values (kernels, filters, differences): the ONE diverging scale `DIVERGING_COLORSCALE`,
+  blue negative, white zero, red positive, on a range symmetric around zero (`diverging_scale`).
+- Presenter mode: figure and page styling that stays legible on a lecture projector.
 
 Pure functions on plotly figures; the Streamlit side (the sidebar toggle, the CSS injection)
 lives in `widgets/ui.py`.
@@ -12,6 +18,17 @@ import plotly.graph_objects as go
 # Okabe & Ito's colour-blind-safe qualitative palette (black first is replaced by a dark blue
 # so that the first series never looks like an axis).
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+BLUE, ORANGE, GREEN, VERMILION, PURPLE, SKY_BLUE, YELLOW, BLACK = OKABE_ITO
+GREY = "#999999"  # Neutral: fallbacks, reference shading.
+
+# The ONE class palette: the Okabe-Ito colours in the colorway's order, extended by two darker
+# colours so that all ten classes of a dataset get their own (none of them grey: faint grey marks
+# background classes, and presenter mode darkens pale greys).
+CLASS_COLOURS = (*OKABE_ITO, "#882255", "#5F4B8B")
+
+# The ONE diverging scale for signed values (kernels, filters, feature maps, differences):
+# blue for negative, white at zero, red for positive, on every page.
+DIVERGING_COLORSCALE = "RdBu_r"
 
 PRESENTER_FONT_SIZE = 20
 PRESENTER_LINE_WIDTH = 4
@@ -46,6 +63,41 @@ h2 { font-size: 2.1rem !important; }
 [data-testid="stMetricValue"] { font-size: 2.4rem; }
 </style>
 """
+
+
+def class_colour(label: int) -> str:
+    """The colour of class `label` (its index in the dataset), the same in every figure."""
+    return CLASS_COLOURS[int(label) % len(CLASS_COLOURS)]
+
+
+def series_colour(index: int) -> str:
+    """The colour of the `index`-th series of a figure (a model, a variant, a feature): Okabe-Ito in turn."""
+    return OKABE_ITO[int(index) % len(OKABE_ITO)]
+
+
+def symmetric_limit(*arrays, at_least: float = 0.0) -> float:
+    """Half-width of the diverging range centred at 0: the largest |value| in `arrays` (NaN ignored).
+
+    At least `at_least`; 1.0 when every value is zero, NaN, or there are none (a blank map still
+    gets a valid scale).
+    """
+    largest = 0.0
+    for values in arrays:
+        magnitudes = np.abs(np.asarray(values, dtype=float))
+        magnitudes = magnitudes[np.isfinite(magnitudes)]
+        if magnitudes.size:
+            largest = max(largest, float(magnitudes.max()))
+    return max(largest, float(at_least)) or 1.0
+
+
+def diverging_scale(*arrays, at_least: float = 0.0) -> dict:
+    """Heatmap settings for signed values: the one diverging scale, centred at 0, symmetric range.
+
+    `colorscale`, `zmid`, `zmin` and `zmax`, ready to pass to a heatmap (`go.Heatmap(**...)`), so
+    that positive is the same colour wherever signed values are drawn.
+    """
+    limit = symmetric_limit(*arrays, at_least=at_least)
+    return {"colorscale": DIVERGING_COLORSCALE, "zmid": 0.0, "zmin": -limit, "zmax": limit}
 
 
 def style_figure(figure: go.Figure, *, presenter: bool) -> go.Figure:

@@ -1,11 +1,11 @@
-"""Plotly figures for the training page: errors, filters, activation maps and feature space.
+"""Plotly figures of the train lesson: errors, filters, activation maps and feature space.
 
 The loss and accuracy curves (live and final) are `cnnviz.figures.training_curves`'s.
 
 Every builder takes plain data (NumPy arrays, lists, dicts) and returns a
 `plotly.graph_objects.Figure`; none of them touches Streamlit or Keras. Colour scales are
-colour-blind safe: Viridis for counts and activations, RdBu for signed weights, and the
-"Safe" qualitative palette for classes.
+colour-blind safe: Viridis for counts and activations, and from `cnnviz.figures.style` the one
+diverging scale for signed weights (red positive) and the one class palette.
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-# Colour-blind safe qualitative palette (Paul Tol's "safe" set as shipped with plotly), 11 colours.
-CLASS_COLOURS = (
-    "rgb(136, 204, 238)", "rgb(204, 102, 119)", "rgb(221, 204, 119)", "rgb(17, 119, 51)",
-    "rgb(51, 34, 136)", "rgb(170, 68, 153)", "rgb(68, 170, 153)", "rgb(153, 153, 51)",
-    "rgb(136, 34, 85)", "rgb(102, 17, 0)", "rgb(136, 136, 136)",
-)
-ERROR_COLOUR = "rgb(213, 94, 0)"  # vermilion: distinct from blue/green for colour-blind readers
-CORRECT_COLOUR = "rgb(0, 114, 178)"  # blue
+from cnnviz.figures.style import BLUE, VERMILION, class_colour, diverging_scale
+from cnnviz.images import to_rgb
+
+ERROR_COLOUR = VERMILION  # Distinct from blue/green for colour-blind readers.
+CORRECT_COLOUR = BLUE
 
 
 def _grid_shape(count: int, columns: int | None = None) -> tuple[int, int]:
@@ -107,16 +104,6 @@ def per_class_accuracy_figure(accuracy: np.ndarray, class_names: Sequence[str], 
 # Image grids
 # --------------------------------------------------------------------------------------------
 
-def _to_rgb(image: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 1) or (H, W) or (H, W, 3) -> (H, W, 3) uint8 for go.Image."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., np.newaxis]
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    return image.astype(np.uint8)
-
-
 @dataclass(frozen=True)
 class GridLayout:
     """Where each tile of an image grid sits in the one mosaic picture (data units = image pixels)."""
@@ -179,7 +166,7 @@ def image_grid_figure(images: np.ndarray, titles: Sequence[str], *, errors: Sequ
     annotations, shapes = [], []
     for index, image in enumerate(images):
         top, left = layout.origin(index)
-        mosaic[top:top + height, left:left + width] = _to_rgb(image)
+        mosaic[top:top + height, left:left + width] = to_rgb(image)
         title = titles[index] if index < len(titles) else ""
         if errors[index]:
             title = f"<span style='color:{ERROR_COLOUR}'><b>{title}</b></span>"
@@ -239,8 +226,8 @@ def _mosaic(tiles: np.ndarray, columns: int, gap: int = 1) -> tuple[np.ndarray, 
 def filters_figure(weights: np.ndarray, *, columns: int | None = None, title: str | None = None) -> go.Figure:
     """First-layer filters (filters, kh, kw, in_channels) as one mosaic.
 
-    Grey-scale inputs: a diverging RdBu heatmap centred at zero (red negative, blue positive), one
-    shared scale so strong and weak filters compare. RGB inputs: each filter min-max scaled to an
+    Grey-scale inputs: the one diverging scale centred at zero (blue negative, red positive), one
+    shared range so strong and weak filters compare. RGB inputs: each filter min-max scaled to an
     RGB picture (what colour and orientation the filter responds to).
     """
     weights = np.asarray(weights, dtype=float)
@@ -257,9 +244,8 @@ def filters_figure(weights: np.ndarray, *, columns: int | None = None, title: st
     else:
         mean_over_inputs = weights.mean(axis=-1)  # (filters, kh, kw)
         mosaic, owner = _mosaic(mean_over_inputs, cols)
-        limit = float(np.nanmax(np.abs(mosaic))) or 1.0
         figure = go.Figure(go.Heatmap(
-            z=mosaic, customdata=owner, colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
+            z=mosaic, customdata=owner, **diverging_scale(mosaic),
             hovertemplate="filter %{customdata}: weight %{z:.3f}<extra></extra>", hoverongaps=False,
             colorbar={"title": "weight"},
         ))
@@ -324,7 +310,7 @@ def feature_space_figure(points: np.ndarray, labels: np.ndarray, class_names: Se
             continue
         figure.add_trace(go.Scattergl(
             x=points[mask, 0], y=points[mask, 1], mode="markers", name=name,
-            marker={"size": 5, "opacity": 0.7, "color": CLASS_COLOURS[class_index % len(CLASS_COLOURS)]},
+            marker={"size": 5, "opacity": 0.7, "color": class_colour(class_index)},
             hovertemplate=f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
         ))
     figure.update_xaxes(title_text="bottleneck unit 1")

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-TRAIN_COLOUR = "rgb(0, 114, 178)"  # blue
-VALIDATION_COLOUR = "rgb(213, 94, 0)"  # vermilion: tells apart from blue for colour-blind readers
+from cnnviz.figures.style import BLUE, VERMILION
+
+TRAIN_COLOUR = BLUE
+VALIDATION_COLOUR = VERMILION  # Tells apart from blue for colour-blind readers.
 
 
 def _finite(values: Sequence[float]) -> list[float | None]:

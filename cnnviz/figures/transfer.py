@@ -8,21 +8,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnviz.lessons.transfer import STRATEGIES, STRATEGY_LABELS, FeatureSpace, PredictedAsTable
+from cnnviz.figures.style import BLUE, GREEN, GREY, ORANGE, class_colour
+from cnnviz.lessons.transfer import STRATEGIES, STRATEGY_LABELS, FeatureSpace
 
-# Okabe-Ito, a qualitative palette readable with every common colour-vision deficiency, extended by
-# two greys so that all ten classes of a dataset get their own colour.
-CLASS_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2",
-                 "#D55E00", "#CC79A7", "#000000", "#999999", "#5F4B8B")
-STRATEGY_COLOURS = {"frozen": "#0072B2", "fine_tune": "#E69F00", "scratch": "#999999"}
+STRATEGY_COLOURS = {"frozen": BLUE, "fine_tune": ORANGE, "scratch": GREY}
 STRATEGY_DASHES = {"frozen": "solid", "fine_tune": "dash", "scratch": "dot"}
 # Layer roles in the frozen/trainable diagram: frozen, copied but retrained, and newly initialised.
-ROLE_COLOURS = {"frozen": "#0072B2", "fine-tuned": "#E69F00", "new": "#009E73"}
-
-
-def class_colour(label: int) -> str:
-    """The colour of an original class label, the same in every figure of the page."""
-    return CLASS_COLOURS[int(label) % len(CLASS_COLOURS)]
+ROLE_COLOURS = {"frozen": BLUE, "fine-tuned": ORANGE, "new": GREEN}
 
 
 def common_range(*arrays: np.ndarray, margin: float = 0.05) -> tuple[float, float]:
@@ -68,7 +60,7 @@ def _context_traces(space: FeatureSpace, *, show_legend: bool) -> list[go.Scatte
 
 def context_label_positions(space: FeatureSpace) -> list[tuple[str, float, float]]:
     """(class name, x, y) at the median point of each background class: where to write its name."""
-    if space.context_points is None or not len(space.context_points):
+    if space.context_points is None or space.context_labels is None or not len(space.context_points):
         return []
     positions = []
     for label in np.unique(space.context_labels):
@@ -107,22 +99,6 @@ def feature_space_pair(before: FeatureSpace, after: FeatureSpace | None = None) 
                             row=1, col=column)
     figure.update_layout(height=430, margin=dict(l=10, r=10, t=50, b=10),
                          legend=dict(title="True class", itemsizing="constant"))
-    return figure
-
-
-def predicted_as_heatmap(table: PredictedAsTable) -> go.Figure:
-    """Rows: unseen classes; columns: seen classes; cells: % of the row's images predicted as the column."""
-    percent = table.percent
-    figure = go.Figure(go.Heatmap(
-        z=percent, x=[table.class_names[c] for c in table.columns],
-        y=[table.class_names[r] for r in table.rows], zmin=0, zmax=100, colorscale="Viridis",
-        text=np.round(percent).astype(int).astype(str), texttemplate="%{text}%",
-        colorbar=dict(title="%"),
-        hovertemplate="%{z:.1f}% of %{y} images predicted as %{x}<extra></extra>",
-    ))
-    figure.update_layout(height=120 + 45 * len(table.rows), margin=dict(l=10, r=10, t=30, b=10),
-                         xaxis_title="predicted as (a seen class)", yaxis_title="true (unseen) class",
-                         yaxis=dict(autorange="reversed"))
     return figure
 
 

@@ -4,13 +4,19 @@ import numpy as np
 import plotly.graph_objects as go
 
 from cnnviz.figures.style import (
+    CLASS_COLOURS,
+    DIVERGING_COLORSCALE,
     OKABE_ITO,
     PRESENTER_FONT_SIZE,
     PRESENTER_GREY,
     PRESENTER_LEGEND_MARGIN,
     PRESENTER_LINE_WIDTH,
     PRESENTER_MIN_OPACITY,
+    class_colour,
+    darken_pale_grey,
+    diverging_scale,
     style_figure,
+    symmetric_limit,
 )
 
 
@@ -93,12 +99,12 @@ def test_presenter_mode_makes_the_transfer_pages_seen_classes_legible():
 
 
 def test_presenter_mode_pins_a_legend_under_the_plot_to_the_figure_bottom():
-    from cnnviz.figures import training_curves as figures_live_training
+    from cnnviz.figures import training_curves
 
     history = {"loss": [2.0, 1.0], "accuracy": [0.3, 0.6], "val_loss": [2.1, 1.2], "val_accuracy": [0.3, 0.5]}
-    screen = figures_live_training.live_training_figure(history, epochs=2)
+    screen = training_curves.live_training_figure(history, epochs=2)
     assert screen.layout.legend.y < 0 and screen.layout.legend.yref != "container"
-    projector = style_figure(figures_live_training.live_training_figure(history, epochs=2),
+    projector = style_figure(training_curves.live_training_figure(history, epochs=2),
                                           presenter=True)
     # Anchored to the figure's bottom edge, below the (larger) "epoch" axis titles, with room for both.
     assert projector.layout.legend.yref == "container"
@@ -107,3 +113,61 @@ def test_presenter_mode_pins_a_legend_under_the_plot_to_the_figure_bottom():
     # A legend that is not under the plot is left where it is.
     side = go.Figure(go.Scatter(y=[1, 2]), layout=dict(legend=dict(orientation="v", y=0.5)))
     assert style_figure(side, presenter=True).layout.legend.y == 0.5
+
+
+# ---- The one class palette -------------------------------------------------------------------------
+
+def test_a_class_has_the_same_colour_on_the_train_and_the_transfer_pages():
+    from cnnviz.figures import train as train_figures
+    from cnnviz.figures import transfer as transfer_figures
+    from cnnviz.lessons.transfer import FeatureSpace
+
+    names = tuple(f"class {i}" for i in range(10))
+    labels = np.arange(10).repeat(3)
+    points = np.random.default_rng(1).normal(size=(len(labels), 2))
+    train = train_figures.feature_space_figure(points, labels, names)
+    transfer = transfer_figures.feature_space_pair(FeatureSpace(points, labels, names, "transfer"))
+    train_colours = {trace.name: trace.marker.color for trace in train.data}
+    transfer_colours = {trace.name: trace.marker.color for trace in transfer.data}
+    assert train_colours == transfer_colours == {name: class_colour(i) for i, name in enumerate(names)}
+
+
+def test_the_class_palette_extends_the_presenter_colorway_with_distinct_non_grey_colours():
+    assert CLASS_COLOURS[:len(OKABE_ITO)] == OKABE_ITO  # Class k is the colorway's k-th colour.
+    assert len(set(CLASS_COLOURS)) == len(CLASS_COLOURS) >= 10
+    assert all(darken_pale_grey(colour) == colour for colour in CLASS_COLOURS)  # Same in presenter mode.
+    assert class_colour(3) == class_colour(3 + len(CLASS_COLOURS)) == class_colour(np.int64(3))
+
+
+# ---- The one diverging scale -------------------------------------------------------------------------
+
+def test_kernels_filters_and_differences_share_one_diverging_scale_with_positive_red():
+    import plotly.colors
+
+    from cnnviz.figures import convolution as convolution_figures
+    from cnnviz.figures import lenet_vs_relu as lenet_vs_relu_figures
+    from cnnviz.figures import train as train_figures
+
+    kernel = np.array([[-1.0, 0.0, 2.0], [0.5, 1.0, -0.5], [0.0, 0.0, 0.0]])
+    traces = {
+        "convolution kernel": convolution_figures.kernel_figure(kernel).data[0],
+        "train filters": train_figures.filters_figure(kernel.reshape(1, 3, 3, 1)).data[0],
+        "confusion difference": lenet_vs_relu_figures.confusion_difference_figure(kernel / 10, ["a", "b", "c"]).data[0],
+    }
+    expected = [[float(position), colour] for position, colour in plotly.colors.get_colorscale(DIVERGING_COLORSCALE)]
+    for name, trace in traces.items():
+        scale = [[round(float(position), 6), colour] for position, colour in trace.colorscale]
+        assert scale == [[round(position, 6), colour] for position, colour in expected], name
+        assert trace.zmid == 0 and trace.zmin == -trace.zmax > -np.inf, name
+    positive, negative = expected[-1][1], expected[0][1]
+    assert positive == "rgb(103,0,31)" and negative == "rgb(5,48,97)"  # Red positive, blue negative.
+    assert traces["convolution kernel"].zmax == traces["train filters"].zmax == 2.0
+
+
+def test_the_symmetric_range_covers_every_value_and_never_collapses():
+    assert symmetric_limit(np.array([-3.0, 1.0]), np.array([2.5])) == 3.0
+    assert symmetric_limit(np.zeros(4)) == symmetric_limit(np.array([])) == symmetric_limit() == 1.0
+    assert symmetric_limit(np.array([np.nan, -0.5])) == 0.5
+    assert symmetric_limit(np.array([0.2]), at_least=1.0) == 1.0
+    assert diverging_scale(np.array([-4.0, 1.0])) == {"colorscale": DIVERGING_COLORSCALE, "zmid": 0.0,
+                                                       "zmin": -4.0, "zmax": 4.0}
