@@ -1,12 +1,12 @@
 """cnnviz entry point: `streamlit run app.py`.
 
-The navigation lists the home page and every lesson page that exists in this checkout.
+The navigation lists the home page and every lesson of the catalogue (`cnnviz.catalogue.LESSONS`).
 Nothing here imports TensorFlow; pages that train models import it lazily.
 """
 
 import streamlit as st
 
-from cnnviz.catalogue import available_lessons
+from cnnviz.catalogue import LESSONS
 from widgets import ui
 
 # Presenter mode (switched on in the sidebar, or by ?presenter=1 in a shared link) collapses the
@@ -18,8 +18,8 @@ st.set_page_config(page_title="cnnviz: see inside a CNN", page_icon=":material/b
 home = st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)
 lesson_pages = [
     st.Page(lesson.file, title=lesson.title, icon=lesson.icon, url_path=lesson.url_path)
-    for lesson in available_lessons()
+    for lesson in LESSONS
 ]
-navigation = st.navigation({"cnnviz": [home], "Lessons": lesson_pages} if lesson_pages else [home])
+navigation = st.navigation({"cnnviz": [home], "Lessons": lesson_pages})
 ui.presenter_toggle()
 navigation.run()

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cnnviz import architecture, data, images, training
+from cnnviz import data, images, training
+from cnnviz.errors import CnnvizError
 from cnnviz.figures import augmentation as augmentation_figures
 from cnnviz.lessons import augmentation
 from cnnviz.lessons.augmentation import DEFAULT_VARIANTS, VARIANT_KEYS
@@ -76,8 +77,8 @@ def sample_images(name: str) -> data.Dataset:
 
 
 @st.cache_data(max_entries=8, show_spinner="Augmenting…")  # An upload grid is ~3 MB.
-def cached_grid(image: np.ndarray, spec: tuple, seed: int) -> np.ndarray:
-    return augmenter.augmented_grid(image, spec, n=GRID_SIZE, seed=seed)
+def cached_preview(image: np.ndarray, dataset: str | None, spec: tuple, seed: int) -> augmentation.AugmentationPreview:
+    return augmentation.augmentation_preview(image, dataset, spec, seed, n=GRID_SIZE)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -91,17 +92,10 @@ def cached_batchnorm(steps: int, batch_size: int, momentum: float, seed: int) ->
     return augmentation.batchnorm_demo(batches, momentum=momentum)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def cached_training_images(dataset: str, limit_train: int, limit_test: int, seed: int):
-    loaded = data.load(dataset, limit_train=limit_train, limit_test=limit_test, seed=seed)
-    return np.asarray(loaded.x_train), np.asarray(loaded.y_train)
-
-
 @st.cache_data(max_entries=16, show_spinner="Measuring accuracy on the training images…")
-def cached_outcome(config_key: str, run: str, _variant, _result, dataset: str, limit_train: int,
-                   limit_test: int, seed: int) -> augmentation.VariantOutcome:
-    """`run` tells a stopped or partial run of a config from its finished one."""
-    x_train, y_train = cached_training_images(dataset, limit_train, limit_test, seed)
+def cached_outcome(config_key: str, run: str, _variant, _result) -> augmentation.VariantOutcome:
+    """Keyed by the config (data, limits, seed…); `run` tells a stopped or partial run from its finished one."""
+    x_train, y_train = augmentation.training_images(_variant.config)
     return augmentation.variant_outcome(_variant, _result, x_train, y_train)
 
 
@@ -143,7 +137,7 @@ def preview_image_ui() -> tuple[np.ndarray, str | None, str] | None:
     with right:
         index = st.number_input("Sample number", 0, len(dataset.x_test) - 1, step=1, key="aug_sample")
     label = dataset.class_names[int(dataset.y_test[index])]
-    return dataset.x_test[index], name, f"{ui.DATASET_LABELS.get(name, name)} sample {index}: {label}"
+    return dataset.x_test[index], name, f"{data.spec(name).title} sample {index}: {label}"
 
 
 def strength_ui() -> tuple:
@@ -170,14 +164,19 @@ def preview_section() -> None:
     if picked is None:
         return
     image, dataset_name, caption = picked
-    with settings:
-        for warning in augmenter.warnings_for(dataset_name, spec):
-            label = augmenter.AUGMENTATION_LABELS[warning.augmentation]
-            if warning.severity == "warning":
-                st.warning(f"**{label}:** {warning.message}", icon=":material/warning:")
-            else:
-                st.info(f"**{label}:** {warning.message}", icon=":material/info:")
     seed = int(st.session_state.get("aug_seed", 0))
+    try:
+        preview = cached_preview(np.ascontiguousarray(image), dataset_name, spec, seed)
+    except CnnvizError as error:
+        with shown:
+            st.error(str(error), icon=":material/error:")
+        return
+    with settings:
+        for warning in preview.warnings:
+            if warning.severity == "warning":
+                st.warning(f"**{warning.label}:** {warning.message}", icon=":material/warning:")
+            else:
+                st.info(f"**{warning.label}:** {warning.message}", icon=":material/info:")
     with shown:
         top = st.columns([1, 3])
         top[0].image(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image,
@@ -186,11 +185,6 @@ def preview_section() -> None:
             st.button("Re-roll", key="aug_reroll", on_click=_reroll, icon=":material/casino:",
                       help="Draw 16 new random versions (a new seed).")
             st.caption(f"{caption} · seed {seed} · the same seed always gives the same 16 images.")
-        try:
-            grid = cached_grid(np.ascontiguousarray(image), spec, seed)
-        except ValueError as error:
-            st.error(str(error), icon=":material/error:")
-            return
         if not spec:
             st.info("Every augmentation is off, so all 16 copies equal the original. Switch one on.",
                     icon=":material/toggle_off:")
@@ -198,11 +192,11 @@ def preview_section() -> None:
         # in two rows of eight, so that it is on the projector without scrolling.
         with ui.key_figure():
             ui.plotly_chart(augmentation_figures.augmented_grid_figure(
-                grid, columns=GRID_COLUMNS_PRESENTER if ui.presenter_mode() else 4), key="aug_grid")
+                preview.grid, columns=GRID_COLUMNS_PRESENTER if ui.presenter_mode() else 4), key="aug_grid")
         if spec:
-            st.markdown("\n".join(f"- {augmenter.describe(name, strength)}" for name, strength in spec))
+            st.markdown("\n".join(f"- {description}" for description in preview.descriptions))
             with st.expander("The same pipeline in Keras code"):
-                st.code(augmenter.keras_code(spec, seed=seed), language="python")
+                st.code(preview.code, language="python")
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,42 +215,6 @@ def fit_settings_ui():
         epochs = st.slider("Epochs", 2, 40, key="aug_fit_epochs")
     chosen = st.multiselect("Variants", VARIANT_KEYS, key="aug_fit_variants", format_func=VARIANT_TITLES.get)
     return dataset, int(limit_train), int(epochs), tuple(k for k in VARIANT_KEYS if k in chosen)
-
-
-def _conclusion(outcomes: list[augmentation.VariantOutcome], histories: dict[str, dict]) -> list[str]:
-    """Sentences generated from the measured numbers (so they cannot contradict the table).
-
-    `histories` maps variant keys to the engine's per-epoch histories.
-    """
-    lines = []
-    by_key = {o.key: o for o in outcomes}
-    smallest = min(outcomes, key=lambda o: o.gap)
-    best = max(outcomes, key=lambda o: o.test_accuracy)
-    lines.append(f"Smallest train–test gap: **{smallest.title}** ({smallest.gap * 100:+.1f} points); "
-                 f"best test accuracy: **{best.title}** ({best.test_accuracy:.1%}).")
-    base = by_key.get("baseline")
-    if base is not None:
-        for o in outcomes:
-            if o.key == "baseline":
-                continue
-            verb = "narrows" if o.gap < base.gap else "does not narrow"
-            lines.append(f"{o.title} {verb} the gap ({base.gap * 100:+.1f} → {o.gap * 100:+.1f} points) and "
-                         f"changes test accuracy by {(o.test_accuracy - base.test_accuracy) * 100:+.1f} points.")
-    for o in outcomes:
-        lag = augmentation.batchnorm_lag(histories[o.key], histories.get("baseline")) \
-            if o.key in ("batchnorm", "all") else None
-        if lag is not None:
-            epoch, test, train = lag
-            lines.append(f"{o.title}: at epoch {epoch} the training batches scored {train:.0%} but the test images "
-                         f"only {test:.0%}. That dip is not memorisation: at test time batch norm uses its moving "
-                         "averages (Keras' momentum 0.99 needs about 300 steps to catch up), which trail weights "
-                         "that are still changing fast — see the batch-norm tab.")
-        if o.key in ("batchnorm", "all") and o.train_accuracy_during - o.train_accuracy > 0.05:
-            lines.append(f"{o.title}: {o.train_accuracy_during:.0%} on the training batches while training, but "
-                         f"{o.train_accuracy:.0%} on the same images at inference. In training, batch norm uses "
-                         "each batch's own statistics; at inference it uses the moving averages, which lag "
-                         "behind weights that are still changing fast (see the batch-norm tab).")
-    return lines
 
 
 def fit_curves_ui(results: dict) -> None:
@@ -291,17 +249,16 @@ def overfitting_section() -> None:
         st.info("Choose at least one variant to train.", icon=":material/checklist:")
         return
     try:
-        num_classes = len(data.CLASS_NAMES[dataset])
+        num_classes = data.spec(dataset).num_classes
         variants = augmentation.overfitting_variants(dataset, keys=keys, limit_train=limit_train, epochs=epochs,
                                                        num_classes=num_classes)
-    except ValueError as error:
+    except CnnvizError as error:
         st.error(str(error), icon=":material/error:")
         return
     with st.expander("What each variant changes"):
-        input_shape = (32, 32, 3) if dataset == "cifar10" else (28, 28, 1)
         for variant in variants:
-            weights = sum(row.params for row in architecture.summarize(input_shape, variant.config.stack()))
-            st.markdown(f"- **{variant.title}**: {variant.change} ({weights:,} parameters)")
+            st.markdown(f"- **{variant.title}**: {variant.change} "
+                        f"({augmentation.variant_parameters(variant):,} parameters)")
         st.caption(f"All: the same CNN (conv 16 → pool → conv 32 → pool → Dense 128 → softmax), Adam, "
                    f"batch {variants[0].config.batch_size}, {limit_train:,} training and "
                    f"{variants[0].config.limit_test:,} test images, seed {variants[0].config.seed}.")
@@ -329,11 +286,9 @@ def overfitting_section() -> None:
 
     outcomes = []
     for variant, result in results.values():
-        config = variant.config
         try:
             run = f"{result.stopped_reason}:{result.epochs_completed}:{result.seconds:.6f}"
-            outcomes.append(cached_outcome(config.key(), run, variant, result, config.dataset,
-                                           config.limit_train, config.limit_test, config.seed))
+            outcomes.append(cached_outcome(variant.config.key(), run, variant, result))
         except data.DatasetUnavailable as error:
             st.error(str(error), icon=":material/cloud_off:")
             return
@@ -361,7 +316,7 @@ def overfitting_section() -> None:
                f"Training took {sum(o.seconds for o in outcomes):.0f} s in total.")
     ui.plotly_chart(augmentation_figures.gap_bars_figure(outcomes), key="aug_fit_gaps")
     by_key = {variant.key: result.history for variant, result in results.values()}
-    st.markdown("\n".join(f"- {line}" for line in _conclusion(outcomes, by_key)))
+    st.markdown("\n".join(f"- {line}" for line in augmentation.conclusion(outcomes, by_key)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,10 +367,6 @@ def _feature_table(values: np.ndarray, names: list[str], index_name: str = "samp
     return table
 
 
-def _superscript(number: int) -> str:
-    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
-
-
 def batchnorm_section() -> None:
     st.markdown("`BatchNormalization` standardises each feature. **In training** it uses the mean and variance "
                 "of the current batch and updates moving averages: moving ← momentum · moving + "
@@ -453,17 +404,7 @@ def batchnorm_section() -> None:
         st.dataframe(_feature_table(demo.inference_output, short), hide_index=True, key="aug_bn_infer_out",
                      column_config={n: st.column_config.NumberColumn(format="%.3f") for n in short})
     ui.plotly_chart(augmentation_figures.batchnorm_moving_figure(demo, short), key="aug_bn_figure")
-    if momentum > 0:
-        needed = augmentation.steps_to_reach(momentum)
-        held = 1 - momentum ** demo.steps
-        st.markdown(f"Starting from mean 0 and variance 1, after {demo.steps} step(s) the moving mean holds "
-                    f"only {held:.1%} of the batch means (1 − {momentum:g}{_superscript(demo.steps)}); it needs about "
-                    f"**{needed} steps** to get within 5 %. Until then the inference output differs from the "
-                    "training output — one reason a model with batch norm can look worse at test time early "
-                    "in training.")
-    else:
-        st.markdown("With momentum 0 the moving statistics are simply the last batch's, so inference "
-                    "reproduces the training output of that batch.")
+    st.markdown(augmentation.batchnorm_reading(demo))
 
 
 # --------------------------------------------------------------------------------------------

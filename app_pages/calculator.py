@@ -6,50 +6,37 @@ Everything here is arithmetic from `cnnviz.architecture`; this page never import
 
 from __future__ import annotations
 
-import json
-import re
-
 import streamlit as st
 
 from cnnviz import architecture as arch
+from cnnviz.architecture.layers import shape_text
 from cnnviz.figures.calculator import parameters_bar_figure, volumes_figure
+from cnnviz.lessons import calculator
+from cnnviz.lessons.calculator import QUIZ_WHAT
 from cnnviz.shareable import Param
 from widgets import ui
 
-DEFAULT_PRESET = "fashion_relu_cnn"
 CUSTOM = "custom"
 VIEW_KEY = "calc_view"  # The whole stack as compact JSON, mirrored in the URL.
 BASE_KEY = "calc_base"  # The stack the table starts from (a preset, an import or a shared link).
 IMPORT_MESSAGE_KEY = "calc_import_message"
-MAX_IMPORT_BYTES = 200_000
-QUIZ_WHAT = ("output shape", "parameters")
 SAVED_SHAPE_KEY = "calc_saved_input_shape"  # Plain (non-widget) copies that survive a page switch.
 SAVED_PRESET_KEY = "calc_saved_preset"
 
-
-def _valid_view(value) -> bool:
-    """A shared link's stack is applied only when it describes a possible network."""
-    try:
-        arch.stack_from_json(json.dumps(value))
-    except (arch.ArchitectureError, TypeError, ValueError, RecursionError):
-        return False
-    return True
-
-
-VIEW_PARAMS = [Param(VIEW_KEY, "json", validate=_valid_view), Param("calc_log_scale", "bool")]
+VIEW_PARAMS = [Param(VIEW_KEY, "json", validate=calculator.is_valid_view), Param("calc_log_scale", "bool")]
 
 
 # ---------------------------------------------------------------------------------------------
 # State and callbacks.
 
 
-def _set_base(input_shape, layers) -> None:
-    """Start the table afresh from a stack and set the input-shape controls to match it."""
+def _set_base(input_shape, layers, preset: str | None = None) -> None:
+    """Start the table afresh from a stack and set the input-shape controls (and the preset) to match it."""
     st.session_state[BASE_KEY] = [dict(layer) for layer in layers]
-    height, width, channels = input_shape
-    st.session_state["calc_height"] = int(height)
-    st.session_state["calc_width"] = int(width)
-    st.session_state["calc_channels"] = int(channels)
+    for key, size in zip(("calc_height", "calc_width", "calc_channels"), input_shape):
+        st.session_state[key] = int(size)
+    if preset is not None:
+        st.session_state["calc_preset"] = preset
 
 
 def _init_state() -> None:
@@ -58,116 +45,55 @@ def _init_state() -> None:
             # Back from another page: Streamlit dropped this page's widget state (the input shape,
             # the preset choice and the table's edits), so restore them from the last run.
             _set_base(st.session_state.get(SAVED_SHAPE_KEY, (28, 28, 1)),
-                      st.session_state.get("calc_current", st.session_state[BASE_KEY]))
-            st.session_state["calc_preset"] = st.session_state.get(SAVED_PRESET_KEY, CUSTOM)
+                      st.session_state.get("calc_current", st.session_state[BASE_KEY]),
+                      st.session_state.get(SAVED_PRESET_KEY, CUSTOM))
         return
     view = st.session_state.get(VIEW_KEY)
-    if view is not None and _valid_view(view):
-        input_shape, layers = arch.stack_from_json(json.dumps(view))
-        _set_base(input_shape, layers)
-        st.session_state["calc_preset"] = CUSTOM
+    if view is not None and calculator.is_valid_view(view):
+        _set_base(*calculator.stack_from_view(view), CUSTOM)
         return
-    preset = arch.PRESETS[DEFAULT_PRESET]
-    _set_base(preset.input_shape, preset.layers)
-    st.session_state["calc_preset"] = DEFAULT_PRESET
+    preset = arch.PRESETS[calculator.DEFAULT_PRESET]
+    _set_base(preset.input_shape, preset.layers, calculator.DEFAULT_PRESET)
 
 
 def _load_preset() -> None:
     key = st.session_state["calc_preset"]
     if key in arch.PRESETS:
-        preset = arch.PRESETS[key]
-        _set_base(preset.input_shape, preset.layers)
+        _set_base(arch.PRESETS[key].input_shape, arch.PRESETS[key].layers)
 
 
-# Sensible settings for a layer inserted from the menu (Keras defaults for the rest).
-NEW_LAYER = {
-    "conv2d": {"filters": 16, "kernel_size": 3, "activation": "relu"},
-    "maxpool2d": {"pool_size": 2},
-    "avgpool2d": {"pool_size": 2},
-    "dense": {"units": 32, "activation": "relu"},
-    "dropout": {"rate": 0.25},
-}
-
-
-def _replace_layers(layers) -> None:
-    """Restart the table from an edited stack (keeps the input shape)."""
-    st.session_state[BASE_KEY] = [dict(layer) for layer in layers]
+def _replace_layers(edited: tuple[list[dict], int] | None) -> None:
+    """Restart the table from an edited stack (keeps the input shape) and select the moved layer."""
+    if edited is None:
+        return
+    layers, selected = edited
+    st.session_state[BASE_KEY] = layers
     st.session_state["calc_preset"] = CUSTOM
+    st.session_state["calc_move_layer"] = selected
 
 
 def _move_layer(step: int) -> None:
-    layers = list(st.session_state.get("calc_current", []))
-    index = st.session_state.get("calc_move_layer", 0)
-    target = index + step
-    if 0 <= index < len(layers) and 0 <= target < len(layers):
-        layers[index], layers[target] = layers[target], layers[index]
-        _replace_layers(layers)
-        st.session_state["calc_move_layer"] = target
+    _replace_layers(calculator.move_layer(st.session_state.get("calc_current", []),
+                                          st.session_state.get("calc_move_layer", 0), step))
 
 
 def _insert_layer() -> None:
-    layers = list(st.session_state.get("calc_current", []))
-    layer_type = st.session_state.get("calc_insert_type", "conv2d")
-    position = min(st.session_state.get("calc_move_layer", 0) + 1, len(layers))
-    layers.insert(position, {"type": layer_type, **NEW_LAYER.get(layer_type, {})})
-    _replace_layers(layers)
-    st.session_state["calc_move_layer"] = position
+    _replace_layers(calculator.insert_layer(st.session_state.get("calc_current", []),
+                                            st.session_state.get("calc_move_layer", 0),
+                                            st.session_state.get("calc_insert_type", "conv2d")))
 
 
 def _import_json() -> None:
     upload = st.session_state.get("calc_import_file")
-    text = st.session_state.get("calc_import_text", "")
     try:
-        if upload is not None:
-            if upload.size > MAX_IMPORT_BYTES:
-                raise arch.ArchitectureError(f"The file is {upload.size:,} bytes; a layer stack in JSON is "
-                                             f"far smaller (at most {MAX_IMPORT_BYTES:,} bytes accepted).")
-            source = upload.getvalue()
-        elif text.strip():
-            source = text
-        else:
-            raise arch.ArchitectureError("Paste JSON into the box or choose a .json file first.")
-        input_shape, layers = arch.stack_from_json(source)
+        input_shape, layers = calculator.import_stack(upload.getvalue() if upload is not None else None,
+                                                      st.session_state.get("calc_import_text", ""))
     except arch.ArchitectureError as error:
         st.session_state[IMPORT_MESSAGE_KEY] = ("error", f"Nothing imported: {error}")
         return
-    _set_base(input_shape, layers)
-    st.session_state["calc_preset"] = CUSTOM
+    _set_base(input_shape, layers, CUSTOM)
     st.session_state[IMPORT_MESSAGE_KEY] = ("success", f"Imported {len(layers)} layers on a "
-                                                       f"{'×'.join(map(str, input_shape))} input.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Formatting.
-
-
-def _shape_text(shape) -> str:
-    return "×".join(str(size) for size in shape)
-
-
-def _bytes_text(count: int) -> str:
-    for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("KB", 1024)):
-        if count >= size:
-            return f"{count / size:,.1f} {unit}"
-    return f"{count:,} bytes"
-
-
-def _big_number(count: int) -> str:
-    for unit, size in (("billion", 10 ** 9), ("million", 10 ** 6)):
-        if count >= size:
-            return f"{count / size:,.2f} {unit}"
-    return f"{count:,}"
-
-
-def _parse_numbers(text: str) -> list[int] | None:
-    """Numbers in a guess such as "13x13x8", "(13, 13, 8)" or "37,884" (commas inside a number)."""
-    cleaned = text.strip()
-    if not cleaned:
-        return None
-    if re.fullmatch(r"\d{1,3}(,\d{3})+", cleaned):
-        return [int(cleaned.replace(",", ""))]
-    parts = re.findall(r"\d+", cleaned)
-    return [int(part) for part in parts] if parts else None
+                                                       f"{shape_text(input_shape)} input.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,13 +123,14 @@ def preset_ui() -> None:
         st.caption(arch.PRESETS[key].description)
 
 
-def move_insert_ui(layers) -> None:
+def move_insert_ui(view: calculator.CalculatorView) -> None:
     """Reorder layers and insert new ones (the table itself adds rows only at the end)."""
+    layers = view.layers
     with st.expander("Move or insert a layer", icon=":material/swap_vert:"):
         if not layers:
             st.caption("Add a row to the table first.")
             return
-        names = arch.layer_names(layers)
+        names = view.names
         if st.session_state.get("calc_move_layer", 0) >= len(layers):
             st.session_state["calc_move_layer"] = len(layers) - 1
         columns = st.columns([3, 1, 1, 3, 2], vertical_alignment="bottom")
@@ -213,22 +140,8 @@ def move_insert_ui(layers) -> None:
         columns[2].button("Down", key="calc_move_down", on_click=_move_layer, args=(1,),
                           icon=":material/arrow_downward:")
         columns[3].selectbox("New layer", arch.LAYER_TYPES, key="calc_insert_type",
-                             format_func=lambda t: arch.LAYER_LABELS[t])
+                             format_func=lambda t: arch.LAYERS[t].label)
         columns[4].button("Insert after", key="calc_insert", on_click=_insert_layer, icon=":material/add:")
-
-
-def summarize_or_explain(input_shape, layers):
-    """(rows of the layers that work, the error or None)."""
-    try:
-        return arch.summarize(input_shape, layers), None
-    except arch.ArchitectureError as error:
-        rows = []
-        if error.index:
-            try:
-                rows = arch.summarize(input_shape, layers[:error.index])
-            except arch.ArchitectureError:
-                rows = []
-        return rows, error
 
 
 def quiz_ui(rows) -> tuple[int | None, str | None]:
@@ -249,25 +162,16 @@ def quiz_ui(rows) -> tuple[int | None, str | None]:
             return None, None
         index = min(int(index), len(rows) - 1)
         row = rows[index]
-        revealed = st.session_state.get("calc_quiz_revealed") == (row.name, what, _shape_text(row.output_shape),
-                                                                   row.params)
+        revealed = st.session_state.get("calc_quiz_revealed") == calculator.quiz_key(row, what)
         guess = columns[2].text_input("Your guess", key="calc_quiz_guess",
                                       placeholder="e.g. 13x13x8" if what == "output shape" else "e.g. 80")
         if st.button("Check my guess", key="calc_quiz_check", icon=":material/task_alt:"):
-            numbers = _parse_numbers(guess)
-            truth = list(row.output_shape) if what == "output shape" else [row.params]
-            if numbers is None:
-                st.warning("Type a number (or a shape such as 13x13x8) first.")
+            verdict = calculator.check_guess(row, what, guess)
+            if verdict.right is None:
+                st.warning(verdict.message)
             else:
-                if numbers == truth:
-                    st.success(f"Right: {row.name} has {what} "
-                               f"{_shape_text(row.output_shape) if what == 'output shape' else f'{row.params:,}'}.")
-                else:
-                    answer = _shape_text(row.output_shape) if what == "output shape" else f"{row.params:,}"
-                    st.error(f"Not quite: the {what} of {row.name} is {answer}. "
-                             + (f"Formula: {row.formula}." if what == "parameters" else
-                                f"Its input was {_shape_text(row.input_shape)}."))
-                st.session_state["calc_quiz_revealed"] = (row.name, what, _shape_text(row.output_shape), row.params)
+                (st.success if verdict.right else st.error)(verdict.message)
+                st.session_state["calc_quiz_revealed"] = calculator.quiz_key(row, what)
                 revealed = True
         if revealed:
             return None, None
@@ -276,9 +180,9 @@ def quiz_ui(rows) -> tuple[int | None, str | None]:
         return index, what
 
 
-def results_table(rows, error, layers, hidden_index, hidden_what) -> None:
+def results_table(view: calculator.CalculatorView, hidden_index, hidden_what) -> None:
     table = []
-    for row in rows:
+    for row in view.rows:
         hide_shape = row.index == hidden_index and hidden_what == "output shape"
         hide_params = row.index == hidden_index and hidden_what == "parameters"
         rf_h, rf_w = row.receptive_field
@@ -286,7 +190,7 @@ def results_table(rows, error, layers, hidden_index, hidden_what) -> None:
             "#": row.index + 1,
             "layer": row.name,
             "what": row.description,
-            "output shape": "?" if hide_shape else _shape_text(row.output_shape),
+            "output shape": "?" if hide_shape else shape_text(row.output_shape),
             "parameters": "?" if hide_params else f"{row.params:,}",
             "formula": "?" if hide_params else row.formula,
             "receptive field": ("whole image" if row.sees_whole_input else f"{rf_h}×{rf_w}"),
@@ -294,23 +198,18 @@ def results_table(rows, error, layers, hidden_index, hidden_what) -> None:
             "values out": "?" if hide_shape else f"{row.activation_size:,}",
             "note": row.note,
         })
-    if error is not None and error.index is not None and error.index < len(layers):
-        names = arch.layer_names(layers)
-        try:
-            what = arch.describe_layer(arch.normalize_layer(layers[error.index]))
-        except arch.ArchitectureError:
-            what = str(layers[error.index].get("type", "?"))
-        table.append({"#": error.index + 1, "layer": f"✖ {names[error.index]}", "what": what,
+    failed = view.failed
+    if failed is not None:
+        table.append({"#": failed.index + 1, "layer": f"✖ {failed.name}", "what": failed.what,
                       "output shape": "impossible", "parameters": "", "formula": "", "receptive field": "",
-                      "multiply-adds": "", "values out": "", "note": str(error)})
+                      "multiply-adds": "", "values out": "", "note": str(failed.error)})
     if table:
         st.dataframe(table, hide_index=True, width="stretch", key="calc_results",
                      column_config={"#": st.column_config.NumberColumn(width="small"),
                                     "note": st.column_config.TextColumn(width="large")})
 
 
-def totals_ui(rows, hidden_what) -> None:
-    total = arch.totals(rows)
+def totals_ui(total: arch.Totals, hidden_what) -> None:
     hide = hidden_what == "parameters"
     columns = st.columns(3)
     columns[0].metric("Total parameters", "?" if hide else f"{total.params:,}",
@@ -319,17 +218,17 @@ def totals_ui(rows, hidden_what) -> None:
     columns[2].metric("Non-trainable", f"{total.non_trainable_params:,}",
                       help="Batch normalization's moving mean and variance: updated, not learned.")
     columns = st.columns(3)
-    columns[0].metric("Multiply-adds per image", _big_number(total.mult_adds),
+    columns[0].metric("Multiply-adds per image", calculator.big_number(total.mult_adds),
                       help="Convolution: out_h·out_w·filters·kh·kw·in_channels; Dense: inputs·units. "
                            "Bias additions, activations and pooling are not counted.")
-    columns[1].metric("Weights in memory", "?" if hide else _bytes_text(total.parameter_bytes),
+    columns[1].metric("Weights in memory", "?" if hide else calculator.bytes_text(total.parameter_bytes),
                       help="float32: 4 bytes per parameter.")
-    columns[2].metric("Activations per image", _bytes_text(total.activation_bytes),
+    columns[2].metric("Activations per image", calculator.bytes_text(total.activation_bytes),
                       help=f"{total.activation_values:,} numbers (input and every layer's output) × 4 bytes, "
                            "for one forward pass of one image; training keeps them for the whole batch.")
 
 
-def dense_instead_ui(input_shape, rows) -> None:
+def dense_instead_ui(input_shape, rows, total: arch.Totals | None) -> None:
     st.subheader("Instead of convolutions")
     st.write("What if the image went straight into a Dense layer? Every pixel of every channel gets its own "
              "weight for every unit.")
@@ -337,30 +236,29 @@ def dense_instead_ui(input_shape, rows) -> None:
                             key="calc_dense_units")
     params, formula = arch.dense_instead(input_shape, int(units))
     columns = st.columns(2)
-    columns[0].metric(f"Dense({int(units):,}) on the flattened {_shape_text(input_shape)} input", f"{params:,}")
+    columns[0].metric(f"Dense({int(units):,}) on the flattened {shape_text(input_shape)} input", f"{params:,}")
     columns[0].caption(formula)
-    if rows:
-        total = arch.totals(rows).params
+    if total is not None:
         first = rows[0]
-        columns[1].metric("This whole stack", f"{total:,}")
+        columns[1].metric("This whole stack", f"{total.params:,}")
         if first.type == "conv2d":
             columns[1].caption(f"Its first convolution needs only {first.params:,} ({first.formula}): the same "
                                f"small kernel is reused at every position of the image.")
 
 
-def export_import_ui(input_shape, layers, valid: bool) -> None:
+def export_import_ui(view: calculator.CalculatorView) -> None:
     code_tab, json_tab, import_tab = st.tabs(["Keras code", "JSON", "Import JSON"])
     with code_tab:
-        if valid:
-            code = arch.keras_code(input_shape, layers)
+        if view.valid:
+            code = view.keras_code()
             st.code(code, language="python")
             st.download_button("Download model.py", code, file_name="model.py", mime="text/x-python",
                                key="calc_download_py", icon=":material/download:")
         else:
             st.caption("Fix the stack to export it.")
     with json_tab:
-        if valid:
-            text = arch.stack_to_json(input_shape, layers)
+        if view.valid:
+            text = view.json_text()
             st.code(text, language="json")
             st.download_button("Download stack.json", text, file_name="stack.json", mime="application/json",
                                key="calc_download_json", icon=":material/download:")
@@ -392,28 +290,28 @@ layers = ui.layer_stack_editor("calc_stack", st.session_state[BASE_KEY], input_s
 st.session_state["calc_current"] = layers
 st.session_state[SAVED_SHAPE_KEY] = input_shape
 st.session_state[SAVED_PRESET_KEY] = st.session_state["calc_preset"]
-move_insert_ui(layers)
-rows, error = summarize_or_explain(input_shape, layers)
-if error is None:
-    view = json.loads(arch.stack_to_json(input_shape, layers, compact=True))
-    default = arch.PRESETS[DEFAULT_PRESET]
-    if view == json.loads(arch.stack_to_json(default.input_shape, default.layers, compact=True)):
+view = calculator.calculator_view(input_shape, layers)  # The one lesson call.
+move_insert_ui(view)
+rows = list(view.rows)
+shared = view.shared_view
+if view.valid:
+    if shared is None:
         st.session_state.pop(VIEW_KEY, None)  # The default view keeps a clean URL.
     else:
-        st.session_state[VIEW_KEY] = view
+        st.session_state[VIEW_KEY] = shared
 ui.publish_view(VIEW_PARAMS)
 
 st.subheader("Layer by layer")
-hidden_index, hidden_what = quiz_ui(rows if error is None else [])
-results_table(rows, error, layers, hidden_index, hidden_what)
-if error is not None:
-    ui.show_architecture_error(error)
+hidden_index, hidden_what = quiz_ui(rows if view.valid else [])
+results_table(view, hidden_index, hidden_what)
+if view.error is not None:
+    ui.show_architecture_error(view.error)
     if rows:
         st.caption(f"The table and the figures show the {len(rows)} layer(s) before the problem; totals "
                    f"return once the stack works.")
 if rows:
-    if error is None:
-        totals_ui(rows, hidden_what if hidden_index is not None else None)
+    if view.totals is not None:
+        totals_ui(view.totals, hidden_what if hidden_index is not None else None)
     with ui.key_figure():
         bars_tab, volumes_tab = st.tabs(["Parameters per layer", "Shapes shrinking"])
     with bars_tab:
@@ -429,6 +327,6 @@ if rows:
                                        hidden_index=hidden_index if hidden_what == "output shape" else None),
                         key="calc_volumes")
 
-dense_instead_ui(input_shape, rows if error is None else [])
+dense_instead_ui(input_shape, rows, view.totals)
 st.subheader("Export and import")
-export_import_ui(input_shape, layers, error is None)
+export_import_ui(view)

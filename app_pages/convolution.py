@@ -3,41 +3,43 @@
 Reads top to bottom: choose an image (sidebar), choose a kernel and its settings, see input,
 kernel and output, predict the output shape, step the window across the image, pool the feature
 map, and finally see what one colour filter and eight random filters do. All the arithmetic is in
-`cnnviz.convolution` (NumPy only): this page never imports TensorFlow.
+`cnnviz.convolution` (NumPy only; `lab_view`, `step_view`, `pool_view`, `colour_view` compute
+what each section shows): this page never imports TensorFlow.
+
+Session state: every key starts with `conv_`; the few that are not widget keys get their
+starting value once (`STATE_DEFAULTS`) and are changed by the widgets' callbacks.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
 from cnnviz import convolution as conv
 from cnnviz import data, images
+from cnnviz.errors import CnnvizError
 from cnnviz.figures import convolution as figures
+from cnnviz.lessons import convolution as lab
 from cnnviz.shareable import Param
 from widgets import ui
 
-KERNEL_SIZES = (3, 5, 7)
+KERNEL_SIZES = lab.GRID_KERNEL_SIZES
 STRIDES = (1, 2, 3, 4)
 PADDINGS = ("valid", "same", 1, 2, 3)
 SYNTHETIC_SIZES = (16, 24, 32, 48, 64, 128, 256)
 PLAY_INTERVAL_SECONDS = 0.6
+PLAY_JUMPS = (1, 2, 4, 8)
 STEP_ZOOM = 40  # The step-through shows at most this many rows and columns around the window.
 DATASET_SAMPLE_LIMIT = 1000  # Training images loaded for browsing (100 per class).
-COLOR_FILTERS = ("edge detector in every channel", "red minus green", "random (seeded)")
 SOURCES = ("Dataset sample", "Synthetic", "Upload")
 COLOR_MODES = ("Grayscale", "RGB, per channel")
 KERNEL_VIEW_KEY = "conv_kernel"  # The kernel weights as a list of rows, for shareable links.
-
-
-def is_kernel_rows(value) -> bool:
-    """A square 3x3, 5x5 or 7x7 grid of finite numbers (as read back from a link)."""
-    try:
-        kernel = conv.validate_kernel(value)
-    except (ValueError, TypeError):
-        return False
-    return kernel.ndim == 2 and kernel.shape[0] == kernel.shape[1] and kernel.shape[0] in KERNEL_SIZES
-
+QUIZ_ANSWER_KEY = "conv_quiz_answer"  # (LabView.quiz_key, (height, width) guessed, or None for "just show me").
+TEXT_ERROR_KEY = "conv_kernel_text_error"  # Set by the "Use this kernel" callback, shown once.
+STATE_DEFAULTS = {"conv_preset": conv.DEFAULT_PRESET, "conv_kernel_size": 3, "conv_row": 0, "conv_col": 0,
+                  "conv_playing": False}
 
 # The controls a "Copy link to this view" link carries (named like their widget keys).
 VIEW_PARAMS = [
@@ -52,7 +54,7 @@ VIEW_PARAMS = [
     Param("conv_image_scale", "choice", choices=tuple(figures.IMAGE_SCALES)),
     Param("conv_preset", "choice", choices=tuple(conv.KERNEL_PRESETS)),
     Param("conv_kernel_size", "choice", choices=KERNEL_SIZES),
-    Param(KERNEL_VIEW_KEY, "json", validate=is_kernel_rows),
+    Param(KERNEL_VIEW_KEY, "json", validate=lab.is_grid_kernel),
     Param("conv_normalise", "bool"),
     Param("conv_stride", "choice", choices=STRIDES),
     Param("conv_padding", "choice", choices=PADDINGS),
@@ -65,7 +67,7 @@ VIEW_PARAMS = [
     Param("conv_pool_kind", "choice", choices=("max", "avg")),
     Param("conv_pool_size", "choice", choices=(2, 3, 4)),
     Param("conv_pool_stride", "choice", choices=(1, 2, 3, 4)),
-    Param("conv_color_filter", "choice", choices=COLOR_FILTERS),
+    Param("conv_color_filter", "choice", choices=lab.COLOR_FILTERS),
     Param("conv_random_seed", "int", minimum=0, maximum=10_000),
     Param("conv_color_relu", "bool"),
 ]
@@ -76,49 +78,46 @@ ui.page_header(
 )
 ui.restore_view(VIEW_PARAMS)
 link_slot = st.container()  # "Copy link to this view" goes here once every control is known.
+for _key, _default in STATE_DEFAULTS.items():
+    st.session_state.setdefault(_key, _default)
 
 
 # ----------------------------------------------------------------------------------------------
-# Cached pure work (small, hashable inputs)
+# State helpers
+# ----------------------------------------------------------------------------------------------
+
+def cap(key: str, highest: int) -> None:
+    """Keep a stored position or index at most `highest` (the image or the output got smaller)."""
+    if st.session_state.get(key, 0) > highest:
+        st.session_state[key] = highest
+
+
+def forget_unless(key: str, offered) -> None:
+    """Drop a stored choice that is not offered here (e.g. from a link made where more was available)."""
+    if key in st.session_state and st.session_state[key] not in offered:
+        del st.session_state[key]
+
+
+# ----------------------------------------------------------------------------------------------
+# Cached lesson calls (small, hashable inputs)
 # ----------------------------------------------------------------------------------------------
 
 # Entry counts are small: a 256x256x3 float map is 1.5 MB, and the cache is shared by all sessions.
 @st.cache_data(max_entries=24, show_spinner=False)
-def feature_map(image: np.ndarray, kernel: np.ndarray, stride: int, padding, flip: bool) -> np.ndarray:
-    return conv.apply_kernel(image, kernel, stride=stride, padding=padding, flip=flip)
+def lab_view(pixels: np.ndarray, kernel: np.ndarray, per_channel: bool, stride: int, padding, flip: bool,
+             apply_relu: bool, normalise: bool) -> lab.LabView:
+    return lab.lab_view(pixels, kernel, per_channel=per_channel, stride=stride, padding=padding, flip=flip,
+                         apply_relu=apply_relu, normalise=normalise)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def pooled_map(x: np.ndarray, size: int, stride: int, kind: str) -> np.ndarray:
-    return conv.pool(x, size, stride=stride, kind=kind)
-
-
-@st.cache_data(max_entries=6, show_spinner=False)
-def random_filter_maps(image: np.ndarray, seed: int, count: int = 8) -> list[np.ndarray]:
-    """Feature maps of `count` random 3x3x3 filters (Glorot-uniform, like an untrained Conv2D)."""
-    return [conv.apply_kernel(image, conv.random_kernel(3, seed=seed + index, channels=3))
-            for index in range(count)]
+def pool_view(feature_map: np.ndarray, size: int, stride: int, kind: str) -> lab.PoolView:
+    return lab.pool_view(feature_map, size, stride, kind)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def colour_filter_maps(image: np.ndarray, kernel: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """The three per-channel results of a 3x3x3 filter and their sum, (H', W') each."""
-    per_channel = [conv.apply_kernel(image[:, :, c], kernel[:, :, c]) for c in range(3)]
-    return per_channel, conv.apply_kernel(image, kernel)
-
-
-def offline_datasets() -> tuple[str, ...]:
-    """Datasets that load here without a download; Fashion-MNIST always does (bundled sample).
-
-    `source_status` only looks at files (well under a millisecond), so this is not cached and
-    a dataset placed in CNNVIZ_DATA_DIR appears at once.
-    """
-    available = []
-    for name in data.DATASETS:
-        status = data.source_status(name)
-        if name == "fashion_mnist" or (status.source is not None and not status.needs_download):
-            available.append(name)
-    return tuple(available)
+def colour_view(pixels: np.ndarray, name: str, seed: int, apply_relu: bool) -> lab.ColourView:
+    return lab.colour_view(pixels, name, seed, apply_relu=apply_relu)
 
 
 @st.cache_data(max_entries=8, show_spinner="Decoding the image…")
@@ -134,37 +133,58 @@ def synthetic_image(name: str, size: int, char: str) -> np.ndarray:
     return images.synthetic(name, size)
 
 
+def offline_datasets() -> tuple[str, ...]:
+    """Datasets that load here without a download; one with a bundled sample (Fashion-MNIST) always does.
+
+    `source_status` only looks at files (well under a millisecond), so this is not cached and
+    a dataset placed in CNNVIZ_DATA_DIR appears at once.
+    """
+    available = []
+    for name in data.DATASETS:
+        status = data.source_status(name)
+        if data.spec(name).bundled_sample is not None or (status.source is not None and not status.needs_download):
+            available.append(name)
+    return tuple(available)
+
+
 # ----------------------------------------------------------------------------------------------
 # Image choice (sidebar)
 # ----------------------------------------------------------------------------------------------
 
-def dataset_image_ui() -> tuple[np.ndarray, str]:
+@dataclass(frozen=True)
+class ChosenImage:
+    """The sidebar's answer: uint8 pixels (None until an upload arrives), or why there are none."""
+
+    pixels: np.ndarray | None
+    description: str = ""
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def dataset_image_ui() -> ChosenImage:
     options = offline_datasets()
-    if st.session_state.get("conv_dataset") not in options:
-        st.session_state.pop("conv_dataset", None)  # E.g. from a link made where CIFAR-10 was available.
+    forget_unless("conv_dataset", options)
     name = ui.dataset_selectbox("conv_dataset", options=options)
     if len(options) < len(data.DATASETS):
         st.caption("Other datasets appear here when they are available without a download.")
     dataset = ui.load_dataset_or_stop(name, limit_train=DATASET_SAMPLE_LIMIT, limit_test=10, allow_download=False)
-    if st.session_state.get("conv_class", 0) >= dataset.num_classes:
-        st.session_state.pop("conv_class", None)
+    forget_unless("conv_class", range(dataset.num_classes))
     label = st.selectbox("Class", range(dataset.num_classes), format_func=lambda k: dataset.class_names[k],
                          key="conv_class")
     members = np.flatnonzero(dataset.y_train == label)
     if members.size == 0:
         st.info("This subset has no image of that class; pick another class.")
         st.stop()
-    if st.session_state.get("conv_index", 0) > members.size - 1:
-        st.session_state.conv_index = int(members.size - 1)
+    cap("conv_index", int(members.size - 1))
     index = st.number_input(f"Image number (0–{members.size - 1})", min_value=0, max_value=int(members.size - 1),
                             value=0, step=1, key="conv_index")
     pixels = dataset.x_train[members[int(index)]]  # (H, W, C) uint8
     if pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    return pixels, f"{ui.DATASET_LABELS.get(name, name)} · {dataset.class_names[label]} #{index}"
+    return ChosenImage(pixels, f"{data.spec(name).title} · {dataset.class_names[label]} #{index}")
 
 
-def synthetic_image_ui() -> tuple[np.ndarray, str]:
+def synthetic_image_ui() -> ChosenImage:
     name = st.selectbox("Pattern", list(images.SYNTHETIC_IMAGES), key="conv_synthetic")
     size = st.select_slider("Size (pixels)", SYNTHETIC_SIZES, value=32, key="conv_synthetic_size")
     char = "A"
@@ -172,29 +192,25 @@ def synthetic_image_ui() -> tuple[np.ndarray, str]:
         char = (st.text_input("Letter", value="A", max_chars=1, key="conv_letter") or "A").strip() or "A"
     try:
         pixels = synthetic_image(name, size, char)
-    except ValueError as error:
+    except CnnvizError as error:
         st.warning(f"{error} Showing the letter A instead.")
         pixels = synthetic_image("letter", size, "A")
-    return pixels, f"synthetic {name} ({size} × {size})"
+    return ChosenImage(pixels, f"synthetic {name} ({size} × {size})")
 
 
-def upload_image_ui() -> tuple[np.ndarray, str] | None:
+def upload_image_ui() -> ChosenImage:
     uploaded = st.file_uploader("Image file (PNG, JPEG, GIF, BMP, TIFF, WebP…)", key="conv_upload")
     if uploaded is None:
-        return None
+        return ChosenImage(None)
     try:
         decoded = decode_upload(uploaded.file_id, uploaded.getvalue())
     except images.ImageDecodeError as error:
-        st.session_state["conv_upload_error"] = f"**{uploaded.name}**: {error}"
-        return None
-    st.session_state["conv_upload_notes"] = decoded.notes
-    return decoded.pixels, f"upload {uploaded.name}"
+        return ChosenImage(None, error=f"**{uploaded.name}**: {error}")
+    return ChosenImage(decoded.pixels, f"upload {uploaded.name}", notes=tuple(decoded.notes))
 
 
-def image_source_ui() -> tuple[np.ndarray, str] | None:
-    """The chosen image as uint8 (H, W) or (H, W, 3), and a one-line description."""
-    st.session_state.pop("conv_upload_error", None)
-    st.session_state.pop("conv_upload_notes", None)
+def image_source_ui() -> ChosenImage:
+    """The chosen image as uint8 (H, W) or (H, W, 3), with a one-line description."""
     with st.sidebar:
         st.header("Image")
         source = st.radio("Source", SOURCES, key="conv_source")
@@ -206,16 +222,16 @@ def image_source_ui() -> tuple[np.ndarray, str] | None:
 
 
 chosen = image_source_ui()
-if st.session_state.get("conv_upload_error"):
-    st.error(st.session_state["conv_upload_error"], icon=":material/broken_image:")
+if chosen.error:
+    st.error(chosen.error, icon=":material/broken_image:")
     st.info("Upload another file, or switch the image source in the sidebar to a dataset sample or a synthetic image.")
     st.stop()
-if chosen is None:
+if chosen.pixels is None:
     st.info("Upload an image in the sidebar (any format Pillow reads). Large images are downscaled to at "
             f"most {images.MAX_SIDE} px on the longest side.", icon=":material/upload:")
     st.stop()
-pixels, image_description = chosen
-for note in st.session_state.get("conv_upload_notes", ()):
+pixels = chosen.pixels
+for note in chosen.notes:
     st.info(note, icon=":material/info:")
 
 with st.sidebar:
@@ -225,16 +241,8 @@ with st.sidebar:
                           help="A colour image can be converted to gray, or the kernel applied to R, G and B "
                                "separately.")
     if not is_color:
-        color_mode = "Grayscale"
         st.caption("This image has a single channel, so it is used in grayscale.")
     image_scale = st.selectbox("Colour scale for gray images", tuple(figures.IMAGE_SCALES), key="conv_image_scale")
-
-unit_pixels = images.to_unit_float(pixels)  # Values in [0, 1], (H, W) or (H, W, 3).
-if color_mode == "Grayscale":
-    image = images.to_grayscale(unit_pixels)
-else:
-    image = images.to_rgb(unit_pixels)
-image_height, image_width = image.shape[:2]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,45 +253,39 @@ def cell_key(row: int, col: int) -> str:
     return f"conv_k_{row}_{col}"
 
 
-def load_preset() -> None:
-    """Write the chosen preset, at the chosen size, into the grid's number inputs."""
-    kernel = conv.make_kernel(st.session_state.conv_preset, st.session_state.conv_kernel_size, seed=0)
+def write_grid(kernel: np.ndarray, digits: int | None = None) -> None:
+    """Put a kernel into the grid's number inputs (before they are drawn)."""
     for (row, col), value in np.ndenumerate(kernel):
-        st.session_state[cell_key(row, col)] = float(round(value, 4))
+        st.session_state[cell_key(row, col)] = float(value if digits is None else round(value, digits))
+
+
+def load_preset() -> None:
+    """The preset and size callbacks: the chosen preset, at the chosen size, into the grid."""
+    write_grid(conv.make_kernel(st.session_state.conv_preset, st.session_state.conv_kernel_size, seed=0), digits=4)
 
 
 def apply_typed_kernel() -> None:
-    """Parse the typed kernel; on success load it into the grid, otherwise remember the error."""
-    st.session_state.pop("conv_kernel_text_error", None)
+    """The "Use this kernel" callback: load the typed kernel into the grid, or remember why not."""
     try:
-        kernel = conv.parse_kernel_text(st.session_state.get("conv_kernel_text", ""))
-        if kernel.shape[0] != kernel.shape[1] or kernel.shape[0] not in KERNEL_SIZES:
-            raise ValueError(f"The grid holds square 3x3, 5x5 or 7x7 kernels; yours is "
-                             f"{kernel.shape[0]}x{kernel.shape[1]}.")
-    except ValueError as error:
-        st.session_state["conv_kernel_text_error"] = str(error)
+        kernel = lab.grid_kernel(conv.parse_kernel_text(st.session_state.get("conv_kernel_text", "")))
+    except CnnvizError as error:
+        st.session_state[TEXT_ERROR_KEY] = str(error)
         return
     st.session_state.conv_kernel_size = kernel.shape[0]
-    for (row, col), value in np.ndenumerate(kernel):
-        st.session_state[cell_key(row, col)] = float(value)
+    write_grid(kernel)
 
 
-if "conv_preset" not in st.session_state:
-    st.session_state.conv_preset = conv.DEFAULT_PRESET
-if "conv_kernel_size" not in st.session_state:
-    st.session_state.conv_kernel_size = 3
 size_now = st.session_state.conv_kernel_size
 if any(cell_key(r, c) not in st.session_state for r in range(size_now) for c in range(size_now)):
     # First run (or the grid was not drawn last run): the last kernel shown, e.g. from a link, or the preset.
     last_kernel = st.session_state.get(KERNEL_VIEW_KEY)
-    if is_kernel_rows(last_kernel) and len(last_kernel) == size_now:
-        for (row, col), value in np.ndenumerate(np.asarray(last_kernel, dtype=float)):
-            st.session_state[cell_key(row, col)] = float(value)
+    if lab.is_grid_kernel(last_kernel) and len(last_kernel) == size_now:
+        write_grid(np.asarray(last_kernel, dtype=float))
     else:
         load_preset()
 
 st.header("1 · Kernel and settings")
-if st.session_state.conv_kernel_size <= 3:
+if size_now <= 3:
     settings_column, grid_column = st.columns([2, 3], gap="large")
 else:
     # A 5x5 or 7x7 grid needs the full width to show its numbers.
@@ -318,55 +320,46 @@ with grid_column:
         st.text_area("Rows of numbers, one row per line (or separated by ';')", key="conv_kernel_text",
                      placeholder="-1 -1 -1\n-1 8 -1\n-1 -1 -1", height=110)
         st.button("Use this kernel", key="conv_kernel_apply", on_click=apply_typed_kernel)
-        if st.session_state.get("conv_kernel_text_error"):
-            # Shown once, right after the click that caused it.
-            st.error(f"That kernel was not used: {st.session_state.pop('conv_kernel_text_error')}",
-                     icon=":material/error:")
+        text_error = st.session_state.pop(TEXT_ERROR_KEY, None)  # Shown once, right after the click.
+        if text_error:
+            st.error(f"That kernel was not used: {text_error}", icon=":material/error:")
 
 try:
-    raw_kernel = conv.validate_kernel(grid_rows)
-except ValueError as error:
+    raw_kernel = lab.grid_kernel(grid_rows)
+except CnnvizError as error:
     st.error(f"The kernel cannot be used: {error}", icon=":material/error:")
     st.stop()
-kernel = conv.normalise_kernel(raw_kernel) if normalise else raw_kernel
 st.session_state[KERNEL_VIEW_KEY] = raw_kernel.tolist()
 
 
 # ----------------------------------------------------------------------------------------------
-# Input → kernel → output
+# Input → kernel → output: the one lesson call
 # ----------------------------------------------------------------------------------------------
 
 try:
-    out_height = conv.output_size(image_height, kernel_size, stride, padding)
-    out_width = conv.output_size(image_width, kernel_size, stride, padding)
-except ValueError as error:
+    view = lab_view(pixels, raw_kernel, color_mode == COLOR_MODES[1], stride, padding, flip, apply_relu, normalise)
+except CnnvizError as error:
     st.error(f"These settings do not fit this image: {error}", icon=":material/error:")
     st.stop()
+image, kernel, output = view.image, view.kernel, view.output
+image_height, image_width = image.shape[:2]
+out_height, out_width = output.shape[:2]
 
-output = feature_map(image, kernel, stride, padding, flip)  # (H', W') or (H', W', 3)
-if apply_relu:
-    output = conv.relu(output)
-channel_names = [name for name, _ in images.split_channels(image)]
+
+def answer_quiz(quiz_key: tuple, with_guess: bool) -> None:
+    """The "Check my prediction" / "Just show me" callback: remember the answer for this shape question."""
+    guess = (st.session_state.get("conv_guess_h"), st.session_state.get("conv_guess_w")) if with_guess else None
+    st.session_state[QUIZ_ANSWER_KEY] = (quiz_key, guess)
+
 
 st.header("2 · Input, kernel, output")
-st.caption(f"Image: {image_description} — {image_height} × {image_width}"
-           + (" × 3 (one result per channel)" if image.ndim == 3 else ""))
+st.caption(f"Image: {chosen.description} — {image_height} × {image_width}"
+           + (" × 3 (one result per channel)" if view.is_color else ""))
 
-shape_signature = (image_height, image_width, kernel_size, stride, str(padding))
 quiz = st.toggle("Check yourself: predict the output shape before it is shown", value=True, key="conv_quiz")
-revealed = not quiz or st.session_state.get("conv_revealed") == shape_signature
-
-
-def check_prediction() -> None:
-    guess = (st.session_state.get("conv_guess_h"), st.session_state.get("conv_guess_w"))
-    st.session_state.conv_quiz_result = (shape_signature, guess)
-    st.session_state.conv_revealed = shape_signature
-
-
-def reveal_without_guessing() -> None:
-    st.session_state.conv_quiz_result = (shape_signature, None)
-    st.session_state.conv_revealed = shape_signature
-
+answer = st.session_state.get(QUIZ_ANSWER_KEY)
+answered = answer is not None and answer[0] == view.quiz_key
+revealed = not quiz or answered
 
 with ui.key_figure():
     input_column, kernel_column, output_column = st.columns([5, 3 + (kernel_size - 3) // 2, 5])
@@ -387,38 +380,36 @@ with output_column:
             guess_right.number_input("Output width", min_value=0, max_value=1000, value=None, step=1,
                                      key="conv_guess_w", placeholder="columns")
             ask_left, ask_right = st.columns(2)
-            ask_left.button("Check my prediction", key="conv_check", on_click=check_prediction, type="primary")
-            ask_right.button("Just show me", key="conv_reveal", on_click=reveal_without_guessing)
+            ask_left.button("Check my prediction", key="conv_check", on_click=answer_quiz,
+                            args=(view.quiz_key, True), type="primary")
+            ask_right.button("Just show me", key="conv_reveal", on_click=answer_quiz, args=(view.quiz_key, False))
             st.caption("Hint: (W − F + 2P) / S + 1, rounded down.")
-    elif image.ndim == 3:
+    elif view.is_color:
         st.markdown(f"**Output ({out_height} × {out_width} × 3)**: the kernel is applied to each channel "
                     "separately; the three results are below.")
     else:
         ui.plotly_chart(figures.signed_map_figure(output, title=f"Output ({out_height} × {out_width})"),
                         key="conv_output_chart")
 
-if revealed and image.ndim == 3:
-    maps = [(f"{name} channel result", output[:, :, index]) for index, name in enumerate(channel_names)]
+if revealed and view.is_color:
+    maps = [(f"{name} channel result", output[:, :, index]) for index, name in enumerate(view.channel_names)]
     ui.plotly_chart(figures.map_grid_figure(maps, columns=3, height_per_row=360), key="conv_output_chart")
 
 if revealed:
-    result = st.session_state.get("conv_quiz_result")
-    if quiz and result and result[0] == shape_signature and result[1] is not None:
-        guess = result[1]
+    guess = answer[1] if quiz and answered else None
+    if guess is not None:
         if guess == (out_height, out_width):
             st.success(f"Right: the output is {out_height} × {out_width}.", icon=":material/check_circle:")
         else:
             shown = " × ".join("?" if value is None else str(int(value)) for value in guess)
             st.warning(f"Not quite: you predicted {shown}, the output is {out_height} × {out_width}. "
                        "The formula below shows where each number comes from.", icon=":material/school:")
-    height_explained = conv.explain_output_size(image_height, kernel_size, stride, padding)
-    width_explained = conv.explain_output_size(image_width, kernel_size, stride, padding)
     with st.container(border=True):
-        depth = " × 3" if image.ndim == 3 else ""
+        depth = " × 3" if view.is_color else ""
         st.markdown(f"**Output shape: {out_height} × {out_width}{depth}** "
-                    f"using {height_explained.general} with W = input size, F = kernel size, P = padding, S = stride")
-        st.markdown(f"- height: `{height_explained.substituted}`\n- width: `{width_explained.substituted}`")
-        st.caption(height_explained.note)
+                    f"using {view.height.general} with W = input size, F = kernel size, P = padding, S = stride")
+        st.markdown(f"- height: `{view.height.substituted}`\n- width: `{view.width.substituted}`")
+        st.caption(view.height.note)
         st.caption(f"Output values: min {output.min():.4g}, max {output.max():.4g}, mean {output.mean():.4g}.",
                    help="Summary of the feature map shown above.")
 
@@ -428,35 +419,33 @@ if revealed:
 # ----------------------------------------------------------------------------------------------
 
 def toggle_play() -> None:
-    """Start from the top-left position, or pause where the window is."""
-    st.session_state.conv_playing = not st.session_state.get("conv_playing", False)
-    if st.session_state.conv_playing:
-        st.session_state.conv_row = 0
-        st.session_state.conv_col = 0
+    """The Play/Pause callback: start from the top-left position, or pause where the window is."""
+    playing = not st.session_state.get("conv_playing", False)
+    st.session_state.conv_playing = playing
+    if playing:
+        st.session_state.conv_row = st.session_state.conv_col = 0
 
 
 def position_slider(label: str, count: int, key: str) -> int:
     """A slider over 0..count-1; a single position needs no slider."""
-    if st.session_state.get(key, 0) > count - 1:
-        st.session_state[key] = count - 1
     if count == 1:
         st.session_state[key] = 0
         st.caption(f"{label}: 0 (the output has only one)")
         return 0
+    cap(key, count - 1)
     return st.slider(label, 0, count - 1, key=key)
 
 
-playing = revealed and st.session_state.get("conv_playing", False)
-if "conv_row" not in st.session_state:
-    st.session_state.conv_row = 0
-    st.session_state.conv_col = 0
+if not revealed:
+    st.session_state.conv_playing = False
+playing = st.session_state.conv_playing
 
 
 @st.fragment(run_every=PLAY_INTERVAL_SECONDS if playing else None)
 def step_through() -> None:
     """Runs on its own every PLAY_INTERVAL_SECONDS while playing, advancing the window."""
     step_size = max(1, out_width // 12)
-    if st.session_state.get("conv_playing"):
+    if st.session_state.conv_playing:
         position = conv.next_position(min(st.session_state.conv_row, out_height - 1),
                                       min(st.session_state.conv_col, out_width - 1), out_height, out_width,
                                       st.session_state.get("conv_play_step", step_size))
@@ -470,38 +459,33 @@ def step_through() -> None:
     with controls[1]:
         col = position_slider("Output column", out_width, "conv_col")
     with controls[2]:
-        if image.ndim == 3:
-            channel = st.selectbox("Channel", range(3), format_func=lambda c: channel_names[c], key="conv_step_channel")
-        else:
-            channel = None
-        st.select_slider("Play jump", (1, 2, 4, 8), value=min((1, 2, 4, 8), key=lambda s: abs(s - step_size)),
+        channel = None
+        if view.is_color:
+            channel = st.selectbox("Channel", range(3), format_func=lambda c: view.channel_names[c],
+                                   key="conv_step_channel")
+        st.select_slider("Play jump", PLAY_JUMPS, value=min(PLAY_JUMPS, key=lambda s: abs(s - step_size)),
                          key="conv_play_step", help="How many positions the window moves per frame.")
 
-    plane = image if channel is None else image[:, :, channel]
-    detail = conv.window_detail(plane, kernel, row, col, stride=stride, padding=padding, flip=flip)
-    padded, (pad_top, pad_left) = conv.pad_image(plane, (kernel_size, kernel_size), stride, padding)
-    padded = padded[:, :, 0]  # (H + padding, W + padding)
-    value_map = output if channel is None else output[:, :, channel]
+    step = lab.step_view(view, row, col, channel)
+    detail, padded = step.detail, step.padded
     # Large images are shown zoomed around the window, so that a 3x3 window stays visible.
-    centre = (row * stride + kernel_size // 2, col * stride + kernel_size // 2)  # In padded coordinates.
-    top, bottom = figures.zoom_bounds(padded.shape[0], centre[0], STEP_ZOOM)
-    left_edge, right_edge = figures.zoom_bounds(padded.shape[1], centre[1], STEP_ZOOM)
+    top, bottom = figures.zoom_bounds(padded.shape[0], step.centre[0], STEP_ZOOM)
+    left_edge, right_edge = figures.zoom_bounds(padded.shape[1], step.centre[1], STEP_ZOOM)
     zoomed = padded.shape[0] > STEP_ZOOM or padded.shape[1] > STEP_ZOOM
-    out_top, out_bottom = figures.zoom_bounds(value_map.shape[0], row, STEP_ZOOM)
-    out_left, out_right = figures.zoom_bounds(value_map.shape[1], col, STEP_ZOOM)
-    # One colour range for the whole map, so colours do not jump while the zoomed view moves.
-    signed_limit = (float(np.abs(value_map).max()) or 1.0) if value_map.min() < 0 else None
+    out_top, out_bottom = figures.zoom_bounds(step.values.shape[0], row, STEP_ZOOM)
+    out_left, out_right = figures.zoom_bounds(step.values.shape[1], col, STEP_ZOOM)
     left, right = st.columns(2)
     with left:
         title = "Input with padding" + (" (zoomed)" if zoomed else "") + ": the window is outlined"
         ui.plotly_chart(figures.image_figure(padded[top:bottom, left_edge:right_edge], title=title,
-                                             scale=image_scale, row0=top - pad_top, col0=left_edge - pad_left,
+                                             scale=image_scale, row0=top - step.pad_top,
+                                             col0=left_edge - step.pad_left,
                                              window=(detail.top, detail.left, detail.bottom, detail.right)),
                         key="conv_step_input_chart")
     with right:
-        ui.plotly_chart(figures.signed_map_figure(value_map[out_top:out_bottom, out_left:out_right],
+        ui.plotly_chart(figures.signed_map_figure(step.values[out_top:out_bottom, out_left:out_right],
                                                   title=f"Output: position ({row}, {col})", highlight=(row, col),
-                                                  row0=out_top, col0=out_left, signed_limit=signed_limit),
+                                                  row0=out_top, col0=out_left, signed_limit=step.signed_limit),
                         key="conv_step_output_chart")
     ui.plotly_chart(figures.window_figure(detail.window, detail.kernel, detail.products), key="conv_window_chart")
     st.markdown(f"**Output ({row}, {col})** = sum of the products"
@@ -523,23 +507,23 @@ def pooling_section() -> None:
         pool_size = st.select_slider("Pool size", (2, 3, 4), value=2, key="conv_pool_size")
         pool_stride = st.select_slider("Pool stride", (1, 2, 3, 4), value=2, key="conv_pool_stride")
     with pool_columns[1]:
-        if out_height < pool_size or out_width < pool_size:
-            st.warning(f"The feature map ({out_height} × {out_width}) is smaller than a {pool_size} × {pool_size} "
-                       "pool; pick a smaller pool or a smaller stride above.", icon=":material/warning:")
+        try:
+            pooled_view = pool_view(output, pool_size, pool_stride, pool_kind)
+        except CnnvizError as error:
+            st.warning(str(error), icon=":material/warning:")
+            return
+        pooled = pooled_view.pooled
+        pooled_height, pooled_width = pooled.shape[:2]
+        st.markdown(f"**{out_height} × {out_width} → {pooled_height} × {pooled_width}**: "
+                    f"`{pooled_view.explained.substituted}` (no weights: a pool only takes the "
+                    f"{pooled_view.takes} of each window).")
+        if pooled.ndim == 3:
+            maps = [(f"{name}, pooled", pooled[:, :, index]) for index, name in enumerate(view.channel_names)]
+            ui.plotly_chart(figures.map_grid_figure(maps, columns=3, height_per_row=240), key="conv_pool_chart")
         else:
-            pooled = pooled_map(output, pool_size, pool_stride, pool_kind)
-            pooled_height, pooled_width = pooled.shape[:2]
-            explained = conv.explain_output_size(out_height, pool_size, pool_stride, "valid")
-            st.markdown(f"**{out_height} × {out_width} → {pooled_height} × {pooled_width}**: "
-                        f"`{explained.substituted}` (no weights: a pool only takes the "
-                        f"{'largest value' if pool_kind == 'max' else 'average'} of each window).")
-            if pooled.ndim == 3:
-                maps = [(f"{name}, pooled", pooled[:, :, index]) for index, name in enumerate(channel_names)]
-                ui.plotly_chart(figures.map_grid_figure(maps, columns=3, height_per_row=240), key="conv_pool_chart")
-            else:
-                ui.plotly_chart(figures.signed_map_figure(pooled, title=f"{pool_kind} pooled ({pooled_height} × "
-                                                                          f"{pooled_width})", height=320),
-                                key="conv_pool_chart")
+            ui.plotly_chart(figures.signed_map_figure(pooled, title=f"{pool_kind} pooled ({pooled_height} × "
+                                                                      f"{pooled_width})", height=320),
+                            key="conv_pool_chart")
 
 
 if revealed:
@@ -557,60 +541,41 @@ if revealed:
 else:
     st.info("Predict the output shape above (or press **Just show me**) to step through the convolution "
             "and pool its result: both would give the answer away.", icon=":material/lock:")
-    st.session_state.conv_playing = False
 
 
 # ----------------------------------------------------------------------------------------------
 # Colour: one 3x3x3 filter, and eight random ones
 # ----------------------------------------------------------------------------------------------
 
-def color_filter(name: str, seed: int) -> np.ndarray:
-    """A 3x3x3 kernel (rows, columns, RGB)."""
-    if name == "edge detector in every channel":
-        return np.repeat(conv.KERNEL_PRESETS["Laplacian edge"].kernel[:, :, None] / 3.0, 3, axis=2)
-    if name == "red minus green":
-        kernel = np.zeros((3, 3, 3))
-        kernel[:, :, 0] = 1 / 9
-        kernel[:, :, 1] = -1 / 9
-        return kernel
-    return conv.random_kernel(3, seed=seed, channels=3)
-
-
 st.header("5 · Colour: one filter sees all three channels")
-color_source = images.to_rgb(unit_pixels)
-if images.is_effectively_gray(pixels):
-    color_source = images.to_unit_float(images.color_shapes(48))
+if not is_color:
     st.caption("The chosen image is gray, so this section uses the built-in colour test card.")
 color_controls = st.columns([3, 2, 2])
-color_name = color_controls[0].selectbox("3×3×3 filter", COLOR_FILTERS, key="conv_color_filter")
+color_name = color_controls[0].selectbox("3×3×3 filter", lab.COLOR_FILTERS, key="conv_color_filter")
 color_seed = color_controls[1].number_input("Random seed", min_value=0, max_value=10_000, value=0, step=1,
                                             key="conv_random_seed")
 color_relu = color_controls[2].toggle("ReLU", key="conv_color_relu")
-color_kernel = color_filter(color_name, int(color_seed))
-per_channel, summed = colour_filter_maps(color_source, color_kernel)  # summed: the three results added.
-if color_relu:
-    summed = conv.relu(summed)
+colour = colour_view(pixels, color_name, int(color_seed), color_relu)
 st.markdown("A Conv2D filter on an RGB image has a 3 × 3 kernel **per channel** (3 × 3 × 3 = 27 weights "
             "plus one bias). Each slice is slid over its own channel, and the three results are **added** into "
             "one feature map: output = R ⋆ k_R + G ⋆ k_G + B ⋆ k_B"
             + (", then ReLU." if color_relu else "."))
-maps = [(f"{name} channel", color_source[:, :, index]) for index, name in enumerate(images.CHANNEL_NAMES)]
-maps.append(("the image", color_source))
-maps += [(f"k_{name[0].upper()}", color_kernel[:, :, index]) for index, name in enumerate(images.CHANNEL_NAMES)]
+maps = [(f"{name} channel", colour.image[:, :, index]) for index, name in enumerate(images.CHANNEL_NAMES)]
+maps.append(("the image", colour.image))
+maps += [(f"k_{name[0].upper()}", colour.kernel[:, :, index]) for index, name in enumerate(images.CHANNEL_NAMES)]
 maps.append(("", None))
-maps += [(f"{name} ⋆ k_{name[0].upper()}", per_channel[index]) for index, name in enumerate(images.CHANNEL_NAMES)]
-maps.append(("sum = one feature map", summed))
-grid = figures.map_grid_figure(maps, columns=4, height_per_row=230, scale=image_scale)
-ui.plotly_chart(grid, key="conv_color_chart")
+maps += [(f"{name} ⋆ k_{name[0].upper()}", colour.per_channel[index])
+         for index, name in enumerate(images.CHANNEL_NAMES)]
+maps.append(("sum = one feature map", colour.summed))
+ui.plotly_chart(figures.map_grid_figure(maps, columns=4, height_per_row=230, scale=image_scale),
+                key="conv_color_chart")
 
 st.subheader("Eight random filters: untrained feature detectors")
 st.caption("Each map comes from a different random 3×3×3 filter drawn like Keras' default initialiser. "
            "Some happen to respond to edges, some to colours, some to almost nothing: training is what turns "
            "such random detectors into useful ones. Change the seed to draw eight more.")
-random_maps = random_filter_maps(color_source, int(color_seed))
-if color_relu:
-    random_maps = [conv.relu(values) for values in random_maps]
-ui.plotly_chart(figures.map_grid_figure([(f"filter {index + 1}", values) for index, values in enumerate(random_maps)],
+ui.plotly_chart(figures.map_grid_figure([(f"filter {index + 1}", values)
+                                         for index, values in enumerate(colour.random_maps)],
                                         columns=4, height_per_row=220, shared_scale=True),
                 key="conv_random_chart")
 

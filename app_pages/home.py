@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from cnnviz import data
-from cnnviz.catalogue import available_lessons
+from cnnviz.catalogue import LESSONS, dataset_sources
 from widgets import ui
 
 ui.page_header(
@@ -17,9 +16,8 @@ st.markdown(
     "learning in front of you, and experiments that answer *why* one design beats another."
 )
 
-lessons = available_lessons()
 columns = st.columns(2)
-for index, lesson in enumerate(lessons):
+for index, lesson in enumerate(LESSONS):
     with columns[index % 2].container(border=True):
         st.subheader(lesson.title)
         st.write(lesson.teaches)
@@ -28,12 +26,4 @@ for index, lesson in enumerate(lessons):
 
 st.header("Datasets")
 st.write("Where each dataset will be loaded from on this server, checked without downloading anything:")
-rows = []
-for name in data.DATASETS:
-    status = data.source_status(name)
-    rows.append({
-        "Dataset": ui.DATASET_LABELS[name],
-        "Source": status.source or "unavailable",
-        "Why": status.note,
-    })
-st.dataframe(rows, hide_index=True, width="stretch")
+st.dataframe(dataset_sources(), hide_index=True, width="stretch")

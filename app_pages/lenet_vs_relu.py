@@ -9,10 +9,9 @@ from the measured table, so they can never contradict the numbers shown beside t
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from cnnviz import data, training
+from cnnviz import data
 from cnnviz.figures import lenet_vs_relu as lenet_vs_relu_figures
 from cnnviz.lessons import lenet_vs_relu
 from cnnviz.lessons.lenet_vs_relu import LENET, RELU_CNN, ComparisonSettings
@@ -26,7 +25,6 @@ EPOCH_CHOICES = (1, 10)
 DEFAULT_TARGET = 75  # Percent of validation accuracy whose first crossing the table counts.
 ACTIVATION_IMAGES = 256  # Test images whose first-layer activations are summarised.
 REQUEST_KEY = "lvr_requested"
-SEED_FIGURES = {RELU_CNN: 0.877, LENET: 0.817}  # The seeds' test accuracies after 10 epochs on all data.
 
 WIDGET_DEFAULTS = {
     "lvr_dataset": "fashion_mnist",
@@ -61,11 +59,10 @@ def _initialise_widgets() -> None:
 
 
 def settings_from_widgets(values: dict) -> ComparisonSettings:
-    """The comparison the widgets describe (the full-data switch overrides size and epochs)."""
-    if values["lvr_full"]:
-        return ComparisonSettings.as_in_the_seeds(values["lvr_dataset"])
-    return ComparisonSettings(dataset=values["lvr_dataset"], limit_train=int(values["lvr_train_images"]),
-                              limit_test=int(values["lvr_test_images"]), epochs=int(values["lvr_epochs"]))
+    """The comparison the widgets describe."""
+    return lenet_vs_relu.settings_from_widgets(values["lvr_dataset"], full=values["lvr_full"],
+                                               train_images=values["lvr_train_images"],
+                                               test_images=values["lvr_test_images"], epochs=values["lvr_epochs"])
 
 
 def _widget_values() -> dict:
@@ -116,8 +113,7 @@ def requested_settings(settings: ComparisonSettings) -> ComparisonSettings | Non
     if request is None:
         # Every model of these settings already on disk (`python -m cnnviz warmup`, or an earlier
         # run on this server): show the results at once instead of asking for a run.
-        configs = lenet_vs_relu.comparison_configs(settings)
-        return settings if all(training.is_cached(config) for config in configs.values()) else None
+        return settings if lenet_vs_relu.comparison_cached(settings) else None
     if request["settings"] != settings:
         st.info("The settings changed since the last run: press **Run the comparison** to train with them. "
                 "Below are the results of the last run.", icon=":material/info:")
@@ -178,9 +174,9 @@ def head_to_head_ui(results: dict, table: lenet_vs_relu.ComparisonTable, setting
         st.caption(f"{relu.params:,} parameters against {lenet.params:,}; "
                    f"{relu.seconds_per_epoch:.2f} s against {lenet.seconds_per_epoch:.2f} s per epoch "
                    "(ReLU CNN first).")
-        if settings.dataset == "fashion_mnist" and settings.limit_train is None:
-            st.caption(f"For reference, the seeds report {SEED_FIGURES[RELU_CNN]:.1%} (ReLU CNN) and "
-                       f"{SEED_FIGURES[LENET]:.1%} (LeNet) after 10 epochs on all of Fashion-MNIST.")
+        reference = lenet_vs_relu.seed_reference(settings)
+        if reference:
+            st.caption(reference)
 
     histories = {key: results[key].history for key in (LENET, RELU_CNN)}
     with ui.key_figure():
@@ -201,13 +197,9 @@ def head_to_head_ui(results: dict, table: lenet_vs_relu.ComparisonTable, setting
                         key="lvr_confusion_difference")
     with right:
         st.markdown("Each cell: the ReLU CNN's share of the true class (row) minus the LeNet's, in "
-                    "percentage points. **On the diagonal**, blue means the ReLU CNN recognises that class "
-                    "more often. **Off the diagonal**, blue means the ReLU CNN makes that mistake more often.")
-        ranked = lenet_vs_relu.class_accuracy_differences(difference, class_names)
-        better = [f"{name} ({100 * value:+.0f})" for name, value in ranked if value > 0][:3]
-        worse = [f"{name} ({100 * value:+.0f})" for name, value in reversed(ranked) if value < 0][:3]
-        st.markdown("ReLU CNN better on: " + (", ".join(better) or "no class") + "  \n"
-                    "tanh LeNet better on: " + (", ".join(worse) or "no class"))
+                    "percentage points. **On the diagonal**, red means the ReLU CNN recognises that class "
+                    "more often. **Off the diagonal**, red means the ReLU CNN makes that mistake more often.")
+        st.markdown(lenet_vs_relu.class_differences_text(difference, class_names))
 
 
 def replay_ui(results: dict, epochs: int) -> None:
@@ -256,39 +248,17 @@ def why_ui(table: lenet_vs_relu.ComparisonTable) -> None:
         st.markdown(relu_note)
 
 
-def _activations(result, images: np.ndarray) -> np.ndarray:
-    return lenet_vs_relu.first_layer_activations(result.model, images)
-
-
 def inside_ui(results: dict) -> None:
     st.header("Inside: the first layer's activations")
     images, _ = results[RELU_CNN].test_data()
-    images = images[:ACTIVATION_IMAGES]
-    keys = [LENET, "lenet_activation", RELU_CNN]
-    values = {key: _activations(results[key], images) for key in keys}
-    names = {key: lenet_vs_relu.first_layer_activation_name(results[key].config.stack()) for key in keys}
-    ui.plotly_chart(lenet_vs_relu_figures.activation_histograms(values, names, LABELS), key="lvr_activations")
-    rows = []
-    for key in keys:
-        stats = lenet_vs_relu.activation_statistics(values[key], names[key])
-        rows.append({
-            "Model": LABELS[key],
-            "Activation": names[key],
-            "Saturated |a| > 0.95 (%)": round(100 * stats.saturated_fraction, 1),
-            "Exactly zero (%)": round(100 * stats.zero_fraction, 1),
-            "Filters silent on every image": f"{lenet_vs_relu.silent_channels(values[key])} of {values[key].shape[-1]}",
-            "Mean": round(stats.mean, 3),
-        })
-    show_table(rows)
-    tanh_stats = lenet_vs_relu.activation_statistics(values[LENET], names[LENET])
-    relu_stats = lenet_vs_relu.activation_statistics(values[RELU_CNN], names[RELU_CNN])
-    if names[LENET] == "tanh":
-        reading = ("hardly ever saturate: they work in tanh's near-linear middle"
-                   if tanh_stats.saturated_fraction < 0.01 else "are saturated")
-        st.markdown(f"On this run {tanh_stats.saturated_fraction:.1%} of the LeNet's first-layer outputs "
-                    f"{reading}, and {relu_stats.zero_fraction:.1%} of the ReLU CNN's are exactly zero.")
+    report = lenet_vs_relu.activation_report(results, images[:ACTIVATION_IMAGES])
+    ui.plotly_chart(lenet_vs_relu_figures.activation_histograms(report.values, report.names, LABELS),
+                    key="lvr_activations")
+    show_table(report.records)
+    if report.reading:
+        st.markdown(report.reading)
     st.markdown(
-        f"Measured on {len(images)} test images. Where tanh is **saturated** (|a| > 0.95) its slope "
+        f"Measured on {report.images} test images. Where tanh is **saturated** (|a| > 0.95) its slope "
         "1 − a² is below 0.1, so the gradient that flows back through that unit is cut by ten or more. "
         "A ReLU output of **exactly zero** passes no gradient at all for that image, but where it is "
         "positive it passes the gradient unchanged, and the zeros make the features sparse. A filter "

@@ -15,24 +15,22 @@ import math
 import numpy as np
 import streamlit as st
 
-from cnnviz import architecture, training
+from cnnviz import architecture, data, training
+from cnnviz.architecture.layers import shape_text
+from cnnviz.errors import CnnvizError
 from cnnviz.figures import train as train_figures
 from cnnviz.figures.style import PRESENTER_FONT_SIZE
 from cnnviz.lessons import train as train_lesson
 from cnnviz.shareable import Param
-from cnnviz.training import OPTIMIZERS, TrainConfig, warmup
+from cnnviz.training import OPTIMIZERS, TrainConfig
 from widgets import ui
 
 # Presets offered for training: the seeds' networks and the 2-unit bottleneck net. Each is
 # re-targeted by `architecture.stack_for` to the chosen dataset's image shape and class count.
 TRAINABLE_PRESETS = ("fashion_relu_cnn", "lenet5_tanh", "cifar10_cnn", "bottleneck_cnn")
 CUSTOM = "custom"
-# The default run (preset per dataset, subset sizes, hyper-parameters) lives in one place that
-# `python -m cnnviz warmup` also pre-trains: `cnnviz.training.warmup.train_page_default_config`.
-DEFAULT_PRESET = warmup.TRAIN_PAGE_PRESETS
-DEFAULT_TRAIN_IMAGES = warmup.TRAIN_PAGE_TRAIN_IMAGES
-DEFAULT_TEST_IMAGES = warmup.TRAIN_PAGE_TEST_IMAGES
-DEFAULT_HYPER = warmup.TRAIN_PAGE_HYPERPARAMETERS
+# The default run (subset sizes, hyper-parameters; the preset is the dataset spec's) lives in one
+# place that `python -m cnnviz warmup` also pre-trains: `cnnviz.lessons.train.default_config`.
 GRID_MODES = {"random": "a random sample", "first": "the first test images", "errors": "mistakes only"}
 CELL_IMAGES_SHOWN = 40
 RESULT_KEY = "train_result"
@@ -47,7 +45,7 @@ def _is_layer_list(value) -> bool:
 
 
 SHARED_PARAMS = [
-    Param("train_dataset", "choice", choices=("fashion_mnist", "mnist", "cifar10")),
+    Param("train_dataset", "choice", choices=data.DATASETS),
     Param("train_full_data", "bool"),
     Param("train_limit_train", "int", minimum=50, maximum=60_000),
     Param("train_limit_test", "int", minimum=50, maximum=10_000),
@@ -77,11 +75,11 @@ def data_settings_ui():
         full = st.checkbox("Use all the data", key="train_full_data",
                            help="Every training and test image of the dataset: slower, a little more accurate.")
     with middle:
-        limit_train = st.number_input("Training images", min_value=50, max_value=60_000, value=DEFAULT_TRAIN_IMAGES,
+        limit_train = st.number_input("Training images", min_value=50, max_value=60_000, value=train_lesson.DEFAULT_TRAIN_IMAGES,
                                       step=1_000, key="train_limit_train", disabled=full,
                                       help="A stratified subset: every class equally represented.")
     with right:
-        limit_test = st.number_input("Test images", min_value=50, max_value=10_000, value=DEFAULT_TEST_IMAGES,
+        limit_test = st.number_input("Test images", min_value=50, max_value=10_000, value=train_lesson.DEFAULT_TEST_IMAGES,
                                      step=500, key="train_limit_test", disabled=full,
                                      help="Held-out images for validation after every epoch and for the analysis.")
     if full:
@@ -96,7 +94,7 @@ def architecture_ui(dataset) -> list[dict] | None:
     st.subheader("2 · Architecture")
     options = TRAINABLE_PRESETS + (CUSTOM,)
     if "train_preset" not in st.session_state:
-        st.session_state["train_preset"] = DEFAULT_PRESET[dataset.name]
+        st.session_state["train_preset"] = data.spec(dataset.name).default_preset
     choice = st.selectbox(
         "Network", options, key="train_preset",
         format_func=lambda key: "Custom stack" if key == CUSTOM else architecture.PRESETS[key].title,
@@ -116,37 +114,22 @@ def architecture_ui(dataset) -> list[dict] | None:
             st.caption(architecture.PRESETS[choice].description)
             stack = architecture.stack_for(choice, dataset.image_shape, dataset.num_classes)
             rows = architecture.summarize(dataset.image_shape, stack)
-    except ValueError as error:  # ArchitectureError is a ValueError, as are unreadable table cells.
-        st.error(f"This stack cannot work on {_shape(dataset.image_shape)} images: {error}",
+    except CnnvizError as error:
+        st.error(f"This stack cannot work on {shape_text(dataset.image_shape)} images: {error}",
                  icon=":material/error:")
         return None
-    problem = output_problem(rows, dataset.num_classes, ui.DATASET_LABELS[dataset.name])
+    problem = architecture.classifier_head_problem(rows, dataset.num_classes, data.spec(dataset.name).title)
     if problem:
         st.error(problem, icon=":material/error:")
         return None
     total = architecture.totals(rows)
-    st.markdown(f"**{total.params:,} parameters** in {len(rows)} layers, input {_shape(dataset.image_shape)}.")
+    st.markdown(f"**{total.params:,} parameters** in {len(rows)} layers, input {shape_text(dataset.image_shape)}.")
     with st.expander("Layer by layer"):
         st.dataframe(
-            [{"layer": row.name, "what": row.description, "output shape": _shape(row.output_shape),
+            [{"layer": row.name, "what": row.description, "output shape": shape_text(row.output_shape),
               "parameters": row.params, "how": row.formula} for row in rows],
             hide_index=True, width="stretch")
     return stack
-
-
-def output_problem(rows, num_classes: int, dataset_label: str) -> str | None:
-    """Why a (valid) stack cannot classify this dataset, or None: it must end in one score per class."""
-    last = rows[-1]
-    if last.type != "dense" or last.output_shape[-1] != num_classes:
-        return (f"The last layer must be a Dense layer with {num_classes} units, one per class of "
-                f"{dataset_label}.")
-    if len(last.output_shape) != 1:
-        return (f"The network ends in a {_shape(last.output_shape)} volume, not a list of {num_classes} class "
-                "scores: put a Flatten (or global pooling) layer before the Dense layers.")
-    if last.config.get("activation") not in (None, "linear", "softmax"):
-        return ("The output layer must use softmax (or no activation) so that its outputs can be read as "
-                f"class probabilities, not {last.config.get('activation')}.")
-    return None
 
 
 def custom_stack_ui(dataset) -> list[dict] | None:
@@ -157,11 +140,11 @@ def custom_stack_ui(dataset) -> list[dict] | None:
                             help="A list of layers, or the calculator's export with input_shape and layers. "
                                  "The input shape is always the dataset's.")
     # The table starts from the preset chosen before switching to "Custom stack".
-    base = st.session_state.get("_train_last_preset", DEFAULT_PRESET[dataset.name])
+    base = st.session_state.get("_train_last_preset", data.spec(dataset.name).default_preset)
     try:
         start = architecture.stack_for(base, dataset.image_shape, dataset.num_classes)
-    except ValueError:
-        start = architecture.stack_for(DEFAULT_PRESET[dataset.name], dataset.image_shape, dataset.num_classes)
+    except CnnvizError:
+        start = architecture.stack_for(data.spec(dataset.name).default_preset, dataset.image_shape, dataset.num_classes)
     if _is_layer_list(st.session_state.get(CUSTOM_STACK_KEY)):
         # The stack from a shared link, or the last valid edit (fed back so that it survives a page switch).
         start = st.session_state[CUSTOM_STACK_KEY]
@@ -189,36 +172,23 @@ def hyperparameters_ui():
     """Optimizer, learning rate, batch size, epochs, seed and the engine's speed switch."""
     st.subheader("3 · Hyper-parameters")
     columns = st.columns(5)
-    optimizer = columns[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT_HYPER["optimizer"]),
+    optimizer = columns[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(train_lesson.DEFAULT_HYPERPARAMETERS["optimizer"]),
                                      key="train_optimizer",
                                      format_func={"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}.get)
     learning_rate = columns[1].number_input(
-        "Learning rate", min_value=1e-6, max_value=100.0, value=DEFAULT_HYPER["learning_rate"], step=0.001, format="%.4f",
+        "Learning rate", min_value=1e-6, max_value=100.0, value=train_lesson.DEFAULT_HYPERPARAMETERS["learning_rate"], step=0.001, format="%.4f",
         key="train_learning_rate", help="Step size of each update. Try 10 to see training blow up.")
-    batch_size = columns[2].number_input("Batch size", min_value=1, max_value=4096, value=DEFAULT_HYPER["batch_size"], step=32,
+    batch_size = columns[2].number_input("Batch size", min_value=1, max_value=4096, value=train_lesson.DEFAULT_HYPERPARAMETERS["batch_size"], step=32,
                                          key="train_batch_size", help="Images per weight update.")
-    epochs = columns[3].number_input("Epochs", min_value=0, max_value=100, value=DEFAULT_HYPER["epochs"], step=1, key="train_epochs",
+    epochs = columns[3].number_input("Epochs", min_value=0, max_value=100, value=train_lesson.DEFAULT_HYPERPARAMETERS["epochs"], step=1, key="train_epochs",
                                      help="Passes over the training images.")
-    seed = columns[4].number_input("Seed", min_value=0, max_value=2**31 - 1, value=DEFAULT_HYPER["seed"], step=1, key="train_seed",
+    seed = columns[4].number_input("Seed", min_value=0, max_value=2**31 - 1, value=train_lesson.DEFAULT_HYPERPARAMETERS["seed"], step=1, key="train_seed",
                                    help="Same seed and settings: the same curves again.")
-    fast = st.toggle("Fast engine", value=DEFAULT_HYPER["fast"], key="train_fast",
+    fast = st.toggle("Fast engine", value=train_lesson.DEFAULT_HYPERPARAMETERS["fast"], key="train_fast",
                      help="Several batches per graph call and a warm-up + cosine learning-rate schedule "
                           "(the learning rate above is the peak). Off: plain model.fit at a constant rate.")
     return {"optimizer": optimizer, "learning_rate": float(learning_rate), "batch_size": int(batch_size),
             "epochs": int(epochs), "seed": int(seed), "fast": bool(fast)}
-
-
-def settings_problems(config: TrainConfig, dataset) -> list[str]:
-    """Why these settings cannot train, in words a student understands (empty when fine)."""
-    problems = []
-    try:
-        config.validate()
-    except ValueError as error:
-        problems.append(str(error))
-    if config.batch_size > len(dataset.x_train):
-        problems.append(f"The batch size ({config.batch_size}) is larger than the training set "
-                        f"({len(dataset.x_train):,} images): choose a smaller batch or more training images.")
-    return problems
 
 
 def _caption_font() -> int:
@@ -226,34 +196,40 @@ def _caption_font() -> int:
     return PRESENTER_FONT_SIZE - 2 if ui.presenter_mode() else 11
 
 
-def _shape(shape) -> str:
-    return "×".join(str(size) for size in shape)
-
-
 # --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
 
-def training_ui(config: TrainConfig | None, problems: list[str]):
-    """The Train button and the run; returns (result or None, whether the engine showed its messages)."""
-    for problem in problems:
-        st.error(problem, icon=":material/error:")
+def training_ui(config: TrainConfig | None, dataset):
+    """The Train button and the run; returns (result or None, whether the engine showed its messages).
+
+    The settings are checked by `TrainConfig.validate` on the loaded training set (its message is
+    shown as it is), and a request carries the dataset loaded for it, so nothing loads it again.
+    """
+    ready = config is not None
+    if config is not None:
+        try:
+            config.validate(train_images=len(dataset.x_train))
+        except CnnvizError as error:
+            st.error(str(error), icon=":material/error:")
+            ready = False
     clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train_start",
-                        disabled=config is None or bool(problems))
+                        disabled=not ready)
     if clicked:
-        # The config of THIS run: a value typed just before the click is already in it (an
+        # The request of THIS run: a value typed just before the click is already in its config (an
         # `on_click` callback would get the config of the previous run).
-        st.session_state[REQUEST_KEY] = config
-    requested = st.session_state.get(REQUEST_KEY)
+        st.session_state[REQUEST_KEY] = (config, dataset)
+    request = st.session_state.get(REQUEST_KEY)
     stored = st.session_state.get(RESULT_KEY)
-    if requested is None and stored is None and config is not None and not problems and training.is_cached(config):
+    if request is None and stored is None and ready and training.is_cached(config, data=dataset):
         # Pre-trained (`python -m cnnviz warmup`) or trained earlier on this server: shown at once.
-        requested = config
-    if requested is None:
+        request = (config, dataset)
+    if request is None:
         return stored, False
+    requested, requested_data = request
     if not clicked and stored is not None and stored.config.key() == requested.key():
         return stored, False
-    result = ui.train_with_progress(requested, key="train_run", fresh=clicked)
+    result = ui.train_with_progress(requested, key="train_run", fresh=clicked, data=requested_data)
     if result is None:
         # The engine explained the problem; do not start it again on the next rerun.
         st.session_state[REQUEST_KEY] = None
@@ -293,17 +269,12 @@ def outcome_messages(result, *, engine_spoke: bool) -> bool:
 # Results
 # --------------------------------------------------------------------------------------------
 
-def _analysis(result) -> dict:
-    """Test images, labels, probabilities and the confusion matrix of a result (once per result)."""
+def _analysis(result) -> train_lesson.ResultAnalysis:
+    """The result's test predictions and errors (computed once per result, kept for this session)."""
     cached = st.session_state.get("train_analysis")
     if cached is not None and cached[0] is result:
         return cached[1]
-    images, labels = result.test_data()
-    probabilities = result.predict_test()
-    predicted = probabilities.argmax(axis=1)
-    confusion = train_lesson.confusion_matrix(labels, predicted, result.num_classes)
-    analysis = {"images": images, "labels": np.asarray(labels), "probabilities": probabilities,
-                "predicted": predicted, "confusion": confusion}
+    analysis = train_lesson.analyse(result)
     st.session_state["train_analysis"] = (result, analysis)
     return analysis
 
@@ -331,18 +302,15 @@ def _apply_cell_click() -> None:
         st.session_state["train_cell_predicted"] = int(round(points[0]["x"]))
 
 
-def errors_ui(result, analysis: dict) -> None:
+def errors_ui(result, analysis: train_lesson.ResultAnalysis) -> None:
     names = result.class_names
     classes = range(len(names))
-    confusion = analysis["confusion"]
-    pairs = train_lesson.most_confused_pairs(confusion, top=5)
+    confusion, pairs = analysis.confusion, analysis.pairs
     # A newly trained model opens on its most-confused pair; later choices are the student's.
     fresh_model = st.session_state.get("_train_cell_model") != result.config.key()
     if fresh_model or st.session_state.get("train_cell_true") not in classes:
         st.session_state["_train_cell_model"] = result.config.key()
-        first = pairs[0] if pairs else train_lesson.ConfusedPair(0, 0, 0, 0.0)
-        st.session_state["train_cell_true"] = first.true_class
-        st.session_state["train_cell_predicted"] = first.predicted_class
+        st.session_state["train_cell_true"], st.session_state["train_cell_predicted"] = analysis.first_cell
     if st.session_state.get("train_cell_predicted") not in classes:
         st.session_state["train_cell_predicted"] = 0
     true_class = st.session_state["train_cell_true"]
@@ -357,9 +325,8 @@ def errors_ui(result, analysis: dict) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Accuracy per class**")
-        accuracy = train_lesson.per_class_accuracy(confusion)
         ui.plotly_chart(train_figures.per_class_accuracy_figure(
-            accuracy, names, overall=train_lesson.overall_accuracy(confusion)), key="train_per_class_chart")
+            analysis.per_class_accuracy, names, overall=analysis.accuracy), key="train_per_class_chart")
     with right:
         st.markdown("**Most-confused pairs**")
         if pairs:
@@ -373,26 +340,26 @@ def errors_ui(result, analysis: dict) -> None:
     pick_true.selectbox("True class", list(classes), format_func=lambda i: names[i], key="train_cell_true")
     pick_predicted.selectbox("Predicted as", list(classes), format_func=lambda i: names[i],
                              key="train_cell_predicted")
-    indices = train_lesson.cell_indices(analysis["labels"], analysis["predicted"], true_class, predicted_class)
+    indices = analysis.cell(true_class, predicted_class)
     kind = "correctly classified" if true_class == predicted_class else "misclassified"
     st.markdown(f"**{len(indices)} {names[true_class]} test image(s) predicted as {names[predicted_class]}** "
                 f"({kind}{'; the first ' + str(CELL_IMAGES_SHOWN) + ' shown' if len(indices) > CELL_IMAGES_SHOWN else ''}).")
     if len(indices):
         shown = indices[:CELL_IMAGES_SHOWN]
-        confidence = analysis["probabilities"][shown, predicted_class]
+        confidence = analysis.probabilities[shown, predicted_class]
         titles = [f"#{index}<br>{value:.0%}" for index, value in zip(shown, confidence)]
         ui.plotly_chart(train_figures.image_grid_figure(
-            analysis["images"][shown], titles, errors=[true_class != predicted_class] * len(shown),
+            analysis.images[shown], titles, errors=[true_class != predicted_class] * len(shown),
             columns=6 if ui.presenter_mode() else 10,
             tile_pixels=64, caption_font_pixels=_caption_font()), key="train_cell_images")
 
 
-def prediction_grid_ui(result, analysis: dict) -> None:
+def prediction_grid_ui(result, analysis: train_lesson.ResultAnalysis) -> None:
     st.subheader("Test predictions")
     st.session_state.setdefault("train_grid_mode", "random")  # Not `default=`: a link may set it.
     mode = st.segmented_control("Show", list(GRID_MODES), format_func=GRID_MODES.get,
                                 key="train_grid_mode") or "random"
-    grid = train_lesson.prediction_grid(analysis["images"], analysis["labels"], analysis["probabilities"],
+    grid = train_lesson.prediction_grid(analysis.images, analysis.labels, analysis.probabilities,
                                       count=24, mode=mode, seed=result.config.seed)
     titles = train_figures.prediction_titles(grid.true_labels, grid.predicted_labels, result.class_names,
                                                 grid.confidence)
@@ -408,25 +375,25 @@ def filters_ui(result) -> None:
     st.subheader("What the first layer looks for")
     try:
         filters = train_lesson.first_layer_filters(result.model)
-    except ValueError as error:
+    except CnnvizError as error:
         st.info(str(error))
         return
     count, height, width, channels = filters.weights.shape
     if filters.is_rgb:
         explanation = "each filter's three input channels shown as a colour picture (scaled per filter)"
     else:
-        explanation = "blue = positive weight, red = negative; a filter fires where the image matches its pattern"
+        explanation = "red = positive weight, blue = negative; a filter fires where the image matches its pattern"
     st.caption(f"The {count} kernels of **{filters.layer_name}**, {height}×{width}×{channels} each: {explanation}.")
     ui.plotly_chart(train_figures.filters_figure(filters.weights), key="train_filters_chart")
 
 
-def activations_ui(result, analysis: dict) -> None:
+def activations_ui(result, analysis: train_lesson.ResultAnalysis) -> None:
     st.subheader("Activation maps")
     layers = train_lesson.conv_layers(result.model)
     if not layers:
         st.info("This network has no convolution layer, so there are no activation maps to show.")
         return
-    count = len(analysis["images"])
+    count = len(analysis.images)
     if st.session_state.get("train_image_index", 0) > count - 1:
         # A newer model may have fewer test images than the index chosen for the previous one.
         st.session_state["train_image_index"] = count - 1
@@ -436,13 +403,13 @@ def activations_ui(result, analysis: dict) -> None:
             st.session_state["train_image_index"] = 0
         index = int(st.number_input("Test image", min_value=0, max_value=count - 1, step=1,
                                     key="train_image_index", help=f"0 to {count - 1}"))
-        image = analysis["images"][index]
+        image = analysis.images[index]
         names = result.class_names
-        true, predicted = int(analysis["labels"][index]), int(analysis["predicted"][index])
+        true, predicted = int(analysis.labels[index]), int(analysis.predicted[index])
         verdict = "✓" if true == predicted else "✗"
         st.image(image if image.shape[-1] == 3 else image[..., 0], width=140, clamp=True)
         st.markdown(f"true **{names[true]}**, predicted **{names[predicted]}** {verdict} "
-                    f"({analysis['probabilities'][index, predicted]:.0%})")
+                    f"({analysis.probabilities[index, predicted]:.0%})")
     with right:
         st.caption("What every convolution layer outputs for this image, after its activation: bright = "
                    "strong response. Deeper layers are smaller and more abstract. Dark channels did not fire.")
@@ -451,26 +418,26 @@ def activations_ui(result, analysis: dict) -> None:
                             key=f"train_maps_{maps.layer_name}")
 
 
-def feature_space_ui(result, analysis: dict) -> None:
+def feature_space_ui(result, analysis: train_lesson.ResultAnalysis) -> None:
     st.subheader("2-D feature space")
     layer = train_lesson.bottleneck_layer(result.model)
     if layer is None:
         st.info("Only a network with a 2-unit Dense bottleneck has a feature space you can draw: choose "
                 "*CNN with a 2-unit bottleneck* and train it.", icon=":material/scatter_plot:")
         return
-    points = train_lesson.feature_space(result.model, analysis["images"])
+    points = train_lesson.feature_space(result.model, analysis.images)
     st.caption(f"Each test image is squeezed to two numbers by **{layer.name}**; the softmax head classifies "
                "from them alone. Classes the network confuses overlap here.")
     if result.test_accuracy < 0.75:
         st.caption("The clusters sharpen with training: try 10 to 15 epochs for this network.")
-    ui.plotly_chart(train_figures.feature_space_figure(points, analysis["labels"], result.class_names),
+    ui.plotly_chart(train_figures.feature_space_figure(points, analysis.labels, result.class_names),
                     key="train_feature_space_chart")
 
 
 def upload_ui(result) -> None:
     st.subheader("Try your own image")
     dataset = result.config.dataset
-    dark = train_lesson.DATASET_FORMATS[dataset].dark_background
+    dark = data.spec(dataset).dark_background
     upload = st.file_uploader("A PNG or JPEG picture", type=["png", "jpg", "jpeg", "webp", "bmp"],
                               key="train_upload")
     invert_choice = "auto"
@@ -484,9 +451,9 @@ def upload_ui(result) -> None:
         st.info("Upload a picture to see what the trained network makes of it.", icon=":material/upload:")
         return
     try:
-        prepared = train_lesson.preprocess_upload(upload.getvalue(), dataset,
-                                                invert={"auto": None, "invert": True, "keep": False}[invert_choice])
-    except ValueError as error:
+        prepared = train_lesson.prepare_upload(upload.getvalue(), dataset,
+                                             invert={"auto": None, "invert": True, "keep": False}[invert_choice])
+    except CnnvizError as error:
         st.error(str(error), icon=":material/broken_image:")
         return
     probabilities = result.predict(prepared.image)[0]  # (num_classes,), under the model's lock
@@ -498,6 +465,8 @@ def upload_ui(result) -> None:
         seen.image(image if image.shape[-1] == 3 else image[..., 0], width=110, clamp=True,
                    caption="what the network sees")
         st.caption("Steps: " + ("; ".join(prepared.steps) or "none needed") + ".")
+        for note in prepared.notes:
+            st.caption(note)
     with right:
         best = int(np.argmax(probabilities))
         st.markdown(f"Prediction: **{result.class_names[best]}** ({probabilities[best]:.0%})")
@@ -535,10 +504,9 @@ config = None
 if stack is not None:
     config = TrainConfig.from_stack(stack, dataset=dataset.name, limit_train=limit_train, limit_test=limit_test,
                                     **hyper)
-problems = settings_problems(config, dataset) if config is not None else []
 
 st.divider()
-result, engine_spoke = training_ui(config, problems)
+result, engine_spoke = training_ui(config, dataset)
 if result is None:
     st.info("Press **Train** to train this network. The defaults take well under a minute.",
             icon=":material/model_training:")

@@ -45,9 +45,8 @@ DEFAULTS = dict(pretrain_per_class=_DEFAULT.pretrain_per_class, test_per_class=_
                 smallest=transfer.SMALLEST_TRANSFER_SIZE, steps=transfer.DEFAULT_SIZE_STEPS)
 
 
-# The bottleneck net has the same number of layers whatever the class count; the freeze slider
-# offers 0 (nothing frozen) up to all but the head.
-_STACK_LENGTH = len(transfer.bottleneck_stack(_DEFAULT.input_shape, len(transfer.DEFAULT_TRANSFER_CLASSES)))
+# The freeze slider offers 0 (nothing frozen) up to all but the head.
+_DEEPEST_FREEZE, _DEFAULT_FREEZE = transfer.freeze_choices(_DEFAULT)
 WIDGET_DEFAULTS = {
     "transfer_pretrain_classes": list(transfer.DEFAULT_PRETRAIN_CLASSES),
     "transfer_transfer_classes": list(transfer.DEFAULT_TRANSFER_CLASSES),
@@ -55,8 +54,7 @@ WIDGET_DEFAULTS = {
     "transfer_pretrain_epochs": DEFAULTS["pretrain_epochs"],
     "transfer_test_per_class": DEFAULTS["test_per_class"],
     "transfer_epochs": DEFAULTS["transfer_epochs"],
-    "transfer_freeze": transfer.conv_block_depth(
-        transfer.bottleneck_stack(_DEFAULT.input_shape, len(transfer.DEFAULT_TRANSFER_CLASSES))),
+    "transfer_freeze": _DEFAULT_FREEZE,
     "transfer_transfer_per_class": DEFAULTS["transfer_per_class"],
     "transfer_smallest": DEFAULTS["smallest"],
     "transfer_largest": DEFAULTS["largest"],
@@ -66,7 +64,7 @@ WIDGET_DEFAULTS = {
 
 def _class_list(value) -> bool:
     return (isinstance(value, list) and len(set(value)) == len(value)
-            and all(isinstance(label, int) and 0 <= label < len(data.CLASS_NAMES[DATASET]) for label in value))
+            and all(isinstance(label, int) and 0 <= label < data.spec(DATASET).num_classes for label in value))
 
 
 # Every control of the page, as it appears in a shared link.
@@ -77,7 +75,7 @@ VIEW_PARAMS = [
     Param("transfer_pretrain_epochs", "int", minimum=1, maximum=30),
     Param("transfer_test_per_class", "choice", choices=TEST_PER_CLASS_OPTIONS),
     Param("transfer_epochs", "int", minimum=1, maximum=30),
-    Param("transfer_freeze", "int", minimum=0, maximum=_STACK_LENGTH - 1),
+    Param("transfer_freeze", "int", minimum=0, maximum=_DEEPEST_FREEZE),
     Param("transfer_transfer_per_class", "choice", choices=TRANSFER_PER_CLASS_OPTIONS),
     Param("transfer_smallest", "choice", choices=SMALLEST_OPTIONS),
     Param("transfer_largest", "choice", choices=LARGEST_OPTIONS),
@@ -131,9 +129,9 @@ def frozen_check(pretrained_key: str, transferred_key: str, freeze_layers: int, 
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def comparison_job(job_key: str, _split, _settings, _sizes) -> transfer.ComparisonJob:
+def comparison_job(job_key: str, _split, _settings, _sizes) -> training.Job:
     """The shared background job comparing the strategies (started on a miss, kept when done)."""
-    return transfer.ComparisonJob(_split, _settings, _sizes).start()
+    return transfer.comparison_job(_split, _settings, _sizes).start()
 
 
 def _requested(flag: str, config, clicked: bool) -> bool:
@@ -259,30 +257,26 @@ def before_ui(split, settings, pretrained):
     st.dataframe(table.as_records(), hide_index=True, width="stretch",
                  column_config={split.class_names[c]: st.column_config.NumberColumn(format="%.1f%%")
                                 for c in split.pretrain})
-    sentences = [f"**{split.class_names[row]}** is mostly taken for **{split.class_names[seen]}** ({share:.0f}%)"
-                 for row, (seen, share) in table.most_predicted().items()]
-    st.markdown("; ".join(sentences) + ".")
+    st.markdown(transfer.predicted_as_text(table))
     return images, labels, images_key, before
 
 
 def freeze_ui(split, settings):
     """The freeze-depth slider and transfer-set size; returns (freeze_layers, transfer config, plan)."""
-    stack = transfer.bottleneck_stack(settings.input_shape, len(split.transfer))
-    plan_all = transfer.layer_plan(settings.input_shape, stack, copy_layers=len(stack) - 1, freeze_layers=0)
-    names = [row.name for row in plan_all.rows]
+    names = [row.name for row in transfer.freeze_plan(split, settings).rows]
 
     def describe(depth: int) -> str:
         return "nothing frozen" if depth == 0 else f"freeze up to {names[depth - 1]}"
 
     left, right = st.columns([3, 2])
-    freeze_layers = left.select_slider("Freeze the first layers", list(range(len(stack))),
+    freeze_layers = left.select_slider("Freeze the first layers", list(range(len(names))),
                                        format_func=describe, key="transfer_freeze",
                                        help="The last layer (the head) is new: it has one output per transfer "
                                             "class, so it always trains.")
     per_class = right.select_slider("Transfer images per class", TRANSFER_PER_CLASS_OPTIONS,
                                     format_func=_images_label,
                                     key="transfer_transfer_per_class")
-    plan = transfer.layer_plan(settings.input_shape, stack, copy_layers=len(stack) - 1, freeze_layers=freeze_layers)
+    plan = transfer.freeze_plan(split, settings, freeze_layers)
     ui.plotly_chart(transfer_figures.layer_roles_figure([r.name for r in plan.rows], [r.kind for r in plan.rows],
                                                         [r.params for r in plan.rows], [r.role for r in plan.rows]),
                     key="transfer_roles_chart")
@@ -337,7 +331,7 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
     st.header("5 · How much data do you need?")
     st.write("Three ways to use the pre-trained network, each trained on transfer sets from a few dozen "
              "images up, and scored on the same test images:")
-    st.markdown("\n".join(f"- **{STRATEGY_LABELS[s]}**: {_strategy_text(s)}" for s in STRATEGIES))
+    st.markdown("\n".join(f"- **{STRATEGY_LABELS[s]}**: {transfer.STRATEGY_TEXTS[s]}" for s in STRATEGIES))
     k = len(split.transfer)
     left, middle, right = st.columns(3)
     smallest = left.select_slider("Smallest transfer set", SMALLEST_OPTIONS,
@@ -346,11 +340,10 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
                                    format_func=_images_label, key="transfer_largest",
                                    help="'all' uses every training image of the transfer classes.")
     steps = right.slider("Sizes", 2, 6, key="transfer_size_steps")
-    full_size = full_per_class * k
-    largest_size = full_size if largest == ALL else min(int(largest), full_size)
     try:
-        sizes = transfer.size_ladder(largest_size, k, smallest=min(int(smallest), largest_size), steps=steps)
-    except ValueError as error:
+        sizes = transfer.comparison_sizes(split, full_per_class, smallest=int(smallest), largest=_per_class(largest),
+                                          steps=steps)
+    except CnnvizError as error:
         st.error(str(error))
         return
     st.caption(f"Transfer-set sizes: {', '.join(f'{s:,}' for s in sizes)} images "
@@ -360,9 +353,7 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
                         key="transfer_compare_button")
     if clicked:
         st.session_state["transfer_compare_for"] = job_key
-    on_disk = all(training.is_cached(transfer.strategy_config(strategy, split, settings, size // k, num_images=size))
-                  for size in sizes for strategy in STRATEGIES)
-    if st.session_state.get("transfer_compare_for") != job_key and not on_disk:
+    if st.session_state.get("transfer_compare_for") != job_key and not transfer.comparison_cached(split, settings, sizes):
         st.info(f"Press **Compare the strategies** to train them all (measured {MEASURED_COMPARE_SECONDS:g} s with the "
                 "default sizes on two idle CPU cores).",
                 icon=":material/info:")
@@ -387,12 +378,8 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
     if job.error is not None:
         comparison_job.clear(job_key, None, None, None)
         st.session_state.pop("transfer_compare_for", None)
-        if isinstance(job.error, transfer.ComparisonStopped):
-            st.info("The comparison was stopped. Runs that finished are cached and will not train again.")
-        elif isinstance(job.error, CnnvizError):
-            st.error(str(job.error))
-        else:
-            st.error(f"The comparison failed: {type(job.error).__name__}: {job.error}")
+        ui.show_job_error(job.error, failed="The comparison failed",
+                          stopped="The comparison was stopped. Runs that finished are cached and will not train again.")
         return
     comparison = job.result
     ui.plotly_chart(transfer_figures.accuracy_curves(comparison.sizes, comparison.accuracy, chance=1 / k,
@@ -438,14 +425,6 @@ def strategy_replay_ui(comparison) -> None:
                    together_label="All three strategies together")
 
 
-def _strategy_text(strategy: str) -> str:
-    return {
-        "frozen": "copy the convolutions and freeze them; the dense layers start random and train.",
-        "fine_tune": "copy every layer but the head and let all weights train.",
-        "scratch": "the same network with random weights, trained on the transfer set only.",
-    }[strategy]
-
-
 def _four_cases_table(similarity: str, reading) -> None:
     """The four cases as a 2x2 grid (data size x similarity), marking the ones the curves point to."""
     matched = {r.case.key for r in reading.readings} if reading is not None else set()
@@ -480,11 +459,10 @@ _initialise_widgets()
 ui.publish_view(VIEW_PARAMS)
 dataset = ui.load_dataset_or_stop(DATASET)
 split = split_ui(dataset.class_names)
-similarity = transfer.judge_similarity(split)
+similarity = transfer.judge_similarity(split, data.spec(DATASET).class_families)
 st.caption(f":material/compare: Similarity: **{similarity.verdict}**: {similarity.reason}")
 settings = settings_ui()
-counts = np.bincount(dataset.y_train, minlength=dataset.num_classes)
-full_per_class = int(min(counts[c] for c in split.transfer))
+full_per_class = transfer.transfer_capacity(dataset.y_train, split)
 
 pretrain_config, pretrained = pretrain_ui(split, settings)
 images, labels, images_key, before = before_ui(split, settings, pretrained)

@@ -52,7 +52,7 @@ def keras_reference(keras) -> int:
     total = 0
     with keras.StatelessScope():
         for row in arch.summarize(PRESET.input_shape, PRESET.layers):
-            layer = arch.keras_layer(row.config, row.name)
+            layer = arch.LAYERS[row.type].keras_layer(row.config, row.name)
             layer.build(shape)
             shape = tuple(layer.compute_output_shape(shape))
             total += layer.count_params()

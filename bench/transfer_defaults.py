@@ -71,7 +71,7 @@ def main() -> None:
     for name, seconds, accuracy in rows:
         print(f"{name:36s} {seconds:8.2f} {seconds / reference:7.2f}  {accuracy}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    reading = transfer.relate_to_cases(comparison, transfer.judge_similarity(split).verdict)
+    reading = transfer.relate_to_cases(comparison, transfer.judge_similarity(split, data.spec("fashion_mnist").class_families).verdict)
     for sentence in reading.summary:
         print("  " + sentence.replace("**", ""))
 

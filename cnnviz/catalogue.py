@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from cnnviz import data
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # Where `Lesson.file` paths start.
 
 
 @dataclass(frozen=True)
@@ -18,14 +20,6 @@ class Lesson:
     url_path: str
     teaches: str  # One sentence: the concept the page makes visible.
     try_this: str  # One concrete thing for a student to do first.
-
-    @property
-    def path(self) -> Path:
-        return PROJECT_ROOT / self.file
-
-    @property
-    def exists(self) -> bool:
-        return self.path.is_file()
 
 
 LESSONS: tuple[Lesson, ...] = (
@@ -80,6 +74,11 @@ LESSONS: tuple[Lesson, ...] = (
 )
 
 
-def available_lessons() -> list[Lesson]:
-    """The lessons whose page file exists in this checkout, in teaching order."""
-    return [lesson for lesson in LESSONS if lesson.exists]
+
+def dataset_sources() -> list[dict[str, str]]:
+    """For the home page: where each dataset would be loaded from on this server, and why (nothing is loaded)."""
+    rows = []
+    for name in data.DATASETS:
+        status = data.source_status(name)
+        rows.append({"Dataset": data.spec(name).title, "Source": status.source or "unavailable", "Why": status.note})
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,12 +67,15 @@ def _wait_for_health(url: str, process: subprocess.Popen, timeout: float) -> Non
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
 
 
-@pytest.fixture(scope="session")
-def streamlit_app(tmp_path_factory) -> str:
-    """Start `streamlit run app.py` headless on a free port; yield its base URL."""
+@contextlib.contextmanager
+def running_streamlit(log_path: Path) -> Iterator[str]:
+    """Run `streamlit run app.py` headless on a free port until the block ends; yield its base URL.
+
+    Only the health endpoint is polled before the URL is handed out: the app's script has not run
+    yet, so the caller's first page request is the server's first.
+    """
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -90,6 +95,20 @@ def streamlit_app(tmp_path_factory) -> str:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def streamlit_app(tmp_path_factory) -> Iterator[str]:
+    """One app server shared by the browser tests of the session (warm after the first page)."""
+    with running_streamlit(tmp_path_factory.mktemp("streamlit") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_streamlit_app(tmp_path) -> Iterator[str]:
+    """An app server of this test's own that has not served a page yet."""
+    with running_streamlit(tmp_path / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ requirements are pinned, and the Streamlit config has the settings the app relie
 
 from __future__ import annotations
 
+import configparser
 import re
 import tomllib
 from pathlib import Path
@@ -21,6 +22,20 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert f"\n{_ci_test_command()}\n" in readme
 
 
+def test_the_test_command_lints_and_type_checks_before_the_tests():
+    steps = [step.strip() for step in _ci_test_command().split("&&")]
+    assert steps[-3:] == ["ruff check .", "mypy", "python -m pytest"]
+    pinned = dict(line.split("==") for line in _requirement_lines("requirements-dev.txt"))
+    assert {"ruff", "mypy", "pytest"} <= pinned.keys()
+    tools = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]
+    assert "ruff" in tools and tools["mypy"]["files"] == ["cnnviz"]
+
+
+def _requirement_lines(name: str) -> list[str]:
+    lines = (line.split("#")[0].strip() for line in (PROJECT_ROOT / name).read_text().splitlines())
+    return [line for line in lines if line]
+
+
 def test_readme_install_and_run_command_starts_the_app():
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert re.search(r"^python3 -m venv .venv && .+pip install -r requirements.txt && streamlit run app.py$",
@@ -29,10 +44,8 @@ def test_readme_install_and_run_command_starts_the_app():
 
 def test_requirements_are_pinned_with_cpu_tensorflow_on_linux():
     for name in ("requirements.txt", "requirements-dev.txt"):
-        for line in (PROJECT_ROOT / name).read_text().splitlines():
-            line = line.split("#")[0].strip()
-            if line:
-                assert "==" in line, f"{name}: {line!r} is not pinned"
+        for line in _requirement_lines(name):
+            assert "==" in line, f"{name}: {line!r} is not pinned"
     runtime = (PROJECT_ROOT / "requirements.txt").read_text()
     assert 'tensorflow-cpu==' in runtime and 'platform_system == "Linux"' in runtime
     assert "pytest" not in runtime, "test tools belong in requirements-dev.txt"
@@ -43,3 +56,13 @@ def test_streamlit_config_for_projector_and_uploads():
     assert config["server"]["maxUploadSize"] == 10
     assert config["browser"]["gatherUsageStats"] is False
     assert config["theme"]["baseFontSize"] >= 16
+
+
+def test_pytest_settings_find_the_tests_and_the_top_level_packages():
+    parser = configparser.ConfigParser()
+    parser.read(PROJECT_ROOT / "pytest.ini")
+    settings = parser["pytest"]
+    assert settings["testpaths"].split() == ["tests"]
+    # `pythonpath = .` makes cnnviz/, widgets/ and app_pages/ importable without installing anything.
+    assert settings["pythonpath"].split() == ["."]
+    assert {"browser", "slow"} <= {line.split(":")[0].strip() for line in settings["markers"].splitlines() if line}

@@ -15,18 +15,12 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from cnnviz import data, training
-from cnnviz.architecture import ACTIVATIONS, LAYER_ARGUMENTS, LAYER_TYPES, PADDINGS
-from cnnviz.errors import CnnvizError
+from cnnviz.architecture import EDITOR_ARGUMENTS, LAYER_TYPES, LAYERS
+from cnnviz.errors import CnnvizError, TrainingStopped
 from cnnviz.figures.style import PRESENTER_CSS, style_figure
 from cnnviz.figures.training_curves import live_training_figure
 from cnnviz.shareable import Param, read_params, write_params
 from cnnviz.training import replay
-
-DATASET_LABELS = {
-    "fashion_mnist": "Fashion-MNIST",
-    "mnist": "MNIST digits",
-    "cifar10": "CIFAR-10",
-}
 
 
 def page_header(title: str, teaches: str) -> None:
@@ -56,7 +50,7 @@ def dataset_selectbox(key: str, *, label: str = "Dataset", default: str = "fashi
                       options: tuple[str, ...] = data.DATASETS) -> str:
     """Choose one of the datasets cnnviz knows; returns its name (e.g. "fashion_mnist")."""
     return st.selectbox(label, options, index=options.index(default),
-                        format_func=lambda name: DATASET_LABELS.get(name, name), key=key)
+                        format_func=lambda name: data.spec(name).title, key=key)
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the dataset…")
@@ -84,7 +78,7 @@ def load_dataset_or_stop(name: str, *, limit_train: int | None = None, limit_tes
 
 def show_dataset_source(dataset: data.Dataset) -> None:
     """A one-line caption naming the source of the data in use and why it was chosen."""
-    label = DATASET_LABELS.get(dataset.name, dataset.name)
+    label = data.spec(dataset.name).title
     st.caption(f":material/database: **{label}** from **{dataset.source}** — {dataset.note} "
                f"({len(dataset.x_train):,} training / {len(dataset.x_test):,} test images)")
 
@@ -179,29 +173,26 @@ TRAINING_CACHE_ENTRIES = 8
 
 
 @st.cache_resource(max_entries=TRAINING_CACHE_ENTRIES, show_spinner=False)
-def _training_job(config_key: str, _config):
-    """The shared background job for one configuration (started on a miss, kept when finished).
-
-    Keyed by `config.key()` (a hash of every field) and the data source; the config itself is not
-    hashed (underscore).
-    No `st.*` call happens in here, so nothing is replayed on a cache hit.
+def _training_job(job_key: str, _config: training.TrainConfig, _data: object = None,
+                  _source: str | None = None) -> training.Job[training.Progress, training.TrainResult]:
+    """The shared background job for one configuration on one data source (started on a miss, kept
+    when finished). Keyed by `_job_key`; the config, data and source themselves are not hashed
+    (underscore). No `st.*` call happens in here, so nothing is replayed on a cache hit.
     """
+    return training.training_job(_config, data=_data, use_cache=True, source=_source).start()
 
-    return training.TrainingJob(_config).start()
 
-
-def _job_key(config) -> str:
-    """The shared job's cache key: the same settings on other data (the bundled sample, then the
-    full dataset) is another job."""
-
-    return f"{config.key()}:{training.data_source(config)}"
+def _job_key(config: training.TrainConfig, source: str) -> str:
+    """The shared job's cache key: the settings and the source of their data (the same settings on
+    other data, say the bundled sample and then the full dataset, is another job)."""
+    return f"{config.key()}:{source}"
 
 
 def _unfinished_key(key: str) -> str:
     return f"{key}__unfinished_result"
 
 
-def _describe_progress(progress) -> str:
+def _describe_progress(progress: training.Progress | None) -> str:
     if progress is None:
         return "Preparing the data and building the model…"
     if progress.phase == "waiting":
@@ -219,7 +210,7 @@ def _describe_progress(progress) -> str:
     return text
 
 
-def _show_unfinished(result) -> None:
+def _show_unfinished(result: training.TrainResult) -> None:
     done = result.epochs_completed
     if result.stopped_reason == "diverged":
         st.error(f"Training diverged after {done} epoch(s): the loss became NaN, infinite or exploded. "
@@ -231,8 +222,24 @@ def _show_unfinished(result) -> None:
                    icon=":material/stop_circle:")
 
 
-def train_with_progress(config, *, key: str, fresh: bool = False):
+def show_job_error(error: BaseException, *, failed: str, stopped: str | None = None) -> None:
+    """How every page reports a background job that ended with an exception: a stop (TrainingStopped)
+    as information, a domain error (CnnvizError) as its student-facing message, anything else as
+    `failed` with the error's type."""
+    if isinstance(error, TrainingStopped):
+        st.info(stopped or str(error), icon=":material/stop_circle:")
+    elif isinstance(error, CnnvizError):
+        st.error(str(error), icon=":material/error:")
+    else:
+        st.error(f"{failed}: {type(error).__name__}: {error}", icon=":material/error:")
+
+
+def train_with_progress(config: training.TrainConfig, *, key: str, fresh: bool = False,
+                        data: object = None) -> training.TrainResult | None:
     """Train `config` (or reuse a result), showing live progress; returns a TrainResult or None.
+
+    `data` is the dataset the page already loaded for `config` (then nothing loads it again and
+    its `source` identifies the run); without it the engine loads the data itself.
 
     - A finished result for this config (trained by anyone on this server, or found in the disk
       cache) comes back at once. Up to `TRAINING_CACHE_ENTRIES` results stay in memory.
@@ -242,7 +249,8 @@ def train_with_progress(config, *, key: str, fresh: bool = False):
       the same running job instead of starting again.
     - A stopped or diverged run is NOT cached for others: this session keeps it (and gets it back
       on reruns, with a message) until `fresh=True` (pass the Train button's value) trains anew.
-    - Bad settings (e.g. a batch larger than the training set) show `st.error` and return None.
+    - Bad settings (a `CnnvizError`, e.g. a batch larger than the training set) show its message
+      with `st.error` and return None; a stop while waiting for a slot shows `st.info`.
 
     Call it on every rerun once the user asked to train this config, e.g. remember the request
     in `st.session_state` from the Train button's `on_click`.
@@ -258,12 +266,14 @@ def train_with_progress(config, *, key: str, fresh: bool = False):
         _show_unfinished(kept[1])
         return kept[1]
 
-    job_key = _job_key(config)
-    job = _training_job(job_key, config)
+    # The data source is resolved once per request and handed along to the job and the engine.
+    source = training.data_source(config, data)
+    job_key = _job_key(config, source)
+    job = _training_job(job_key, config, data, source)
     if fresh and job.done and not job.finished:
         # A stopped, diverged or failed run left over in the shared cache: train again.
-        _training_job.clear(job_key, None)
-        job = _training_job(job_key, config)
+        _training_job.clear(job_key, None, None, None)
+        job = _training_job(job_key, config, data, source)
 
     if not job.done:
         panel = st.empty()
@@ -299,21 +309,17 @@ def train_with_progress(config, *, key: str, fresh: bool = False):
         panel.empty()
 
     if job.error is not None:
-        _training_job.clear(job_key, None)
-        error = job.error
-        if isinstance(error, training.TrainingCancelled):
-            st.info(str(error), icon=":material/stop_circle:")
-        elif isinstance(error, CnnvizError):
-            st.error(str(error), icon=":material/error:")
-        else:
-            st.error(f"Training failed unexpectedly: {type(error).__name__}: {error}", icon=":material/error:")
+        _training_job.clear(job_key, None, None, None)
+        show_job_error(job.error, failed="Training failed unexpectedly")
         return None
     result = job.result
+    if result is None:
+        return None
     if job.live_points:
         _remember_live_points(config_key, job.live_points)
     if result.stopped_reason != "finished":
         # Not worth sharing: drop it from the shared cache, keep it for this session only.
-        _training_job.clear(job_key, None)
+        _training_job.clear(job_key, None, None, None)
         st.session_state[store] = (config_key, result)
         _show_unfinished(result)
     return result
@@ -467,9 +473,9 @@ def _replay_together(histories: dict, epochs: int, together, *, key: str, chart,
 # Layer stacks (shared by the calculator and the training page's custom stacks)
 # --------------------------------------------------------------------------------------------
 
-STACK_COLUMNS = ("type", "filters", "units", "kernel_size", "pool_size", "strides", "padding",
-                 "dilation_rate", "activation", "use_bias", "rate")
-_PAIR_COLUMNS = ("kernel_size", "pool_size", "strides", "dilation_rate")
+# One column per Keras argument, as the layer registry lists them (cnnviz.architecture.layers).
+STACK_COLUMNS = ("type",) + tuple(argument.name for argument in EDITOR_ARGUMENTS)
+_PAIR_COLUMNS = tuple(argument.name for argument in EDITOR_ARGUMENTS if argument.kind == "pair")
 
 
 def _stack_table(layers):
@@ -480,10 +486,10 @@ def _stack_table(layers):
     for layer in layers:
         row = {column: None for column in STACK_COLUMNS}
         # Show the Keras defaults that a blank cell would otherwise hide.
-        if layer.get("type") in ("conv2d", "dense"):
-            row["use_bias"] = True
-        if layer.get("type") in ("conv2d", "maxpool2d", "avgpool2d"):
-            row["padding"] = "valid"
+        defaults = LAYERS[layer["type"]].arguments if layer.get("type") in LAYER_TYPES else {}
+        for argument in EDITOR_ARGUMENTS:
+            if argument.show_default and argument.name in defaults:
+                row[argument.name] = defaults[argument.name]
         for key, value in dict(layer).items():
             if key not in row:
                 continue
@@ -492,11 +498,16 @@ def _stack_table(layers):
             row[key] = value
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(STACK_COLUMNS))
-    for column in ("filters", "units"):
-        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
-    table["rate"] = pd.to_numeric(table["rate"], errors="coerce").astype("float64")
-    table["use_bias"] = table["use_bias"].astype("boolean")
-    for column in ("type", "padding", "activation") + _PAIR_COLUMNS:
+    for argument in EDITOR_ARGUMENTS:
+        column = argument.name
+        if argument.kind == "count":
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+        elif argument.kind == "fraction":
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+        elif argument.kind == "flag":
+            table[column] = table[column].astype("boolean")
+    for column in ("type",) + tuple(argument.name for argument in EDITOR_ARGUMENTS
+                                    if argument.kind in ("pair", "padding", "activation")):
         # Blank text cells read better than "None".
         table[column] = table[column].astype("object").where(table[column].notna(), "")
     # Number layers from 1, as the results tables and error messages do.
@@ -509,27 +520,42 @@ def _table_stack(table):
     import pandas as pd
 
 
+    kinds = {argument.name: argument.kind for argument in EDITOR_ARGUMENTS}
     layers = []
     for record in table.to_dict("records"):
         layer_type = record.get("type")
         if layer_type is None or (isinstance(layer_type, float) and pd.isna(layer_type)) or not str(layer_type).strip():
             continue  # A freshly added row without a type yet.
         layer = {"type": str(layer_type).strip()}
-        for key in LAYER_ARGUMENTS.get(layer["type"], {}):
+        for key in (LAYERS[layer["type"]].arguments if layer["type"] in LAYER_TYPES else {}):
             value = record.get(key)
             if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
                 continue
             if isinstance(value, str) and not value.strip():
                 continue
-            if key in ("filters", "units"):
+            if kinds.get(key) == "count":
                 value = int(value)
-            elif key == "rate":
+            elif kinds.get(key) == "fraction":
                 value = float(value)
-            elif key == "use_bias":
+            elif kinds.get(key) == "flag":
                 value = bool(value)
             layer[key] = value
         layers.append(layer)
     return layers
+
+
+def _argument_column(argument):
+    """The table column for one Keras argument (a `cnnviz.architecture.Argument`)."""
+    if argument.kind == "count":
+        return st.column_config.NumberColumn(argument.name, min_value=1, step=1, format="%d", help=argument.help)
+    if argument.kind == "fraction":
+        return st.column_config.NumberColumn(argument.name, min_value=0.0, max_value=0.99, step=0.05,
+                                             help=argument.help)
+    if argument.kind == "flag":
+        return st.column_config.CheckboxColumn(argument.name, help=argument.help)
+    if argument.options:
+        return st.column_config.SelectboxColumn(argument.name, options=list(argument.options), help=argument.help)
+    return st.column_config.TextColumn(argument.name, help=argument.help)
 
 
 def layer_stack_editor(key: str, layers, input_shape=None) -> list[dict]:
@@ -553,7 +579,6 @@ def layer_stack_editor(key: str, layers, input_shape=None) -> list[dict]:
     if input_shape is not None:
         st.caption(f"Input: {' × '.join(str(size) for size in input_shape)} (height × width × channels). "
                    "Each row is one layer, first to last; cells a layer type does not use are ignored.")
-    pair_help = "One number, or height x width such as 3x5."
     edited = st.data_editor(
         _stack_table(layers),
         key=editor_key,
@@ -563,25 +588,7 @@ def layer_stack_editor(key: str, layers, input_shape=None) -> list[dict]:
         column_config={
             "type": st.column_config.SelectboxColumn("type", options=list(LAYER_TYPES), required=True,
                                                      help="The kind of layer."),
-            "filters": st.column_config.NumberColumn("filters", min_value=1, step=1, format="%d",
-                                                     help="Conv2D: number of filters (output channels)."),
-            "units": st.column_config.NumberColumn("units", min_value=1, step=1, format="%d",
-                                                   help="Dense: number of units (outputs)."),
-            "kernel_size": st.column_config.TextColumn("kernel_size", help="Conv2D kernel. " + pair_help),
-            "pool_size": st.column_config.TextColumn("pool_size", help="Pooling window (default 2). " + pair_help),
-            "strides": st.column_config.TextColumn(
-                "strides", help="Step of the window (Conv2D default 1, pooling default = pool size). " + pair_help),
-            "padding": st.column_config.SelectboxColumn("padding", options=list(PADDINGS),
-                                                        help="valid (default): no border; same: keep the size "
-                                                             "(divided by the stride)."),
-            "dilation_rate": st.column_config.TextColumn("dilation_rate",
-                                                         help="Conv2D: gaps between kernel taps (default 1). "
-                                                              + pair_help),
-            "activation": st.column_config.SelectboxColumn("activation", options=list(ACTIVATIONS),
-                                                           help="Blank or linear = no activation."),
-            "use_bias": st.column_config.CheckboxColumn("use_bias", help="Blank = yes (Keras default)."),
-            "rate": st.column_config.NumberColumn("rate", min_value=0.0, max_value=0.99, step=0.05,
-                                                  help="Dropout: fraction of values dropped in training."),
+            **{argument.name: _argument_column(argument) for argument in EDITOR_ARGUMENTS},
         },
     )
     return _table_stack(edited)

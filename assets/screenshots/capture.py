@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from cnnviz.catalogue import available_lessons  # noqa: E402
+from cnnviz.catalogue import LESSONS  # noqa: E402
 
 FILE_NAMES = {"convolution": "convolution", "calculator": "calculator", "train": "train",
               "lenet-vs-relu": "lenet-vs-relu", "transfer": "transfer", "augmentation": "augmentation"}
@@ -50,7 +50,7 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            shots = [("", "home")] + [(lesson.url_path, FILE_NAMES[lesson.url_path]) for lesson in available_lessons()]
+            shots = [("", "home")] + [(lesson.url_path, FILE_NAMES[lesson.url_path]) for lesson in LESSONS]
             for path, name in shots:
                 page = browser.new_page(viewport={"width": 1280, "height": HEIGHTS.get(path, 1500)})
                 page.goto(f"{url}/{path}")

@@ -6,7 +6,7 @@
 - `batchnorm_demo`: the real `keras.layers.BatchNormalization` trained for a few steps on small
   batches: the batch mean/variance it normalises with in training, its moving statistics after
   each step (exponential moving averages with `momentum`) and the inference output that uses them.
-  Every number also has a closed form in NumPy (`*_closed_form`), which the tests compare.
+  The tests compare every number with its closed form in NumPy.
 - `overfitting_variants`: the same small CNN trained on ~1,000 images plain, with augmentation,
   with dropout and with batch normalisation, as `cnnviz.training.TrainConfig`s for the engine;
   `variant_outcome` turns a trained result into the train–test gap.
@@ -16,13 +16,14 @@ TensorFlow/Keras are imported lazily inside functions: importing this module is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cnnviz import data
+from cnnviz import architecture, data
+from cnnviz.errors import SettingsError
 from cnnviz.training import TrainConfig, augmenter
 
 # --------------------------------------------------------------------------------------------
@@ -78,10 +79,6 @@ class DropoutDemo:
     def training_closed_form(self) -> np.ndarray:
         """inputs · mask / (1 - rate): what inverted dropout computes by definition."""
         return (self.inputs * self.kept * self.scale).astype(np.float32)
-
-    @property
-    def mean_input(self) -> float:
-        return float(np.mean(self.inputs))
 
     @property
     def mean_training(self) -> float:
@@ -189,34 +186,6 @@ class BatchNormDemo:
     def moving_variance(self) -> np.ndarray:
         return self.moving_variance_history[-1]
 
-    # Closed forms (NumPy, float64) of every number above.
-    def batch_mean_closed_form(self) -> np.ndarray:
-        return self.last_batch.astype(np.float64).mean(axis=0)
-
-    def batch_variance_closed_form(self) -> np.ndarray:
-        """The biased variance (divide by the batch size), as batch normalisation uses."""
-        return self.last_batch.astype(np.float64).var(axis=0)
-
-    def training_output_closed_form(self) -> np.ndarray:
-        x = self.last_batch.astype(np.float64)
-        return (x - self.batch_mean_closed_form()) / np.sqrt(self.batch_variance_closed_form() + self.epsilon)
-
-    def moving_history_closed_form(self) -> tuple[np.ndarray, np.ndarray]:
-        """moving ← momentum · moving + (1 − momentum) · batch statistic, from mean 0 and variance 1."""
-        features = self.batches.shape[2]
-        mean, variance = np.zeros(features), np.ones(features)
-        means, variances = [mean.copy()], [variance.copy()]
-        for batch in self.batches.astype(np.float64):
-            mean = self.momentum * mean + (1 - self.momentum) * batch.mean(axis=0)
-            variance = self.momentum * variance + (1 - self.momentum) * batch.var(axis=0)
-            means.append(mean.copy())
-            variances.append(variance.copy())
-        return np.array(means), np.array(variances)
-
-    def inference_output_closed_form(self) -> np.ndarray:
-        means, variances = self.moving_history_closed_form()
-        return (self.last_batch.astype(np.float64) - means[-1]) / np.sqrt(variances[-1] + self.epsilon)
-
 
 def batchnorm_demo(batches: np.ndarray, *, momentum: float = KERAS_BATCHNORM_MOMENTUM,
                    epsilon: float = KERAS_BATCHNORM_EPSILON) -> BatchNormDemo:
@@ -239,7 +208,7 @@ def batchnorm_demo(batches: np.ndarray, *, momentum: float = KERAS_BATCHNORM_MOM
     layer.build((None, x.shape[2]))
     means = [np.asarray(layer.moving_mean, dtype=np.float64)]
     variances = [np.asarray(layer.moving_variance, dtype=np.float64)]
-    training_output = None
+    training_output: np.ndarray  # Set by the loop: x holds at least one batch (checked above).
     for batch in x:
         training_output = np.asarray(layer(batch, training=True))
         means.append(np.asarray(layer.moving_mean, dtype=np.float64))
@@ -299,7 +268,8 @@ def small_cnn_stack(*, num_classes: int = 10, dropout: bool = False, batchnorm: 
 def variant_augmentation(dataset: str) -> augmenter.Spec:
     """A mild augmentation that suits the dataset: no flips for digits, small rotations and shifts."""
     return augmenter.spec_from_settings(
-        flip_horizontal=dataset != "mnist", rotation_degrees=10.0, translation_percent=5.0)
+        flip_horizontal=data.spec(dataset).augmentation.horizontal_flip is None,  # Mirroring keeps the class.
+        rotation_degrees=10.0, translation_percent=5.0)
 
 
 @dataclass(frozen=True)
@@ -321,7 +291,7 @@ def overfitting_variants(dataset: str = "fashion_mnist", *, keys: Sequence[str] 
     if unknown:
         raise ValueError(f"Unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANT_KEYS)}.")
     if not keys:
-        raise ValueError("Choose at least one variant to train.")
+        raise SettingsError("Choose at least one variant to train.")
     augment = variant_augmentation(dataset)
     definitions = {
         "baseline": ("No regularisation", "nothing: the plain CNN", dict(), ()),
@@ -416,3 +386,90 @@ def training_images(config: Any) -> tuple[np.ndarray, np.ndarray]:
     dataset = data.load(config.dataset, limit_train=config.limit_train, limit_test=config.limit_test,
                         seed=config.seed)
     return dataset.x_train, dataset.y_train
+
+
+def variant_parameters(variant: Variant) -> int:
+    """How many weights a variant's network has (on its dataset's image shape)."""
+    shape = data.spec(variant.config.dataset).image_shape
+    return sum(row.params for row in architecture.summarize(shape, variant.config.stack()))
+
+
+def conclusion(outcomes: Sequence[VariantOutcome], histories: Mapping[str, dict]) -> list[str]:
+    """What the measured variants say, as sentences generated from their numbers (so they cannot
+    contradict the table). `histories` maps variant keys to the engine's per-epoch histories."""
+    lines = []
+    by_key = {o.key: o for o in outcomes}
+    smallest = min(outcomes, key=lambda o: o.gap)
+    best = max(outcomes, key=lambda o: o.test_accuracy)
+    lines.append(f"Smallest train–test gap: **{smallest.title}** ({smallest.gap * 100:+.1f} points); "
+                 f"best test accuracy: **{best.title}** ({best.test_accuracy:.1%}).")
+    base = by_key.get("baseline")
+    if base is not None:
+        for o in outcomes:
+            if o.key == "baseline":
+                continue
+            verb = "narrows" if o.gap < base.gap else "does not narrow"
+            lines.append(f"{o.title} {verb} the gap ({base.gap * 100:+.1f} → {o.gap * 100:+.1f} points) and "
+                         f"changes test accuracy by {(o.test_accuracy - base.test_accuracy) * 100:+.1f} points.")
+    for o in outcomes:
+        lag = batchnorm_lag(histories[o.key], histories.get("baseline")) if o.key in ("batchnorm", "all") else None
+        if lag is not None:
+            epoch, test, train = lag
+            lines.append(f"{o.title}: at epoch {epoch} the training batches scored {train:.0%} but the test images "
+                         f"only {test:.0%}. That dip is not memorisation: at test time batch norm uses its moving "
+                         "averages (Keras' momentum 0.99 needs about 300 steps to catch up), which trail weights "
+                         "that are still changing fast — see the batch-norm tab.")
+        if o.key in ("batchnorm", "all") and o.train_accuracy_during - o.train_accuracy > 0.05:
+            lines.append(f"{o.title}: {o.train_accuracy_during:.0%} on the training batches while training, but "
+                         f"{o.train_accuracy:.0%} on the same images at inference. In training, batch norm uses "
+                         "each batch's own statistics; at inference it uses the moving averages, which lag "
+                         "behind weights that are still changing fast (see the batch-norm tab).")
+    return lines
+
+
+def _superscript(number: int) -> str:
+    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def batchnorm_reading(demo: BatchNormDemo) -> str:
+    """What the moving statistics of a batch-norm demo mean for inference, in one paragraph."""
+    momentum = demo.momentum
+    if momentum <= 0:
+        return ("With momentum 0 the moving statistics are simply the last batch's, so inference "
+                "reproduces the training output of that batch.")
+    held = 1 - momentum ** demo.steps
+    return (f"Starting from mean 0 and variance 1, after {demo.steps} step(s) the moving mean holds "
+            f"only {held:.1%} of the batch means (1 − {momentum:g}{_superscript(demo.steps)}); it needs about "
+            f"**{steps_to_reach(momentum)} steps** to get within 5 %. Until then the inference output differs from "
+            "the training output — one reason a model with batch norm can look worse at test time early "
+            "in training.")
+
+
+@dataclass(frozen=True)
+class PreviewWarning:
+    """Advice on one augmentation for the chosen data (e.g. a vertical flip of a digit)."""
+
+    label: str  # e.g. "Vertical flip"
+    severity: str  # "warning" or "note"
+    message: str
+
+
+@dataclass(frozen=True)
+class AugmentationPreview:
+    """One image through the real Keras augmentation layers `n` times, with what the settings mean."""
+
+    grid: np.ndarray  # (n, H, W, C) uint8
+    warnings: tuple[PreviewWarning, ...]
+    descriptions: tuple[str, ...]  # One sentence per augmentation switched on.
+    code: str  # The same pipeline as Keras code.
+
+
+def augmentation_preview(image: np.ndarray, dataset: str | None, spec: augmenter.Spec, seed: int, *,
+                         n: int = 16) -> AugmentationPreview:
+    """The preview tab: `n` augmented copies of `image` (`dataset` None: an upload) and their explanation."""
+    return AugmentationPreview(
+        grid=augmenter.augmented_grid(image, spec, n=n, seed=seed),
+        warnings=tuple(PreviewWarning(augmenter.AUGMENTATION_LABELS[w.augmentation], w.severity, w.message)
+                       for w in augmenter.warnings_for(dataset, spec)),
+        descriptions=tuple(augmenter.describe(name, strength) for name, strength in spec),
+        code=augmenter.keras_code(spec, seed=seed))

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnviz import architecture, data
-from cnnviz.training import TrainConfig
+from cnnviz import architecture, data, training
+from cnnviz.training import TrainConfig, TrainResult
 
 RELU_CNN_PRESET = "fashion_relu_cnn"
 LENET_PRESET = "lenet5_tanh"
@@ -136,13 +136,6 @@ def variant(key: str) -> Variant:
 # Stacks and training configurations
 # --------------------------------------------------------------------------------------------
 
-def dataset_geometry(dataset: str) -> tuple[tuple[int, int, int], int]:
-    """(input_shape, num_classes) of a dataset, without loading it."""
-    if dataset not in data.IMAGE_SHAPES:
-        raise ValueError(f"Unknown dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}.")
-    return tuple(data.IMAGE_SHAPES[dataset]), len(data.CLASS_NAMES[dataset])
-
-
 def with_activation(layers: Sequence[Mapping], old: str, new: str) -> list[dict]:
     """A copy of a stack in which every hidden layer using activation `old` uses `new` instead.
 
@@ -201,7 +194,7 @@ class ComparisonSettings:
     fast: bool = False
 
     def __post_init__(self) -> None:
-        dataset_geometry(self.dataset)
+        data.spec(self.dataset)  # An unknown dataset is a ValueError.
         if self.epochs < 1:
             raise ValueError("Train for at least one epoch.")
         for name in ("limit_train", "limit_test"):
@@ -215,13 +208,13 @@ class ComparisonSettings:
         return cls(dataset=dataset, limit_train=None, limit_test=None, epochs=SEED_EPOCHS, seed=seed, fast=fast)
 
 
-def variant_config(variant_or_key: Variant | str, settings: ComparisonSettings):
+def variant_config(variant_or_key: Variant | str, settings: ComparisonSettings) -> TrainConfig:
     """The `TrainConfig` that trains one variant under the shared settings."""
 
     chosen = variant(variant_or_key) if isinstance(variant_or_key, str) else variant_or_key
-    input_shape, num_classes = dataset_geometry(settings.dataset)
+    spec = data.spec(settings.dataset)
     return TrainConfig.from_stack(
-        variant_stack(chosen, input_shape, num_classes),
+        variant_stack(chosen, spec.image_shape, spec.num_classes),
         dataset=settings.dataset,
         limit_train=settings.limit_train,
         limit_test=settings.limit_test,
@@ -234,7 +227,7 @@ def variant_config(variant_or_key: Variant | str, settings: ComparisonSettings):
     )
 
 
-def comparison_configs(settings: ComparisonSettings, keys: Sequence[str] | None = None) -> dict:
+def comparison_configs(settings: ComparisonSettings, keys: Sequence[str] | None = None) -> dict[str, TrainConfig]:
     """`{variant key: TrainConfig}` for the chosen variants (all of them by default), in teaching order."""
     chosen = [variant(key) for key in keys] if keys is not None else list(VARIANTS)
     return {item.key: variant_config(item, settings) for item in chosen}
@@ -300,6 +293,13 @@ class ComparisonTable:
                 return row
         return None
 
+    def seed_rows(self) -> tuple[ComparisonRow, ComparisonRow]:
+        """The rows of the two seed models, (ReLU CNN, tanh LeNet); a clear error when one is missing."""
+        relu, lenet = self.row(RELU_CNN), self.row(LENET)
+        if relu is None or lenet is None:
+            raise ValueError("The table needs both seed models (the ReLU CNN and the tanh LeNet).")
+        return relu, lenet
+
     def records(self) -> list[dict]:
         """The rows as plain dicts with readable column names (for a dataframe).
 
@@ -320,7 +320,7 @@ class ComparisonTable:
         return records
 
 
-def row_from_result(variant_or_key: Variant | str, result, target_accuracy: float) -> ComparisonRow:
+def row_from_result(variant_or_key: Variant | str, result: TrainResult, target_accuracy: float) -> ComparisonRow:
     """A table row from a `cnnviz.training.TrainResult` (its model, history and test accuracy)."""
     chosen = variant(variant_or_key) if isinstance(variant_or_key, str) else variant_or_key
     history = result.history
@@ -337,7 +337,7 @@ def row_from_result(variant_or_key: Variant | str, result, target_accuracy: floa
     )
 
 
-def build_table(results: Mapping[str, object], *, target_accuracy: float, test_images: int,
+def build_table(results: Mapping[str, TrainResult], *, target_accuracy: float, test_images: int,
                 epochs: int, dataset: str = "fashion_mnist") -> ComparisonTable:
     """The comparison table from `{variant key: TrainResult}`, rows in teaching order."""
     rows = tuple(row_from_result(item, results[item.key], target_accuracy)
@@ -391,9 +391,7 @@ def _sentence_start(text: str) -> str:
 
 def head_to_head_winner(table: ComparisonTable) -> str | None:
     """RELU_CNN or LENET when one is ahead by more than the noise margin, else None (a tie)."""
-    relu, lenet = table.row(RELU_CNN), table.row(LENET)
-    if relu is None or lenet is None:
-        raise ValueError("The table needs both seed models (the ReLU CNN and the tanh LeNet).")
+    relu, lenet = table.seed_rows()
     difference = relu.test_accuracy - lenet.test_accuracy
     if abs(difference) <= noise_margin(relu.test_accuracy, lenet.test_accuracy, table.test_images):
         return None
@@ -418,6 +416,8 @@ def factor_verdicts(table: ComparisonTable) -> dict[str, str]:
     """`{factor: "helps" | "within noise" | "hurts"}`: each single change against the LeNet, judged
     by the noise margin of the two accuracies on this table's test set (largest gain first)."""
     lenet = table.row(LENET)
+    if lenet is None:
+        return {}  # No baseline: factor_gains has nothing to judge either.
     verdicts = {}
     for factor, gain in factor_gains(table).items():
         margin = noise_margin(lenet.test_accuracy + gain, lenet.test_accuracy, table.test_images)
@@ -427,7 +427,7 @@ def factor_verdicts(table: ComparisonTable) -> dict[str, str]:
 
 def _head_to_head_text(table: ComparisonTable) -> list[str]:
     winner = head_to_head_winner(table)  # Raises a clear error when a seed model is missing.
-    relu, lenet = table.row(RELU_CNN), table.row(LENET)
+    relu, lenet = table.seed_rows()
     difference = relu.test_accuracy - lenet.test_accuracy
     margin = noise_margin(relu.test_accuracy, lenet.test_accuracy, table.test_images)
     setting = (f"On the same {table.test_images:,} test images after {_plural(table.epochs, 'epoch')}, "
@@ -457,7 +457,8 @@ def _head_to_head_text(table: ComparisonTable) -> list[str]:
         )
 
     target = f"{100 * table.target_accuracy:.0f}%"
-    reached = {row.key: row.epochs_to_target for row in (relu, lenet)}
+    seeds = {RELU_CNN: relu, LENET: lenet}
+    reached = {key: row.epochs_to_target for key, row in seeds.items()}
     names = {RELU_CNN: "the ReLU CNN", LENET: "the tanh LeNet"}
     parts = []
     if reached[RELU_CNN] is None and reached[LENET] is None:
@@ -467,7 +468,7 @@ def _head_to_head_text(table: ComparisonTable) -> list[str]:
     for key in (RELU_CNN, LENET):
         epochs = reached[key]
         if epochs is None:
-            parts.append(f"{names[key]} never got there in {_plural(table.row(key).epochs_trained, 'epoch')}")
+            parts.append(f"{names[key]} never got there in {_plural(seeds[key].epochs_trained, 'epoch')}")
         else:
             parts.append(f"{names[key]} got there after {_plural(epochs, 'epoch')}")
     paragraphs.append(f"To reach {target} validation accuracy, {parts[0]}; {parts[1]}.")
@@ -475,10 +476,10 @@ def _head_to_head_text(table: ComparisonTable) -> list[str]:
 
 
 def _why_text(table: ComparisonTable) -> list[str]:
-    lenet, relu = table.row(LENET), table.row(RELU_CNN)
     gains = factor_gains(table)
     if not gains:
         return []
+    relu, lenet = table.seed_rows()  # Gains exist, so the LeNet does; conclusion() checked both already.
     paragraphs = []
     # Each single-factor variant is compared with the LeNet on the same test images; its own noise
     # margin decides whether its gain counts.
@@ -628,17 +629,6 @@ def relu_alone_hurts_note(table: ComparisonTable) -> str | None:
 # Confusion matrices
 # --------------------------------------------------------------------------------------------
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts (K, K): entry [t, p] is how many test images of true class t were predicted as p."""
-    y_true = np.asarray(y_true).astype(np.int64).ravel()
-    y_pred = np.asarray(y_pred).astype(np.int64).ravel()
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions.")
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (y_true, y_pred), 1)
-    return matrix
-
-
 def row_normalized(confusion: np.ndarray) -> np.ndarray:
     """Each row divided by its total: entry [t, p] is the share of class t predicted as p.
 
@@ -671,18 +661,11 @@ def class_accuracy_differences(difference: np.ndarray, class_names: Sequence[str
 
 def predicted_labels(model, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
     """Predicted class (N,) for uint8 images (N, H, W, C), scaled to [0, 1] as the engine does."""
-    outputs = [np.asarray(model(_to_model_input(images[start:start + batch_size]), training=False))
+    outputs = [np.asarray(model(architecture.scale_images(images[start:start + batch_size]), training=False))
                for start in range(0, len(images), batch_size)]
     if not outputs:
         return np.zeros((0,), dtype=np.int64)
     return np.concatenate(outputs).argmax(axis=1)
-
-
-def _to_model_input(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255.0
-    return images.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -700,7 +683,7 @@ def first_layer_activations(model, images: np.ndarray) -> np.ndarray:
     first = model.layers[0]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     probe = keras.Model(inputs=inputs, outputs=first.output)
-    return np.asarray(probe(_to_model_input(images), training=False))
+    return np.asarray(probe(architecture.scale_images(images), training=False))
 
 
 @dataclass(frozen=True)
@@ -713,14 +696,6 @@ class ActivationStats:
     zero_fraction: float  # share exactly 0 (ReLU's dead zone: no gradient flows back)
     mean: float
     std: float
-
-    @property
-    def headline(self) -> tuple[str, float]:
-        """The statistic that characterises this activation: saturation for tanh, zeros otherwise."""
-        if self.activation == "tanh":
-            return f"saturated (|a| > {SATURATION_THRESHOLD})", self.saturated_fraction
-        return "exactly zero", self.zero_fraction
-
 
 def activation_statistics(values: np.ndarray, activation: str) -> ActivationStats:
     """Saturation and zero fractions, mean and spread of a batch of activations (any shape)."""
@@ -753,3 +728,76 @@ def silent_channels(values: np.ndarray) -> int:
         raise ValueError(f"Expected activations shaped (N, H, W, C), got shape {values.shape}.")
     flat = values.reshape(-1, values.shape[-1])
     return int(np.sum(np.all(flat == 0.0, axis=0)))
+
+
+# --------------------------------------------------------------------------------------------
+# What the page shows, from its widgets and results
+# --------------------------------------------------------------------------------------------
+
+SEED_TEST_ACCURACY = {RELU_CNN: 0.877, LENET: 0.817}  # The seeds' figures after 10 epochs on all data.
+ACTIVATION_MODELS = (LENET, "lenet_activation", RELU_CNN)  # Whose first-layer activations are compared.
+
+
+def settings_from_widgets(dataset: str, *, full: bool, train_images: int, test_images: int,
+                          epochs: int) -> ComparisonSettings:
+    """The comparison the page's widgets describe (the full-data switch overrides size and epochs)."""
+    if full:
+        return ComparisonSettings.as_in_the_seeds(dataset)
+    return ComparisonSettings(dataset=dataset, limit_train=int(train_images), limit_test=int(test_images),
+                              epochs=int(epochs))
+
+
+def comparison_cached(settings: ComparisonSettings) -> bool:
+    """Whether every model of the comparison is already in the training cache (e.g. `python -m cnnviz warmup`)."""
+    return all(training.is_cached(config) for config in comparison_configs(settings).values())
+
+
+def seed_reference(settings: ComparisonSettings) -> str | None:
+    """The seeds' own accuracies, quoted only when these settings are the seeds' (all of Fashion-MNIST)."""
+    if settings.dataset != "fashion_mnist" or settings.limit_train is not None:
+        return None
+    return (f"For reference, the seeds report {SEED_TEST_ACCURACY[RELU_CNN]:.1%} (ReLU CNN) and "
+            f"{SEED_TEST_ACCURACY[LENET]:.1%} (LeNet) after 10 epochs on all of Fashion-MNIST.")
+
+
+def class_differences_text(difference: np.ndarray, class_names: Sequence[str], *, top: int = 3) -> str:
+    """The classes each model recognises more often, from `confusion_difference(relu, lenet)`."""
+    ranked = class_accuracy_differences(difference, class_names)
+    better = [f"{name} ({100 * value:+.0f})" for name, value in ranked if value > 0][:top]
+    worse = [f"{name} ({100 * value:+.0f})" for name, value in reversed(ranked) if value < 0][:top]
+    return ("ReLU CNN better on: " + (", ".join(better) or "no class") + "  \n"
+            "tanh LeNet better on: " + (", ".join(worse) or "no class"))
+
+
+@dataclass(frozen=True)
+class ActivationReport:
+    """The first-layer activations of `ACTIVATION_MODELS` on the same test images, summarised."""
+
+    values: dict[str, np.ndarray]  # key -> (N, H, W, C)
+    names: dict[str, str]  # key -> activation function ("tanh", "relu"…)
+    images: int
+    records: list[dict]  # One table row per model.
+    reading: str | None  # One sentence on the LeNet's saturation and the ReLU CNN's zeros (tanh LeNet only).
+
+
+def activation_report(results: Mapping[str, TrainResult], images: np.ndarray) -> ActivationReport:
+    """First-layer activations of the compared models (TrainResults by key) on `images`, with their table."""
+    values = {key: first_layer_activations(results[key].model, images) for key in ACTIVATION_MODELS}
+    names = {key: first_layer_activation_name(results[key].config.stack()) for key in ACTIVATION_MODELS}
+    stats = {key: activation_statistics(values[key], names[key]) for key in ACTIVATION_MODELS}
+    records = [{
+        "Model": variant(key).label,
+        "Activation": names[key],
+        "Saturated |a| > 0.95 (%)": round(100 * stats[key].saturated_fraction, 1),
+        "Exactly zero (%)": round(100 * stats[key].zero_fraction, 1),
+        "Filters silent on every image": f"{silent_channels(values[key])} of {values[key].shape[-1]}",
+        "Mean": round(stats[key].mean, 3),
+    } for key in ACTIVATION_MODELS]
+    reading = None
+    if names[LENET] == "tanh":
+        tanh, relu = stats[LENET], stats[RELU_CNN]
+        how = ("hardly ever saturate: they work in tanh's near-linear middle"
+               if tanh.saturated_fraction < 0.01 else "are saturated")
+        reading = (f"On this run {tanh.saturated_fraction:.1%} of the LeNet's first-layer outputs "
+                   f"{how}, and {relu.zero_fraction:.1%} of the ReLU CNN's are exactly zero.")
+    return ActivationReport(values=values, names=names, images=len(images), records=records, reading=reading)

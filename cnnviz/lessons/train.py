@@ -11,13 +11,35 @@ matrix has the TRUE class on its rows and the PREDICTED class on its columns.
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-# Uploads larger than this many pixels are refused before decoding (a 40-megapixel photo is plenty).
-MAX_UPLOAD_PIXELS = 40_000_000
+from cnnviz import architecture, data
+from cnnviz.errors import ArchitectureError
+from cnnviz.images import decode_image, resize, to_grayscale, to_rgb
+from cnnviz.training import TrainConfig, TrainResult
+
+# --------------------------------------------------------------------------------------------
+# The default run (the page builds its widgets' defaults from these; `python -m cnnviz warmup`
+# pre-trains `default_config()`). The preset per dataset is its spec's `default_preset`.
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_DATASET = "fashion_mnist"
+# Subset sizes that train the default network in well under a minute on 2 CPU cores.
+DEFAULT_TRAIN_IMAGES = 10_000
+DEFAULT_TEST_IMAGES = 2_000
+DEFAULT_HYPERPARAMETERS = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 128, "epochs": 5,
+                           "seed": 0, "fast": True}
+
+
+def default_config(dataset: str = DEFAULT_DATASET) -> TrainConfig:
+    """The `TrainConfig` the train page trains when no widget was touched (for `dataset`)."""
+    spec = data.spec(dataset)
+    stack = architecture.stack_for(spec.default_preset, spec.image_shape, spec.num_classes)
+    return TrainConfig.from_stack(stack, dataset=dataset, limit_train=DEFAULT_TRAIN_IMAGES,
+                                  limit_test=DEFAULT_TEST_IMAGES, **DEFAULT_HYPERPARAMETERS)
+
 
 CONV_LAYER_TYPES = ("Conv2D",)
 
@@ -29,32 +51,15 @@ CONV_LAYER_TYPES = ("Conv2D",)
 def to_model_input(images: np.ndarray) -> np.ndarray:
     """uint8 images (N, H, W, C) -> the float32 network input in [0, 1], same shape.
 
-    This is the scaling the training engine applies (divide by 255), so predictions made here
-    match the ones made while training.
+    This is the scaling the training engine applies (`architecture.scale_images`), so predictions
+    made here match the ones made while training.
     """
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[np.newaxis]
     if images.ndim != 4:
         raise ValueError(f"Expected a batch of images shaped (N, H, W, C), got shape {images.shape}.")
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255.0
-    return images.astype(np.float32)
-
-
-def _output_is_softmax(model) -> bool:
-    """True when the model's last layer already ends in a softmax (its outputs are probabilities)."""
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    return activation is not None and getattr(activation, "__name__", "") == "softmax"
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits: (N, K) -> (N, K) rows summing to 1."""
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+    return architecture.scale_images(images)
 
 
 def predict_probabilities(model, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
@@ -69,28 +74,14 @@ def predict_probabilities(model, images: np.ndarray, *, batch_size: int = 512) -
         # Calling the model directly avoids `predict`'s per-call set-up cost on small batches.
         outputs.append(np.asarray(model(inputs[start:start + batch_size], training=False)))
     raw = np.concatenate(outputs, axis=0) if outputs else np.zeros((0, model.outputs[0].shape[-1]))
-    if _output_is_softmax(model):
+    if not architecture.outputs_logits(model):
         return raw.astype(np.float64)
-    return softmax(raw)
+    return architecture.softmax(raw)
 
 
 # --------------------------------------------------------------------------------------------
 # Errors: confusion matrix, per-class accuracy, most-confused pairs
 # --------------------------------------------------------------------------------------------
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts (K, K): entry [t, p] is how many test images of true class t were predicted as p."""
-    y_true = np.asarray(y_true).astype(np.int64).ravel()
-    y_pred = np.asarray(y_pred).astype(np.int64).ravel()
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions.")
-    for name, labels in (("true", y_true), ("predicted", y_pred)):
-        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(f"A {name} label lies outside 0..{num_classes - 1}.")
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (y_true, y_pred), 1)
-    return matrix
-
 
 def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
     """Fraction of each true class predicted correctly (the diagonal over the row sums), shape (K,).
@@ -145,11 +136,6 @@ def cell_indices(y_true: np.ndarray, y_pred: np.ndarray, true_class: int, predic
     y_true = np.asarray(y_true).ravel()
     y_pred = np.asarray(y_pred).ravel()
     return np.flatnonzero((y_true == true_class) & (y_pred == predicted_class))
-
-
-def misclassified_indices(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Indices of every wrongly predicted test image, in test-set order."""
-    return np.flatnonzero(np.asarray(y_true).ravel() != np.asarray(y_pred).ravel())
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,7 +219,7 @@ def first_layer_filters(model) -> FilterImages:
     """
     layers = conv_layers(model)
     if not layers:
-        raise ValueError("This network has no convolution layer, so it has no filters to show.")
+        raise ArchitectureError("This network has no convolution layer, so it has no filters to show.")
     layer = layers[0]
     kernel, *rest = layer.get_weights()
     bias = rest[0] if rest else np.zeros(kernel.shape[-1], dtype=kernel.dtype)
@@ -320,105 +306,67 @@ def feature_space(model, images: np.ndarray, *, batch_size: int = 512) -> np.nda
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class DatasetFormat:
-    """How the images of a dataset look: size, channels and background."""
-
-    height: int
-    width: int
-    channels: int
-    dark_background: bool  # True when objects are light on a black background (MNIST family)
-
-
-DATASET_FORMATS: dict[str, DatasetFormat] = {
-    "fashion_mnist": DatasetFormat(28, 28, 1, dark_background=True),
-    "mnist": DatasetFormat(28, 28, 1, dark_background=True),
-    "cifar10": DatasetFormat(32, 32, 3, dark_background=False),
-}
-
-
-@dataclass(frozen=True)
 class PreparedUpload:
     """An uploaded picture converted to a dataset's format, with what was done to it."""
 
     image: np.ndarray  # (H, W, C) uint8 in the dataset's format, ready for the model
     inverted: bool
     steps: tuple[str, ...]  # human-readable description of each step, in order
+    notes: tuple[str, ...] = ()  # what the decoder converted (`DecodedImage.notes`), sentences
 
 
-def _decode(image) -> PIL.Image.Image:  # noqa: F821 - PIL is imported lazily below
-    from PIL import Image, UnidentifiedImageError
+def prepare_upload(data: bytes, dataset: str, *, invert: bool | None = None) -> PreparedUpload:
+    """Decode an uploaded file with the one upload decoder and prepare it for `dataset`'s model.
 
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.dtype != np.uint8:
-            array = np.clip(array, 0, 255).astype(np.uint8)
-        if array.ndim == 3 and array.shape[-1] == 1:
-            array = array[..., 0]
-        if array.ndim not in (2, 3):
-            raise ValueError(f"An image array must be (H, W) or (H, W, C), got shape {image.shape}.")
-        return Image.fromarray(array)
-    if isinstance(image, (bytes, bytearray)):
-        if not image:
-            raise ValueError("The uploaded file is empty.")
-        try:
-            picture = Image.open(io.BytesIO(image))
-            width, height = picture.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise ValueError(f"The picture is {width} x {height} pixels; please upload one under "
-                                 f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels.")
-            picture.load()
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-            raise ValueError(f"This file could not be read as an image ({type(error).__name__}). "
-                             "Upload a PNG or JPEG picture.") from error
-        return picture
-    raise ValueError(f"Cannot read an image from a {type(image).__name__}.")
-
-
-def preprocess_upload(image, dataset: str, *, invert: bool | None = None) -> PreparedUpload:
-    """Turn any picture (PIL image, ndarray or file bytes) into an image the trained model expects.
-
-    Steps: flatten transparency onto white; convert to grey-scale (MNIST family) or RGB (CIFAR-10);
-    crop the centre square so the object is not squashed; resize to 28 x 28 or 32 x 32; and for
-    the MNIST family invert light-background pictures. Fashion-MNIST and MNIST show a LIGHT object
-    on a BLACK background, while a photo or a drawing usually has a light background: without the
-    inversion the network would see a black garment on white, unlike anything it was trained on.
-    `invert=None` decides automatically from the border of the picture (a bright border means a
-    light background); True or False forces the choice.
+    Raises `ImageDecodeError` (with the same message as on every other page) for a file that is
+    not a usable picture. The decoder's notes (16-bit scaled, first frame, transparency, ...) are
+    kept in `notes`.
     """
-    from PIL import Image
+    decoded = decode_image(data)
+    prepared = preprocess_upload(decoded.pixels, dataset, invert=invert)
+    return replace(prepared, notes=decoded.notes)
 
-    if dataset not in DATASET_FORMATS:
-        raise ValueError(f"Unknown dataset {dataset!r}; expected one of {sorted(DATASET_FORMATS)}.")
-    target = DATASET_FORMATS[dataset]
-    picture = _decode(image)
+
+def preprocess_upload(pixels: np.ndarray, dataset: str, *, invert: bool | None = None) -> PreparedUpload:
+    """Turn a decoded uint8 picture, (H, W) grey or (H, W, 3) RGB, into the image the trained model expects.
+
+    Steps: convert to grey-scale (MNIST family) or RGB (CIFAR-10); crop the centre square so the
+    object is not squashed; resize to 28 x 28 or 32 x 32; and for the MNIST family invert
+    light-background pictures. Fashion-MNIST and MNIST show a LIGHT object on a BLACK background,
+    while a photo or a drawing usually has a light background: without the inversion the network
+    would see a black garment on white, unlike anything it was trained on. `invert=None` decides
+    automatically from the border of the picture (a bright border means a light background);
+    True or False forces the choice. (Transparency, palettes, 16-bit and the like are already
+    handled by the decoder, `cnnviz.images.decode_image`.)
+    """
+    target = data.spec(dataset)  # Its image shape and background; ValueError for an unknown dataset.
+    target_height, target_width = target.image_size
+    array = np.asarray(pixels)
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or array.ndim == 3 and array.shape[-1] == 3):
+        raise ValueError(f"A decoded picture is (H, W) or (H, W, 3), got shape {array.shape}.")
     steps = []
 
-    if picture.mode in ("RGBA", "LA", "P"):
-        picture = picture.convert("RGBA")
-        background = Image.new("RGBA", picture.size, (255, 255, 255, 255))
-        picture = Image.alpha_composite(background, picture)
-        steps.append("transparent areas filled with white")
-    if target.channels == 1:
-        if picture.mode != "L":
-            picture = picture.convert("L")
-            steps.append("converted to grey-scale")
-    elif picture.mode != "RGB":
-        picture = picture.convert("RGB")
+    if target.channels == 1 and array.ndim == 3:
+        array = to_grayscale(array)
+        steps.append("converted to grey-scale")
+    elif target.channels == 3 and array.ndim == 2:
+        array = to_rgb(array)
         steps.append("converted to RGB colour")
 
-    width, height = picture.size
+    height, width = array.shape[:2]
     if width != height:
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
-        picture = picture.crop((left, top, left + side, top + side))
+        array = array[top:top + side, left:left + side]
         steps.append(f"centre square cropped ({side} x {side} of {width} x {height})")
-    if picture.size != (target.width, target.height):
-        picture = picture.resize((target.width, target.height), Image.Resampling.LANCZOS)
-        steps.append(f"resized to {target.width} x {target.height}")
+    if array.shape[:2] != (target_height, target_width):
+        array = resize(array, target_width, target_height)
+        steps.append(f"resized to {target_width} x {target_height}")
 
-    array = np.asarray(picture, dtype=np.uint8)
     if array.ndim == 2:
         array = array[..., np.newaxis]  # (H, W) -> (H, W, 1)
 
@@ -434,6 +382,46 @@ def preprocess_upload(image, dataset: str, *, invert: bool | None = None) -> Pre
     return PreparedUpload(array.astype(np.uint8), inverted, tuple(steps))
 
 
-def class_probabilities(model, image: np.ndarray) -> np.ndarray:
-    """Probabilities (K,) of every class for one prepared uint8 image (H, W, C)."""
-    return predict_probabilities(model, np.asarray(image)[np.newaxis])[0]
+
+
+# --------------------------------------------------------------------------------------------
+# The trained model on its test images: what the results sections show
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResultAnalysis:
+    """A trained result's test images, its predictions and where it goes wrong (computed once per result)."""
+
+    images: np.ndarray  # (N, H, W, C) uint8
+    labels: np.ndarray  # (N,) true classes
+    probabilities: np.ndarray  # (N, K)
+    predicted: np.ndarray  # (N,) predicted classes
+    confusion: np.ndarray  # (K, K) counts: [true, predicted]
+    pairs: list[ConfusedPair]  # The most-confused pairs, worst first.
+
+    @property
+    def per_class_accuracy(self) -> np.ndarray:
+        return per_class_accuracy(self.confusion)
+
+    @property
+    def accuracy(self) -> float:
+        return overall_accuracy(self.confusion)
+
+    @property
+    def first_cell(self) -> tuple[int, int]:
+        """The confusion cell a newly trained model opens on: its most-confused pair, or (0, 0)."""
+        return (self.pairs[0].true_class, self.pairs[0].predicted_class) if self.pairs else (0, 0)
+
+    def cell(self, true_class: int, predicted_class: int) -> np.ndarray:
+        """Indices of the test images of one confusion cell."""
+        return cell_indices(self.labels, self.predicted, true_class, predicted_class)
+
+
+def analyse(result: TrainResult, *, top_pairs: int = 5) -> ResultAnalysis:
+    """Predict a `TrainResult`'s test images once and summarise the errors (loads TensorFlow)."""
+    images, labels = result.test_data()
+    probabilities = result.predict_test()
+    confusion = result.confusion_matrix()
+    return ResultAnalysis(images=images, labels=np.asarray(labels), probabilities=probabilities,
+                        predicted=probabilities.argmax(axis=1), confusion=confusion,
+                        pairs=most_confused_pairs(confusion, top=top_pairs))

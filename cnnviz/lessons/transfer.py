@@ -17,15 +17,16 @@ TensorFlow and Keras are imported lazily, inside the functions that need them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
-from cnnviz import training
-from cnnviz.architecture import stack_for, summarize
-from cnnviz.errors import SplitError, TrainingStopped
-from cnnviz.training import TrainConfig
+from cnnviz import data, training
+from cnnviz.architecture import scale_images, stack_for, summarize
+from cnnviz.errors import SettingsError, SplitError, TrainingStopped
+from cnnviz.training import TrainConfig, TrainResult
 
 # The seeds' split of Fashion-MNIST: classes 3-9 pre-train, classes 0-2 are the transfer set.
 DEFAULT_PRETRAIN_CLASSES: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 9)
@@ -71,10 +72,6 @@ class ClassSplit:
         return tuple(self.class_names[label] for label in self.pretrain)
 
     @property
-    def transfer_names(self) -> tuple[str, ...]:
-        return tuple(self.class_names[label] for label in self.transfer)
-
-    @property
     def unused(self) -> tuple[int, ...]:
         """Classes in neither set (left out of the experiment)."""
         used = set(self.pretrain) | set(self.transfer)
@@ -91,12 +88,10 @@ class ClassSplit:
     def remap(self, labels: np.ndarray, role: str) -> np.ndarray:
         """Original labels (all inside the set named by `role`) -> labels 0..k-1 of that set."""
         classes = self._classes(role)
-        table = np.full(len(self.class_names), -1, dtype=np.int64)
-        table[list(classes)] = np.arange(len(classes))
-        labels = np.asarray(labels, dtype=np.int64)
-        remapped = table[labels]
-        if (remapped < 0).any():
-            outside = sorted({int(v) for v in labels[remapped < 0]})
+        labels = np.asarray(labels, dtype=np.int64).ravel()
+        inside, remapped = data.filter_classes(labels, classes)
+        if not inside.all():
+            outside = sorted({int(v) for v in labels[~inside]})
             raise SplitError(f"Labels {outside} are not in the {role} set {list(classes)}.")
         return remapped
 
@@ -142,35 +137,6 @@ def make_split(pretrain: Iterable[int], transfer: Iterable[int],
 # Transfer-set sizes (stratified: the same number of images per transfer class)
 # --------------------------------------------------------------------------------------------
 
-def stratified_counts(total: int, num_classes: int) -> tuple[int, ...]:
-    """Split `total` images over `num_classes` classes as evenly as possible (counts differ by <= 1)."""
-    if num_classes < 1:
-        raise ValueError("A transfer set needs at least one class.")
-    if total < num_classes:
-        raise ValueError(f"{total} images cannot cover {num_classes} classes: take at least one "
-                         f"image per class.")
-    base, extra = divmod(int(total), num_classes)
-    return tuple(base + (1 if index < extra else 0) for index in range(num_classes))
-
-
-def stratified_indices(labels: np.ndarray, classes: Sequence[int], per_class: int,
-                       *, seed: int = 0) -> np.ndarray:
-    """Indices of `per_class` images of each class in `classes`, chosen at random but reproducibly.
-
-    Returned sorted (the images keep their dataset order). Raises `ValueError` when a class has
-    fewer than `per_class` images.
-    """
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for label in classes:
-        where = np.flatnonzero(labels == label)
-        if len(where) < per_class:
-            raise ValueError(f"Class {label} has only {len(where)} images; {per_class} were asked for.")
-        chosen.append(rng.permutation(where)[:per_class])
-    return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
-
-
 def size_ladder(full_size: int, num_classes: int, *, smallest: int = SMALLEST_TRANSFER_SIZE,
                 steps: int = 5) -> tuple[int, ...]:
     """Transfer-set sizes from about `smallest` images up to `full_size`, roughly evenly on a log scale.
@@ -179,11 +145,12 @@ def size_ladder(full_size: int, num_classes: int, *, smallest: int = SMALLEST_TR
     one is the full set (rounded down to a multiple of `num_classes`).
     """
     if steps < 1:
-        raise ValueError("Ask for at least one transfer-set size.")
+        raise SettingsError("Ask for at least one transfer-set size.")
     per_class_full = full_size // num_classes
     if per_class_full < 1:
-        raise ValueError(f"A transfer set of {full_size} images cannot cover {num_classes} classes.")
+        raise SettingsError(f"A transfer set of {full_size} images cannot cover {num_classes} classes.")
     per_class_small = min(per_class_full, max(1, math.ceil(smallest / num_classes)))
+    per_class: Iterable[float]
     if steps == 1 or per_class_small == per_class_full:
         per_class = [per_class_full]
     else:
@@ -271,14 +238,6 @@ def case_for(data_size: str, similarity: str) -> TransferCase:
                      f"'small'/'large' and 'similar'/'different'.")
 
 
-# Garment families of Fashion-MNIST, used to judge whether transfer classes resemble pre-training ones.
-FASHION_FAMILIES: dict[int, str] = {
-    0: "upper-body garment", 2: "upper-body garment", 3: "upper-body garment",
-    4: "upper-body garment", 6: "upper-body garment",
-    1: "trousers", 5: "footwear", 7: "footwear", 9: "footwear", 8: "bag",
-}
-
-
 @dataclass(frozen=True)
 class Similarity:
     """Whether the transfer classes resemble the pre-training classes, and the evidence."""
@@ -289,12 +248,12 @@ class Similarity:
     reason: str
 
 
-def judge_similarity(split: ClassSplit, families: dict[int, str] | None = None) -> Similarity:
+def judge_similarity(split: ClassSplit, families: Mapping[int, str]) -> Similarity:
     """Similar when at least half of the transfer classes share a family with a pre-training class.
 
-    `families` maps each label to a coarse family name (default: Fashion-MNIST's garment families).
+    `families` maps each label to a coarse family name: the dataset's
+    ``data.spec(name).class_families`` (for Fashion-MNIST, its garment families).
     """
-    families = FASHION_FAMILIES if families is None else families
     seen_families = {families.get(label) for label in split.pretrain}
     related = tuple(label for label in split.transfer if families.get(label) in seen_families)
     unrelated = tuple(label for label in split.transfer if label not in related)
@@ -615,8 +574,6 @@ class ExperimentSettings:
     """
 
     dataset: str = "fashion_mnist"
-    input_shape: tuple[int, int, int] = (28, 28, 1)
-    num_dataset_classes: int = 10
     pretrain_per_class: int | None = 1000
     test_per_class: int | None = 200
     pretrain_epochs: int = 8
@@ -636,6 +593,14 @@ class ExperimentSettings:
         for name in ("pretrain_epochs", "transfer_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError("Train for at least one epoch.")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return data.spec(self.dataset).image_shape
+
+    @property
+    def num_dataset_classes(self) -> int:
+        return data.spec(self.dataset).num_classes
 
     def limit(self, per_class: int | None) -> int | None:
         """The dataset-wide image limit that leaves `per_class` images of every class."""
@@ -667,7 +632,7 @@ def transfer_schedule(num_images: int, epochs: int) -> tuple[int, int]:
     return batch_size, int(max(epochs, min(4 * epochs, math.ceil(48 / steps_per_epoch))))
 
 
-def pretrain_config(split: ClassSplit, settings: ExperimentSettings):
+def pretrain_config(split: ClassSplit, settings: ExperimentSettings) -> TrainConfig:
     """The run that pre-trains the bottleneck CNN on the pre-training classes."""
 
     return TrainConfig.from_stack(
@@ -680,8 +645,8 @@ def pretrain_config(split: ClassSplit, settings: ExperimentSettings):
 
 
 def transfer_config(split: ClassSplit, settings: ExperimentSettings, *, freeze_layers: int,
-                    copy_layers: int | None = None, per_class: int | None | str = "settings",
-                    num_images: int | None = None):
+                    copy_layers: int | None = None, per_class: int | None | Literal["settings"] = "settings",
+                    num_images: int | None = None) -> TrainConfig:
     """A run on the transfer classes that starts from the pre-trained network.
 
     The first `copy_layers` layers (default: all but the head, whose size differs) are copied
@@ -694,14 +659,14 @@ def transfer_config(split: ClassSplit, settings: ExperimentSettings, *, freeze_l
     stack = bottleneck_stack(settings.input_shape, len(split.transfer))
     copy_layers = len(stack) - 1 if copy_layers is None else int(copy_layers)
     layer_plan(settings.input_shape, stack, copy_layers=copy_layers, freeze_layers=freeze_layers)
-    per_class = settings.transfer_per_class if per_class == "settings" else per_class
+    images_per_class = settings.transfer_per_class if per_class == "settings" else per_class
     if num_images is None:
         # Unknown size ("every image"): a large set, which gets the standard batch size and epochs.
-        num_images = (per_class or 100_000) * len(split.transfer)
+        num_images = (images_per_class or 100_000) * len(split.transfer)
     batch_size, epochs = transfer_schedule(num_images, settings.transfer_epochs)
     return TrainConfig.from_stack(
         stack, dataset=settings.dataset, classes=split.transfer,
-        limit_train=settings.limit(per_class), limit_test=settings.limit(settings.test_per_class),
+        limit_train=settings.limit(images_per_class), limit_test=settings.limit(settings.test_per_class),
         epochs=epochs, batch_size=batch_size, learning_rate=settings.learning_rate,
         seed=settings.seed, fast=settings.fast,
         warm_start=pretrain if copy_layers else None, warm_start_layers=copy_layers,
@@ -726,7 +691,7 @@ def strategy_copy_and_freeze(strategy: str, stack: Sequence[dict]) -> tuple[int,
 
 
 def strategy_config(strategy: str, split: ClassSplit, settings: ExperimentSettings, per_class: int | None,
-                    *, num_images: int | None = None):
+                    *, num_images: int | None = None) -> TrainConfig:
     """The run of one strategy with `per_class` transfer images per class (None = all)."""
     stack = bottleneck_stack(settings.input_shape, len(split.transfer))
     copy_layers, freeze_layers = strategy_copy_and_freeze(strategy, stack)
@@ -822,7 +787,7 @@ def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: S
                               {s: tuple(v) for s, v in histories.items()})
 
 
-def _count_test_images(result) -> int:
+def _count_test_images(result: TrainResult) -> int:
     try:
         return int(len(result.test_data()[1]))
     except Exception:  # noqa: BLE001 - the count is only shown as a caption.
@@ -854,7 +819,7 @@ def bottleneck_features(model, images: np.ndarray, stack: Sequence[dict], *,
         images = images[..., np.newaxis]
     points = []
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].astype(np.float32) / np.float32(255.0)
+        batch = scale_images(images[start:start + batch_size])
         points.append(np.asarray(submodel(batch, training=False)))
     return np.concatenate(points, axis=0) if points else np.zeros((0, 2), dtype=np.float32)
 
@@ -866,7 +831,7 @@ def predicted_units(model, images: np.ndarray, *, batch_size: int = 1024) -> np.
         images = images[..., np.newaxis]
     units = []
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].astype(np.float32) / np.float32(255.0)
+        batch = scale_images(images[start:start + batch_size])
         units.append(np.argmax(np.asarray(model(batch, training=False)), axis=1))
     return np.concatenate(units) if units else np.zeros(0, dtype=np.int64)
 
@@ -881,63 +846,68 @@ def frozen_layers_unchanged(pretrained_model, transferred_model, freeze_layers: 
     return True
 
 
-def select_classes(images: np.ndarray, labels: np.ndarray, classes: Sequence[int], *,
-                   per_class: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The images (and ORIGINAL labels) of the given classes, optionally `per_class` of each."""
-    labels = np.asarray(labels).ravel()
-    if per_class is None:
-        keep = np.flatnonzero(np.isin(labels, list(classes)))
-    else:
-        counts = np.bincount(labels, minlength=max(classes) + 1)
-        smallest = min(int(counts[c]) for c in classes)
-        keep = stratified_indices(labels, classes, min(per_class, smallest), seed=seed)
-    return np.asarray(images)[keep], labels[keep]
+def comparison_job(split: ClassSplit, settings: ExperimentSettings, sizes: Sequence[int], *,
+                   train_fn: Callable | None = None) -> training.Job[RunProgress, StrategyComparison]:
+    """`compare_strategies` as a (not yet started) background `training.Job`, watched by any number
+    of page runs: pages poll `latest` (a RunProgress) and call `request_stop()`; when it ends,
+    `result` (a StrategyComparison) or `error` is set and `done` is True."""
+    sizes = tuple(sizes)
+
+    def work(on_progress: Callable[[RunProgress], bool]) -> StrategyComparison:
+        return compare_strategies(split, settings, sizes, on_progress=on_progress, train_fn=train_fn)
+
+    return training.Job(work, name="cnnviz-transfer-comparison")
 
 
-class ComparisonJob:
-    """`compare_strategies` running in a background thread, watched by any number of page runs.
+# --------------------------------------------------------------------------------------------
+# What the page shows, from its widgets and results
+# --------------------------------------------------------------------------------------------
 
-    A Streamlit script is re-run on every widget change (a Stop click included), so a long loop
-    inside the script would be lost; the job keeps going and pages poll `latest`. When it ends,
-    `result` (a StrategyComparison) or `error` is set and `done` is True.
+STRATEGY_TEXTS = {
+    "frozen": "copy the convolutions and freeze them; the dense layers start random and train.",
+    "fine_tune": "copy every layer but the head and let all weights train.",
+    "scratch": "the same network with random weights, trained on the transfer set only.",
+}
+
+
+def freeze_choices(settings: ExperimentSettings, split: ClassSplit | None = None) -> tuple[int, int]:
+    """(the deepest freeze offered, the default freeze depth): all but the head, and the convolution block.
+
+    The bottleneck net has the same number of layers whatever the class count.
     """
+    stack = bottleneck_stack(settings.input_shape, len(split.transfer) if split else len(DEFAULT_TRANSFER_CLASSES))
+    return len(stack) - 1, conv_block_depth(stack)
 
-    def __init__(self, split: ClassSplit, settings: ExperimentSettings, sizes: Sequence[int], *,
-                 train_fn: Callable | None = None) -> None:
-        import threading
 
-        self.split, self.settings, self.sizes = split, settings, tuple(sizes)
-        self.latest: RunProgress | None = None
-        self.result: StrategyComparison | None = None
-        self.error: BaseException | None = None
-        self._train_fn = train_fn
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cnnviz-transfer-comparison", daemon=True)
+def freeze_plan(split: ClassSplit, settings: ExperimentSettings, freeze_layers: int = 0) -> LayerPlan:
+    """The transfer network's layers (every layer but the head copied), the first `freeze_layers` frozen."""
+    stack = bottleneck_stack(settings.input_shape, len(split.transfer))
+    return layer_plan(settings.input_shape, stack, copy_layers=len(stack) - 1, freeze_layers=freeze_layers)
 
-    def start(self) -> ComparisonJob:
-        self._thread.start()
-        return self
 
-    def _run(self) -> None:
-        try:
-            self.result = compare_strategies(self.split, self.settings, self.sizes,
-                                             on_progress=self._on_progress, train_fn=self._train_fn)
-        except BaseException as error:  # noqa: BLE001 - handed to the page, which shows it.
-            self.error = error
-        finally:
-            self._done.set()
+def predicted_as_text(table: PredictedAsTable) -> str:
+    """One sentence per unseen class: the seen class it is mostly taken for."""
+    return "; ".join(f"**{table.class_names[row]}** is mostly taken for **{table.class_names[seen]}** ({share:.0f}%)"
+                     for row, (seen, share) in table.most_predicted().items()) + "."
 
-    def _on_progress(self, progress: RunProgress) -> bool:
-        self.latest = progress
-        return not self._stop.is_set()
 
-    def request_stop(self) -> None:
-        self._stop.set()
+def transfer_capacity(train_labels: np.ndarray, split: ClassSplit) -> int:
+    """Training images per class available to a transfer set: the rarest transfer class's count."""
+    counts = np.bincount(np.asarray(train_labels), minlength=max(split.transfer) + 1)
+    return int(min(counts[c] for c in split.transfer))
 
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
+def comparison_sizes(split: ClassSplit, full_per_class: int, *, smallest: int, largest: int | None,
+                     steps: int) -> tuple[int, ...]:
+    """The transfer-set sizes the comparison trains on (`largest` None: every image); `SettingsError` if none fit."""
+    k = len(split.transfer)
+    full_size = full_per_class * k
+    largest_size = full_size if largest is None else min(int(largest), full_size)
+    return tuple(size_ladder(largest_size, k, smallest=min(int(smallest), largest_size), steps=steps))
+
+
+def comparison_cached(split: ClassSplit, settings: ExperimentSettings, sizes: Sequence[int]) -> bool:
+    """Whether every run of the strategy comparison is already in the training cache."""
+    k = len(split.transfer)
+    return all(training.is_cached(strategy_config(strategy, split, settings, size // k, num_images=size))
+               for size in sizes for strategy in STRATEGIES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnviz.catalogue import available_lessons
+from cnnviz.catalogue import LESSONS
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +25,7 @@ def test_home_page_opens_with_title_and_no_exception(streamlit_app, browser, wai
 def test_click_through_every_page(streamlit_app, browser, wait_idle, artifacts_dir):
     browser.goto(streamlit_app)
     wait_idle(browser)
-    for lesson in available_lessons():
+    for lesson in LESSONS:
         link = browser.locator('[data-testid="stSidebarNav"] a', has_text=lesson.title)
         link.first.click()
         # Pages that share their controls add them to the URL as query parameters.
@@ -36,13 +36,18 @@ def test_click_through_every_page(streamlit_app, browser, wait_idle, artifacts_d
         browser.screenshot(path=str(artifacts_dir / f"page-{lesson.url_path}.png"))
 
 
-def test_a_shared_deep_link_opens_its_page_without_a_page_not_found_dialog(streamlit_app, browser, wait_idle):
-    # A brand-new session whose very first request is a lesson URL, as when a student opens a link.
-    browser.goto(f"{streamlit_app}/calculator")
-    browser.wait_for_selector("h1:has-text('calculator')")
+def test_a_shared_deep_link_opens_its_page_on_a_fresh_server(fresh_streamlit_app, browser, wait_idle):
+    # streamlit#9992: with st.navigation, a new server's first request to a deep link could show
+    # "Page not found". Here the server has served nothing yet, as when a student opens a link.
+    calculator = next(lesson for lesson in LESSONS if lesson.url_path == "calculator")
+    browser.goto(f"{fresh_streamlit_app}/calculator")
+    browser.wait_for_selector("h1")
     wait_idle(browser)
     assert browser.get_by_text("Page not found").count() == 0
     assert browser.locator('[role="dialog"]').count() == 0
+    assert browser.locator("h1").first.inner_text().strip() == calculator.title
+    assert browser.url.split("?")[0].endswith("/calculator")
+    assert browser.locator(EXCEPTION).count() == 0
 
 
 def test_a_view_survives_a_switch_to_another_page_and_back(streamlit_app, browser, wait_idle):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cnnviz.catalogue import PROJECT_ROOT, available_lessons
+from cnnviz.catalogue import LESSONS, PROJECT_ROOT
 from cnnviz.training import warmup
 
 pytestmark = pytest.mark.browser
@@ -168,7 +168,7 @@ def test_presenter_mode_fits_1280x720_on_every_page(streamlit_app, browser, wait
     page.screenshot(path=str(artifacts_dir / "presenter-home.png"))
     _assert_fits_the_width(page, "The home page")
 
-    for lesson in available_lessons():
+    for lesson in LESSONS:
         settings = TINY_SETTINGS.get(lesson.url_path)
         page.goto(f"{streamlit_app}/{lesson.url_path}?presenter=1" + (f"&{settings}" if settings else ""))
         page.wait_for_url(f"**/{lesson.url_path}*")

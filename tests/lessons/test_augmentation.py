@@ -64,6 +64,29 @@ def test_dropout_rate_zero_keeps_everything_and_bad_rates_are_refused():
 
 # ---- batch normalisation ----------------------------------------------------------------------
 
+def moving_history_closed_form(demo) -> tuple[np.ndarray, np.ndarray]:
+    """moving ← momentum · moving + (1 − momentum) · batch statistic, from mean 0 and variance 1 (float64)."""
+    features = demo.batches.shape[2]
+    mean, variance = np.zeros(features), np.ones(features)
+    means, variances = [mean.copy()], [variance.copy()]
+    for batch in demo.batches.astype(np.float64):
+        mean = demo.momentum * mean + (1 - demo.momentum) * batch.mean(axis=0)
+        variance = demo.momentum * variance + (1 - demo.momentum) * batch.var(axis=0)  # Biased, as BN uses.
+        means.append(mean.copy())
+        variances.append(variance.copy())
+    return np.array(means), np.array(variances)
+
+
+def training_output_closed_form(demo) -> np.ndarray:
+    x = demo.last_batch.astype(np.float64)
+    return (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + demo.epsilon)
+
+
+def inference_output_closed_form(demo) -> np.ndarray:
+    means, variances = moving_history_closed_form(demo)
+    return (demo.last_batch.astype(np.float64) - means[-1]) / np.sqrt(variances[-1] + demo.epsilon)
+
+
 def test_batchnorm_demo_matches_keras_and_the_closed_forms():
     import keras
 
@@ -72,11 +95,11 @@ def test_batchnorm_demo_matches_keras_and_the_closed_forms():
     # Batch statistics: mean and biased variance of the last batch (what training mode uses).
     np.testing.assert_allclose(demo.batch_mean, batches[-1].astype(np.float64).mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(demo.batch_variance, batches[-1].astype(np.float64).var(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(demo.training_output, demo.training_output_closed_form(), atol=1e-5)
-    means, variances = demo.moving_history_closed_form()
+    np.testing.assert_allclose(demo.training_output, training_output_closed_form(demo), atol=1e-5)
+    means, variances = moving_history_closed_form(demo)
     np.testing.assert_allclose(demo.moving_mean_history, means, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(demo.moving_variance_history, variances, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(demo.inference_output, demo.inference_output_closed_form(), atol=1e-5)
+    np.testing.assert_allclose(demo.inference_output, inference_output_closed_form(demo), atol=1e-5)
     assert demo.moving_mean_history.shape == (5, 3)
     np.testing.assert_array_equal(demo.moving_mean_history[0], 0.0)
     np.testing.assert_array_equal(demo.moving_variance_history[0], 1.0)
@@ -189,3 +212,47 @@ def test_batchnorm_lag_flags_a_test_dip_that_the_baseline_does_not_have():
     # Ordinary overfitting (gap under 30 points) is not a lag.
     assert reg.batchnorm_lag(baseline) is None
     assert reg.batchnorm_lag({"accuracy": [], "val_accuracy": []}) is None
+
+
+# ---- What the page says --------------------------------------------------------------------------
+
+def _outcome(key: str, train: float, test: float, during: float | None = None) -> reg.VariantOutcome:
+    return reg.VariantOutcome(key=key, title=key.capitalize(), train_accuracy=train,
+                              train_accuracy_during=train if during is None else during, test_accuracy=test,
+                              best_test_accuracy=test, best_epoch=1, epochs=1, seconds=1.0, stopped_reason="finished")
+
+
+def test_the_conclusion_follows_the_measured_gaps():
+    outcomes = [_outcome("baseline", 1.0, 0.80), _outcome("dropout", 0.90, 0.82),
+                _outcome("batchnorm", 0.70, 0.78, during=0.95)]
+    histories = {o.key: {"accuracy": [o.train_accuracy], "val_accuracy": [o.test_accuracy]} for o in outcomes}
+    lines = reg.conclusion(outcomes, histories)
+    assert lines[0].startswith("Smallest train–test gap: **Batchnorm**") and "best test accuracy: **Dropout**" in lines[0]
+    assert "Dropout narrows the gap (+20.0 → +8.0 points)" in lines[1]
+    assert any("95% on the training batches while training, but 70%" in line for line in lines)
+
+
+def test_the_batchnorm_reading_counts_the_steps_to_catch_up():
+    demo = reg.batchnorm_demo(reg.example_batches(steps=2, batch_size=4, seed=0), momentum=0.9)
+    text = reg.batchnorm_reading(demo)
+    assert "holds only 19.0% of the batch means (1 − 0.9²)" in text
+    assert f"**{reg.steps_to_reach(0.9)} steps**" in text
+    still = reg.batchnorm_demo(reg.example_batches(steps=2, batch_size=4, seed=0), momentum=0.0)
+    assert reg.batchnorm_reading(still).startswith("With momentum 0")
+
+
+def test_variant_parameters_count_the_variants_weights():
+    plain, dropout = reg.overfitting_variants(keys=("baseline", "dropout"))
+    assert reg.variant_parameters(plain) == reg.variant_parameters(dropout) > 10_000
+
+
+def test_the_preview_augments_and_explains_the_settings():
+    from cnnviz.training import augmenter
+
+    image = np.zeros((28, 28, 1), dtype=np.uint8)
+    image[5:20, 8:12] = 255
+    spec = augmenter.spec_from_settings(flip_vertical=True, rotation_degrees=10)
+    preview = reg.augmentation_preview(image, "mnist", spec, seed=3, n=4)
+    assert preview.grid.shape == (4, 28, 28, 1)
+    assert len(preview.descriptions) == 2 and "RandomRotation" in preview.code
+    assert any(warning.label == augmenter.AUGMENTATION_LABELS["flip_vertical"] for warning in preview.warnings)

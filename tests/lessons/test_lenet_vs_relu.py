@@ -25,6 +25,7 @@ from cnnviz.lessons.lenet_vs_relu import (
     ComparisonSettings,
     ComparisonTable,
 )
+from cnnviz.training.results import confusion_matrix
 
 MNIST_SHAPE = (28, 28, 1)
 CIFAR_SHAPE = (32, 32, 3)
@@ -351,8 +352,8 @@ def test_confusion_difference_is_row_normalised_a_minus_b():
     y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2])
     better = np.array([0, 0, 0, 1, 1, 1, 2, 0])
     worse = np.array([0, 1, 1, 1, 1, 0, 2, 2])
-    a = lenet_vs_relu.confusion_matrix(y_true, better, 3)
-    b = lenet_vs_relu.confusion_matrix(y_true, worse, 3)
+    a = confusion_matrix(y_true, better, 3)
+    b = confusion_matrix(y_true, worse, 3)
     assert a.tolist() == [[3, 1, 0], [0, 2, 0], [1, 0, 1]]
     difference = lenet_vs_relu.confusion_difference(a, b)
     expected = np.array([[3 / 4 - 1 / 4, 1 / 4 - 3 / 4, 0], [0 - 1 / 2, 1 - 1 / 2, 0], [1 / 2, 0, 1 / 2 - 1]])
@@ -369,8 +370,6 @@ def test_activation_statistics_count_saturation_and_zeros():
     stats = lenet_vs_relu.activation_statistics(values, "tanh")
     assert stats.saturated_fraction == pytest.approx(3 / 8)
     assert stats.zero_fraction == pytest.approx(2 / 8)
-    assert stats.headline == ("saturated (|a| > 0.95)", pytest.approx(3 / 8))
-    assert lenet_vs_relu.activation_statistics(values, "relu").headline == ("exactly zero", pytest.approx(2 / 8))
     with pytest.raises(ValueError, match="empty"):
         lenet_vs_relu.activation_statistics(np.array([]), "relu")
 
@@ -390,7 +389,8 @@ def test_figures_build_from_a_table_and_arrays():
     assert list(bars.data[0].y) == [row.label for row in table.rows]
     assert list(bars.data[0].x) == pytest.approx([100 * row.test_accuracy for row in table.rows])
     heatmap = lenet_vs_relu_figures.confusion_difference_figure(np.array([[0.1, -0.1], [-0.3, 0.3]]), ["a", "b"])
-    assert heatmap.data[0].colorscale[0][1] == "rgb(103,0,31)"  # RdBu starts at dark red
+    # The one diverging scale: negative (the LeNet ahead) blue, positive (the ReLU CNN ahead) red.
+    assert heatmap.data[0].colorscale[0][1] == "rgb(5,48,97)" and heatmap.data[0].colorscale[-1][1] == "rgb(103,0,31)"
     assert heatmap.data[0].zmid == 0 and heatmap.data[0].zmin == -heatmap.data[0].zmax
     curves = lenet_vs_relu_figures.overlaid_curves(
         {LENET: {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "accuracy": [0.6, 0.7], "val_accuracy": [0.55, 0.65]}},
@@ -462,3 +462,34 @@ def test_first_layer_activations_match_a_numpy_convolution(tiny_results):
     tanh_values = lenet_vs_relu.first_layer_activations(results[LENET].model, images)
     assert relu_values.min() >= 0 and np.abs(tanh_values).max() <= 1
     assert lenet_vs_relu.activation_statistics(relu_values, "relu").zero_fraction == pytest.approx(np.mean(relu_values == 0))
+
+
+# --------------------------------------------------------------------------------------------
+# What the page shows
+# --------------------------------------------------------------------------------------------
+
+def test_the_widgets_describe_a_comparison_and_the_full_data_switch_wins():
+    small = lenet_vs_relu.settings_from_widgets("mnist", full=False, train_images=300, test_images=100, epochs=2)
+    assert (small.dataset, small.limit_train, small.limit_test, small.epochs) == ("mnist", 300, 100, 2)
+    full = lenet_vs_relu.settings_from_widgets("fashion_mnist", full=True, train_images=300, test_images=100, epochs=2)
+    assert full == ComparisonSettings.as_in_the_seeds("fashion_mnist")
+    assert "87.7% (ReLU CNN)" in lenet_vs_relu.seed_reference(full)
+    assert lenet_vs_relu.seed_reference(small) is None
+
+
+def test_class_differences_name_the_best_classes_of_each_model():
+    difference = np.diag([0.2, -0.1, 0.0])
+    text = lenet_vs_relu.class_differences_text(difference, ["a", "b", "c"])
+    assert text == "ReLU CNN better on: a (+20)  \ntanh LeNet better on: b (-10)"
+    assert lenet_vs_relu.class_differences_text(np.zeros((2, 2)), ["a", "b"]).endswith("better on: no class")
+
+
+def test_a_comparison_counts_as_cached_only_when_every_model_is(monkeypatch):
+    from cnnviz import training
+
+    settings = ComparisonSettings()
+    seen = []
+    monkeypatch.setattr(training, "is_cached", lambda config: seen.append(config) or True)
+    assert lenet_vs_relu.comparison_cached(settings) and len(seen) == len(lenet_vs_relu.VARIANTS)
+    monkeypatch.setattr(training, "is_cached", lambda config: config.key() != seen[0].key())
+    assert not lenet_vs_relu.comparison_cached(settings)

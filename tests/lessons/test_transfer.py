@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from cnnviz import data
 from cnnviz.lessons import transfer
 from cnnviz.lessons.transfer import (
     FOUR_CASES,
@@ -19,12 +20,10 @@ from cnnviz.lessons.transfer import (
     make_split,
     relate_to_cases,
     size_ladder,
-    stratified_counts,
-    stratified_indices,
 )
 
-FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION = data.spec("fashion_mnist")
+FASHION_NAMES = FASHION.class_names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -35,7 +34,6 @@ def test_default_split_is_the_seeds_split_and_remaps_in_order():
     split = make_split(transfer.DEFAULT_PRETRAIN_CLASSES, transfer.DEFAULT_TRANSFER_CLASSES, FASHION_NAMES)
     assert split.pretrain == (3, 4, 5, 6, 7, 8, 9)
     assert split.transfer == (0, 1, 2)
-    assert split.transfer_names == ("T-shirt/top", "Trouser", "Pullover")
     table = {(row.role, row.original_label): row.new_label for row in split.remap_table()}
     assert table == {**{("pre-train", label): label - 3 for label in range(3, 10)},
                      **{("transfer", label): label for label in range(3)}}
@@ -93,30 +91,6 @@ def test_every_valid_split_is_disjoint_and_keeps_all_chosen_classes():
 # Stratified sizes
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("total, k", [(30, 3), (31, 3), (32, 3), (1000, 7), (5, 5)])
-def test_stratified_counts_are_even_and_sum_to_the_total(total, k):
-    counts = stratified_counts(total, k)
-    assert len(counts) == k and sum(counts) == total
-    assert max(counts) - min(counts) <= 1
-
-
-def test_stratified_counts_need_one_image_per_class():
-    with pytest.raises(ValueError, match="at least one image per class"):
-        stratified_counts(2, 3)
-
-
-def test_stratified_indices_take_the_same_number_from_each_class_reproducibly():
-    labels = np.repeat(np.arange(10), 50)
-    np.random.default_rng(1).shuffle(labels)
-    chosen = stratified_indices(labels, (0, 1, 2), 7, seed=3)
-    assert len(chosen) == 21 and len(set(chosen.tolist())) == 21
-    assert np.bincount(labels[chosen], minlength=10).tolist() == [7, 7, 7] + [0] * 7
-    np.testing.assert_array_equal(chosen, stratified_indices(labels, (0, 1, 2), 7, seed=3))
-    assert not np.array_equal(chosen, stratified_indices(labels, (0, 1, 2), 7, seed=4))
-    with pytest.raises(ValueError, match="only 50 images"):
-        stratified_indices(labels, (0,), 51)
-
-
 def test_size_ladder_runs_from_about_thirty_images_to_the_full_set_in_whole_classes():
     sizes = size_ladder(18_000, 3)
     assert sizes[0] == 30 and sizes[-1] == 18_000
@@ -148,11 +122,11 @@ def test_four_cases_cover_every_size_and_similarity_once():
 
 def test_similarity_of_the_seeds_split_and_of_a_footwear_only_split():
     seeds = make_split((3, 4, 5, 6, 7, 8, 9), (0, 1, 2), FASHION_NAMES)
-    verdict = judge_similarity(seeds)
+    verdict = judge_similarity(seeds, FASHION.class_families)
     assert verdict.verdict == "similar"
     assert verdict.related == (0, 2) and verdict.unrelated == (1,)
     shoes_to_clothes = make_split((5, 7, 9), (0, 2, 3), FASHION_NAMES)
-    assert judge_similarity(shoes_to_clothes).verdict == "different"
+    assert judge_similarity(shoes_to_clothes, FASHION.class_families).verdict == "different"
 
 
 def _comparison(frozen, fine_tune, scratch, sizes=(30, 300, 3000)):
@@ -246,13 +220,9 @@ def test_accuracy_curves_plot_one_line_per_strategy_in_percent():
     assert figure.layout.xaxis.type == "log"
 
 
-def test_predicted_as_heatmap_and_layer_roles_figure_build():
+def test_layer_roles_figure_builds():
     from cnnviz.figures import transfer as transfer_figures
 
-    split = make_split((3, 4), (0, 1), FASHION_NAMES)
-    table = transfer.predicted_as_table(np.array([0, 1, 1]), np.array([0, 0, 1]), split)
-    heatmap = transfer_figures.predicted_as_heatmap(table)
-    np.testing.assert_allclose(heatmap.data[0].z, [[50, 50], [0, 100]])
     roles = transfer_figures.layer_roles_figure(["conv2d", "dense"], ["Conv2D", "Dense"], [80, 22],
                                                 ["frozen", "new"])
     assert len(roles.layout.shapes) == 2
@@ -414,7 +384,7 @@ def test_strategy_comparison_measures_one_accuracy_per_strategy_and_size(seeds_s
     assert all(np.array_equal(labels[0], other) for other in labels[1:])
     assert comparison.test_images == len(labels[0]) == 30
     assert progress[0].run == 1 and progress[-1].run == 6 and progress[-1].runs == 6
-    reading = relate_to_cases(comparison, judge_similarity(seeds_split).verdict)
+    reading = relate_to_cases(comparison, judge_similarity(seeds_split, FASHION.class_families).verdict)
     assert len(reading.readings) == 2
 
 
@@ -447,12 +417,13 @@ def test_queue_position_reaches_the_strategy_comparison_progress(seeds_split):
     from types import SimpleNamespace
 
     from cnnviz import training
+    from cnnviz.training.progress import waiting_reporter
 
     history = {"loss": [0.9], "accuracy": [0.6], "val_loss": [1.0], "val_accuracy": [0.5], "seconds": [0.4]}
 
     def queued_train(config, on_progress=None):
         # The engine's own waiting reporter, as `training.train` calls it from the queue.
-        waiting = training._waiting_reporter(config, on_progress)
+        waiting = waiting_reporter(config, on_progress)
         for position in (3, 2, 1):
             waiting(position)
         on_progress(training.Progress(epoch=1, epochs=config.epochs, batch=1, batches=2, metrics={"loss": 0.9},
@@ -481,11 +452,11 @@ def test_queue_position_reaches_the_strategy_comparison_progress(seeds_split):
     admitted = threading.Event()
 
     def waiting_train(config, on_progress=None):
-        training._waiting_reporter(config, on_progress)(2)
+        waiting_reporter(config, on_progress)(2)
         admitted.wait(30)
         return queued_train(config, on_progress)
 
-    job = transfer.ComparisonJob(seeds_split, TINY, (6,), train_fn=waiting_train).start()
+    job = transfer.comparison_job(seeds_split, TINY, (6,), train_fn=waiting_train).start()
     deadline = time.monotonic() + 30
     while (job.latest is None or job.latest.phase != "waiting") and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -493,3 +464,31 @@ def test_queue_position_reaches_the_strategy_comparison_progress(seeds_split):
     assert "place 2 in the queue" in transfer.describe_run_progress(job.latest)
     admitted.set()
     assert job.wait(30) and job.error is None and job.result.histories["scratch"] == (history,)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the page shows
+# ---------------------------------------------------------------------------------------------
+
+def test_comparison_sizes_follow_the_rarest_class_and_the_largest_choice():
+    split = make_split(transfer.DEFAULT_PRETRAIN_CLASSES, transfer.DEFAULT_TRANSFER_CLASSES, FASHION_NAMES)
+    labels = np.array([0] * 50 + [1] * 40 + [2] * 60 + [3] * 5)
+    assert transfer.transfer_capacity(labels, split) == 40
+    everything = transfer.comparison_sizes(split, 40, smallest=30, largest=None, steps=3)
+    assert everything[-1] == 120 and everything[0] >= 30
+    assert transfer.comparison_sizes(split, 40, smallest=30, largest=90, steps=2)[-1] == 90
+    with pytest.raises(ValueError):
+        transfer.comparison_sizes(split, 0, smallest=30, largest=None, steps=2)
+
+
+def test_the_freeze_slider_and_the_predicted_as_sentence():
+    deepest, default = transfer.freeze_choices(transfer.ExperimentSettings())
+    assert 0 < default <= deepest
+    split = make_split(transfer.DEFAULT_PRETRAIN_CLASSES, transfer.DEFAULT_TRANSFER_CLASSES, FASHION_NAMES)
+    table = transfer.predicted_as_table(np.array([0, 0, 1, 2]), np.array([0, 0, 1, 1]), split)
+    assert transfer.predicted_as_text(table).startswith(f"**{FASHION_NAMES[0]}** is mostly taken for "
+                                                        f"**{FASHION_NAMES[3]}** (100%)")
+    assert set(transfer.STRATEGY_TEXTS) == set(STRATEGIES)
+    plan = transfer.freeze_plan(split, transfer.ExperimentSettings(), default)
+    assert len(plan.rows) == deepest + 1 and plan.rows[-1].role == "new"
+    assert [row.role for row in plan.rows[:default]] == ["frozen"] * default

@@ -171,6 +171,30 @@ def test_an_uploaded_picture_is_augmented_and_a_corrupt_one_is_refused(app):
     assert {m.label for m in app.metric} >= {"Mean, training", "Mean, inference"}
 
 
+def test_a_16_bit_and_an_oversized_png_get_the_convolution_labs_note_and_message(app):
+    import io
+
+    from PIL import Image
+
+    from cnnviz import images
+    from tests.test_images import png_with_declared_size
+
+    app.radio(key="aug_source").set_value("upload").run()
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(400, dtype=np.uint16).reshape(20, 20) * 150).save(buffer, format="PNG")
+    sixteen_bit = buffer.getvalue()
+    app.file_uploader(key="aug_upload").set_value(("deep.png", sixteen_bit, "image/png")).run()
+    assert not app.exception and not app.error
+    assert any(note in c.value for c in app.caption for note in images.decode_image(sixteen_bit).notes)
+
+    oversized = png_with_declared_size(8_000, 6_000)
+    with pytest.raises(images.ImageDecodeError) as lab_error:
+        images.decode_image(oversized)  # What the convolution lab shows for the same file.
+    app.file_uploader(key="aug_upload").set_value(("huge.png", oversized, "image/png")).run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [str(lab_error.value)]
+
+
 def test_a_dataset_that_is_not_available_is_explained_or_used(app):
     from cnnviz import data
 

@@ -430,7 +430,7 @@ def test_cifar10_from_a_local_folder_is_offered_and_gives_colour_channels(tmp_pa
     colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (200, 30, 200),
                (30, 200, 200), (120, 60, 20), (20, 60, 120), (240, 240, 240), (90, 90, 90)]
     for split, count in (("train", 3), ("test", 1)):
-        for name, colour in zip(data.CLASS_NAMES["cifar10"], colours):
+        for name, colour in zip(data.spec("cifar10").class_names, colours):
             folder = tmp_path / "cifar10" / split / name
             folder.mkdir(parents=True)
             for index in range(count):

@@ -4,17 +4,20 @@ section, exploring the result never retrains, and bad settings give messages ins
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnviz.catalogue import PROJECT_ROOT
 from cnnviz.lessons import train as train_lesson
+from cnnviz.training.results import confusion_matrix
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PAGE = "app_pages/train.py"
 RESULT_SECTIONS = ["Training", "Where the network goes wrong", "Test predictions", "What the first layer looks for",
                    "Activation maps", "2-D feature space", "Try your own image", "Downloads"]
@@ -97,7 +100,7 @@ def test_small_training_run_reaches_every_results_section_and_exploring_does_not
     # Choosing a confusion-matrix cell lists exactly that cell's test images.
     images, labels = result.test_data()
     predicted = result.predict_test().argmax(axis=1)
-    confusion = train_lesson.confusion_matrix(labels, predicted, 10)
+    confusion = confusion_matrix(labels, predicted, 10)
     true_class, predicted_class = np.unravel_index(np.argmax(confusion), confusion.shape)
     at.selectbox(key="train_cell_true").set_value(int(true_class))
     at.selectbox(key="train_cell_predicted").set_value(int(predicted_class)).run()
@@ -229,16 +232,35 @@ def test_full_data_uses_every_image_of_the_source():
                for element in at.caption)
 
 
-def test_a_dataset_without_a_source_is_explained_and_the_page_stops_cleanly():
-    from cnnviz import data
-
-    if data.source_status("cifar10").source is not None:
-        pytest.skip("CIFAR-10 is available on this machine")
-    at = _page()
-    at.selectbox(key="train_dataset").set_value("cifar10").run()
-    assert not at.exception
-    assert "CIFAR-10 is not available" in _messages(at)
-    assert "2 · Architecture" not in _subheaders(at)
+def test_a_dataset_without_a_source_is_explained_and_the_page_stops_cleanly(tmp_path):
+    # A fresh process on a machine without CIFAR-10: an empty data folder, an empty Keras cache, an
+    # empty disk cache, offline, and no dataset already cached in memory by an earlier test.
+    for folder in ("data", "keras", "cache"):
+        (tmp_path / folder).mkdir()
+    env = dict(os.environ, CNNVIZ_DATA_DIR=str(tmp_path / "data"), KERAS_HOME=str(tmp_path / "keras"),
+               CNNVIZ_CACHE_DIR=str(tmp_path / "cache"), CNNVIZ_OFFLINE="1")
+    script = textwrap.dedent(
+        f"""
+        import json
+        from streamlit.testing.v1 import AppTest
+        from cnnviz import data
+        assert data.source_status("cifar10").source is None, data.source_status("cifar10")
+        at = AppTest.from_file({str(PROJECT_ROOT / PAGE)!r}, default_timeout=180).run()
+        at.selectbox(key="train_dataset").set_value("cifar10").run()
+        print(json.dumps({{
+            "exception": [str(element.value) for element in at.exception],
+            "messages": " ".join(str(element.value) for element in list(at.error) + list(at.warning)),
+            "subheaders": [element.value for element in at.subheader],
+        }}))
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                               text=True, timeout=180)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["exception"] == []
+    assert "CIFAR-10 is not available" in result["messages"]
+    assert "2 · Architecture" not in result["subheaders"]
 
 
 @pytest.mark.slow
@@ -259,7 +281,7 @@ def test_the_cell_viewer_opens_on_the_most_confused_pair_of_each_new_model():
     at.button(key="train_start").click().run()
     result = at.session_state["train_result"]
     images, labels = result.test_data()
-    confusion = train_lesson.confusion_matrix(labels, result.predict_test().argmax(axis=1), 10)
+    confusion = confusion_matrix(labels, result.predict_test().argmax(axis=1), 10)
     top = train_lesson.most_confused_pairs(confusion, top=1)[0]
     assert (at.selectbox(key="train_cell_true").value, at.selectbox(key="train_cell_predicted").value) == (
         top.true_class, top.predicted_class)
@@ -270,7 +292,7 @@ def test_the_cell_viewer_opens_on_the_most_confused_pair_of_each_new_model():
     result = at.session_state["train_result"]
     assert result.config.seed == 1
     images, labels = result.test_data()
-    confusion = train_lesson.confusion_matrix(labels, result.predict_test().argmax(axis=1), 10)
+    confusion = confusion_matrix(labels, result.predict_test().argmax(axis=1), 10)
     top = train_lesson.most_confused_pairs(confusion, top=1)[0]
     assert at.selectbox(key="train_cell_true").value == top.true_class
 

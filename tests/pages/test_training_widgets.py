@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 def training_script():
     import streamlit as st
 
+    from cnnviz import training
     from cnnviz.training import TrainConfig
     from widgets import ui
 
@@ -20,7 +21,8 @@ def training_script():
     if st.session_state.get("stop_at_once"):
         # Stop the shared job before this page even watches it (what a Stop click does mid-run).
         st.session_state["stop_at_once"] = False
-        ui._training_job(ui._job_key(config), config).request_stop()
+        source = training.data_source(config)
+        ui._training_job(ui._job_key(config, source), config, None, source).request_stop()
     result = ui.train_with_progress(config, key="uitest", fresh=st.session_state.get("fresh", False))
     if result is not None:
         st.session_state["seen"] = st.session_state.get("seen", []) + [id(result)]
