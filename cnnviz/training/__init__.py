@@ -9,6 +9,7 @@ Every page that trains goes through `train(config, on_progress)`. The modules, o
 - `engine`    `train`: model set-up, warm start, the fast loop and the `model.fit` loop;
 - `cache`     the disk cache of finished runs (`$CNNVIZ_CACHE_DIR`, default `~/.cache/cnnviz`);
 - `jobs`      `Job`, background work for Streamlit pages, and `training_job`;
+- `seeds`     `train_seeds`: one config, several seeds, one result per seed;
 - `queue`     the cap on concurrent trainings; `replay`, `warmup`, `augmenter`.
 
 TensorFlow and Keras are imported lazily inside functions: importing this package is cheap.
@@ -21,9 +22,10 @@ from cnnviz.training.inputs import data_source
 from cnnviz.training.jobs import Job, training_job
 from cnnviz.training.progress import divergence_threshold
 from cnnviz.training.results import Progress, TrainResult
+from cnnviz.training.seeds import DEFAULT_SEEDS, seed_configs, seed_list, train_seeds
 
 __all__ = [
     "AUGMENTATIONS", "OPTIMIZERS", "SEEDS_RELU_CNN", "Job", "Progress", "TrainConfig", "TrainResult",
     "cache_dir", "data_source", "divergence_threshold", "freeze_stack", "is_cached", "load_cached",
-    "store_cached", "train", "training_job",
+    "store_cached", "train", "training_job", "DEFAULT_SEEDS", "seed_configs", "seed_list", "train_seeds",
 ]

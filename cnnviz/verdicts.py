@@ -1,0 +1,158 @@
+"""Verdicts that survive a change of seed: the spread of several seeds, and what a difference says.
+
+Every experiment page that compares two things ("A beats B", "no measurable difference") calls
+`compare`, so one rule decides when the numbers support a verdict. The uncertainty of a measured
+accuracy has two parts:
+
+- training randomness: the spread of the accuracy across seeds (initial weights, data order,
+  augmentation), estimated from the seeds' sample variance;
+- test sampling: a finite test set of N images measures an accuracy p with a binomial standard
+  error sqrt(p (1 - p) / N).
+
+The difference of the two means gets a 95 % interval from Student's t with the seeds' degrees of
+freedom (at least 2 seeds per side; with fewer the verdict is "undecided"). The verdict is
+- "better" / "worse" when the whole interval lies above / below zero;
+- "no measurable difference" when the whole interval lies within ±`margin` (a difference too
+  small to matter for the lesson);
+- "undecided" otherwise, with what would settle it.
+
+The text states only what the numbers show; no cause is attached to a measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy import stats
+
+VerdictKind = Literal["better", "worse", "no measurable difference", "undecided"]
+VERDICT_KINDS: tuple[VerdictKind, ...] = ("better", "worse", "no measurable difference", "undecided")
+
+CONFIDENCE = 0.95
+ACCURACY_MARGIN = 0.02  # Two percentage points: smaller differences do not change what a lesson teaches.
+MIN_SEEDS = 2  # A spread needs at least two seeds.
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Several seeds' results for one variant: each value, their mean and a 95 % interval of the mean."""
+
+    values: tuple[float, ...]
+    mean: float
+    low: float
+    high: float
+    standard_error: float
+
+    @property
+    def seeds(self) -> int:
+        return len(self.values)
+
+
+def _test_sampling_variance(mean: float, test_images: int | None) -> float:
+    if not test_images:
+        return 0.0
+    p = min(max(mean, 0.0), 1.0)
+    return p * (1.0 - p) / test_images
+
+
+def _seed_variance(values: Sequence[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return math.nan
+    mean = sum(values) / n
+    return sum((v - mean) ** 2 for v in values) / (n - 1)
+
+
+def spread(values: Sequence[float], *, test_images: int | None = None) -> Spread:
+    """The mean of `values` (one per seed) with a 95 % interval combining seed spread and test sampling.
+
+    With a single seed only test sampling is known, so the interval is that of one test set (and
+    `compare` will not decide anything from it).
+    """
+    if not values:
+        raise ValueError("A spread needs at least one value.")
+    clean = tuple(float(v) for v in values)
+    n = len(clean)
+    mean = sum(clean) / n
+    seed_var = _seed_variance(clean)
+    variance = (0.0 if math.isnan(seed_var) else seed_var / n) + _test_sampling_variance(mean, test_images)
+    se = math.sqrt(variance)
+    t = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) if n >= 2 else stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    return Spread(values=clean, mean=mean, low=mean - t * se, high=mean + t * se, standard_error=se)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the numbers say about A against B, for one factor."""
+
+    factor: str  # What was compared (a stable name: "activation", "pooling", "optimizer", ...).
+    a: str
+    b: str
+    kind: VerdictKind  # About A: "better" means A beats B.
+    difference: float  # mean(A) - mean(B), in the values' units (accuracy as a fraction).
+    low: float  # 95 % interval of the difference.
+    high: float
+    seeds: tuple[int, int]
+    text: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"factor": self.factor, "kind": self.kind, "text": self.text, "a": self.a, "b": self.b,
+                "difference": self.difference, "interval": [self.low, self.high], "seeds": list(self.seeds)}
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def compare(factor: str, a: str, a_values: Sequence[float], b: str, b_values: Sequence[float], *,
+            test_images: int | None = None, margin: float = ACCURACY_MARGIN,
+            higher_is_better: bool = True, unit: Literal["points", "seconds"] = "points") -> Verdict:
+    """The verdict on A against B from each side's per-seed values (accuracies, or seconds).
+
+    `test_images` (for accuracies) adds the test set's sampling error; `margin` is the size of a
+    difference that does not matter; for times pass `higher_is_better=False, unit="seconds"` and a
+    margin in seconds.
+    """
+    sa, sb = spread(a_values, test_images=test_images), spread(b_values, test_images=test_images)
+    difference = sa.mean - sb.mean
+    n_a, n_b = len(sa.values), len(sb.values)
+    if min(n_a, n_b) < MIN_SEEDS:
+        kind: VerdictKind = "undecided"
+        low = high = difference
+        settle = f"train each with at least {MIN_SEEDS} seeds to measure the spread"
+    else:
+        se = math.sqrt(sa.standard_error ** 2 + sb.standard_error ** 2)
+        t = stats.t.ppf(0.5 + CONFIDENCE / 2, n_a + n_b - 2)
+        low, high = difference - t * se, difference + t * se
+        if low > 0:
+            kind = "better" if higher_is_better else "worse"
+        elif high < 0:
+            kind = "worse" if higher_is_better else "better"
+        elif -margin <= low and high <= margin:
+            kind = "no measurable difference"
+        else:
+            kind = "undecided"
+        settle = (f"more seeds (now {min(n_a, n_b)}), more test images (now {test_images:,}) or a longer budget "
+                  "would settle it" if test_images else f"more seeds (now {min(n_a, n_b)}) would settle it")
+    if unit == "points":
+        measured = (f"{a} {100 * sa.mean:.1f} % against {b} {100 * sb.mean:.1f} % "
+                    f"(difference {_points(difference)} points, 95 % interval {_points(low)} to {_points(high)}; "
+                    f"{n_a} and {n_b} seeds)")
+        small = f"{100 * margin:.0f} points"
+    else:
+        measured = (f"{a} {sa.mean:.2f} s against {b} {sb.mean:.2f} s (difference {difference:+.2f} s, "
+                    f"95 % interval {low:+.2f} to {high:+.2f} s; {n_a} and {n_b} runs)")
+        small = f"{margin:g} s"
+    if kind == "better":
+        text = f"{a} beats {b}: {measured}."
+    elif kind == "worse":
+        text = f"{a} does worse than {b}: {measured}."
+    elif kind == "no measurable difference":
+        text = f"No measurable difference between {a} and {b} (the interval lies within ±{small}): {measured}."
+    else:
+        text = f"Undecided: {measured}. The difference is within the spread; {settle}."
+    return Verdict(factor=factor, a=a, b=b, kind=kind, difference=difference, low=low, high=high,
+                   seeds=(n_a, n_b), text=text)
