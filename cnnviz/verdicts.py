@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from scipy import stats
@@ -156,3 +156,49 @@ def compare(factor: str, a: str, a_values: Sequence[float], b: str, b_values: Se
         text = f"Undecided: {measured}. The difference is within the spread; {settle}."
     return Verdict(factor=factor, a=a, b=b, kind=kind, difference=difference, low=low, high=high,
                    seeds=(n_a, n_b), text=text)
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant of an experiment: its per-seed test accuracies and its training budget."""
+
+    name: str
+    seeds: tuple[int, ...]
+    test_accuracy: tuple[float, ...]
+    updates: int  # Weight updates per seed (the budget, stated on the page).
+    test_images: int
+    extra: dict[str, object] = field(default_factory=dict)  # e.g. {"seconds_per_epoch": [...]}.
+
+    @property
+    def spread(self) -> Spread:
+        return spread(self.test_accuracy, test_images=self.test_images)
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "seeds": list(self.seeds), "test_accuracy": list(self.test_accuracy),
+                "updates": self.updates, "test_images": self.test_images, **self.extra}
+
+
+@dataclass(frozen=True)
+class ExperimentReport:
+    """What `run_default_experiment` returns and `python -m cnnviz experiment NAME` prints."""
+
+    name: str
+    variants: tuple[VariantResult, ...]
+    verdicts: tuple[Verdict, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"experiment": self.name, "variants": [v.to_json() for v in self.variants],
+                "verdicts": [v.to_json() for v in self.verdicts]}
+
+    def table_text(self) -> str:
+        """The variants (mean and interval over seeds) and the verdicts, for a terminal."""
+        width = max([len(v.name) for v in self.variants] + [7])
+        lines = [f"{'variant':<{width}}  seeds  updates  mean %  95 % interval    per seed %"]
+        for v in self.variants:
+            s = v.spread
+            per_seed = " ".join(f"{100 * a:.1f}" for a in v.test_accuracy)
+            lines.append(f"{v.name:<{width}}  {len(v.seeds):>5}  {v.updates:>7}  {100 * s.mean:6.1f}  "
+                         f"{100 * s.low:5.1f} to {100 * s.high:5.1f}    {per_seed}")
+        lines.append("")
+        lines += [f"[{v.factor}] {v.kind}: {v.text}" for v in self.verdicts]
+        return "\n".join(lines)
