@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from cnnviz.architecture.keras_model import PIXEL_MAX, scale_images
 from cnnviz.errors import ImageDecodeError, SettingsError
 
 MAX_SIDE = 256  # Longest side after downscaling, in pixels (the largest working size a page may ask for).
@@ -190,8 +191,11 @@ def resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 def to_unit_float(pixels) -> np.ndarray:
-    """uint8 pixels as floats in [0, 1] (what a network usually sees after dividing by 255)."""
-    return np.asarray(pixels, dtype=np.float64) / 255.0
+    """uint8 pixels as float64 in [0, 1]: the network's input-scaling rule (`architecture.scale_images`)."""
+    values = np.asarray(pixels)
+    if values.dtype != np.uint8:  # Whole numbers 0..255 held in another dtype: the same rule.
+        values = values.astype(np.float64) / PIXEL_MAX
+    return scale_images(values, np.float64)
 
 
 def to_grayscale(pixels) -> np.ndarray:

@@ -31,13 +31,14 @@ def input_scale(images: Any) -> float:
     return 1.0 / PIXEL_MAX if np.asarray(images).dtype == np.uint8 else 1.0
 
 
-def scale_images(images: Any) -> np.ndarray:
-    """uint8 images -> float32 in [0, 1] (pixel / PIXEL_MAX), the network's input; float images are only cast
-    to float32 (they are taken as already scaled). The shape is unchanged."""
+def scale_images(images: Any, dtype: Any = np.float32) -> np.ndarray:
+    """uint8 images -> floats in [0, 1] (pixel / PIXEL_MAX), the network's input; float images are only cast
+    (they are taken as already scaled). The shape is unchanged. float32 is what networks see; the
+    convolution lab asks for float64 so that its hand-checkable sums stay exact."""
     x = np.asarray(images)
     if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(PIXEL_MAX)
-    return x.astype(np.float32, copy=False)
+        return x.astype(dtype) / dtype(PIXEL_MAX)
+    return x.astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------
