@@ -3,7 +3,9 @@
 Four tabs, each reading top to bottom (widgets, one core call, figures):
 1. the augmentation preview: one image through the real Keras preprocessing layers, 16 times;
 2. overfitting and its cures: the same small CNN on ~1,000 images, plain / augmented / with
-   dropout / with batch norm, trained through the shared engine (`ui.train_with_progress`);
+   dropout / with batch norm, each with several seeds (seed s is `config.replace(seed=s)`, the run
+   `training.train_seeds` makes), trained through the shared engine (`ui.train_with_progress`);
+   every seed's point, the mean and interval, and verdicts from `cnnviz.verdicts.compare`;
 3. dropout, exactly: the real `keras.layers.Dropout` on a small vector, in both modes;
 4. batch norm, exactly: the real `keras.layers.BatchNormalization` over a few training steps.
 Every number on the page comes from `cnnviz.training.augmenter` / `cnnviz.lessons.augmentation`.
@@ -30,10 +32,10 @@ GRID_COLUMNS_PRESENTER = 8  # Two rows across the full width: the whole grid fit
 UPLOAD_MAX_SIDE = 128  # Uploads are shrunk to this longest side: 16 copies stay fast.
 FIT_IMAGE_CHOICES = (200, 500, 1_000, 2_000)
 FIT_REQUEST_KEY = "aug_fit_requested"
-# The default four variants (1,000 images, 15 epochs) from an empty cache, measured with
-# bench/augmentation_defaults.py on 2 CPU cores shared with other work (load average ~8): 32 s.
-MEASURED_RUN_SECONDS = 32
-RUN_BUDGET_SECONDS = 45
+# The default four variants x 3 seeds (1,000 images, 15 epochs) from an empty cache, measured with
+# bench/augmentation_defaults.py on 2 CPU cores shared with other work (load average 7 to 10, a second
+# training process beside it): 306 s (241 s with 500 test images and no second process).
+MEASURED_RUN_SECONDS = 306
 VARIANT_TITLES = {v.key: v.title for v in augmentation.overfitting_variants(keys=VARIANT_KEYS)}
 
 def _variant_list(value) -> bool:
@@ -55,6 +57,7 @@ VIEW_PARAMS = [
     Param("aug_fit_dataset", "choice", choices=data.DATASETS),
     Param("aug_fit_images", "choice", choices=FIT_IMAGE_CHOICES),
     Param("aug_fit_epochs", "int", minimum=2, maximum=40),
+    Param("aug_fit_seeds", "int", minimum=1, maximum=training.seeds.MAX_SEEDS),
     Param("aug_fit_variants", "json", validate=_variant_list),
     Param("aug_drop_units", "int", minimum=4, maximum=16),
     Param("aug_drop_rate", "float", minimum=0.0, maximum=0.9),
@@ -93,10 +96,9 @@ def cached_batchnorm(steps: int, batch_size: int, momentum: float, seed: int) ->
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring accuracy on the training images…")
-def cached_outcome(config_key: str, run: str, _variant, _result) -> augmentation.VariantOutcome:
-    """Keyed by the config (data, limits, seed…); `run` tells a stopped or partial run from its finished one."""
-    x_train, y_train = augmentation.training_images(_variant.config)
-    return augmentation.variant_outcome(_variant, _result, x_train, y_train)
+def cached_measurement(config_keys: str, _variant, seeds: tuple[int, ...], _results) -> augmentation.SeedMeasurement:
+    """Keyed by the seeds' configs (data, limits, seeds…); only finished runs get here."""
+    return augmentation.seed_measurement(_variant, seeds, _results)
 
 
 def _reroll() -> None:
@@ -204,7 +206,7 @@ def preview_section() -> None:
 # --------------------------------------------------------------------------------------------
 
 def fit_settings_ui():
-    columns = st.columns(3)
+    columns = st.columns(4)
     with columns[0]:
         dataset = ui.dataset_selectbox("aug_fit_dataset", label="Dataset")
     with columns[1]:
@@ -213,8 +215,13 @@ def fit_settings_ui():
                                        help="Few images make overfitting easy to see.")
     with columns[2]:
         epochs = st.slider("Epochs", 2, 40, key="aug_fit_epochs")
+    with columns[3]:
+        seeds = st.number_input("Seeds per variant", 1, training.seeds.MAX_SEEDS, step=1, key="aug_fit_seeds",
+                                help="Each seed is one more training run of every variant: its own initial "
+                                     "weights, training subset, data order and augmentation. More seeds "
+                                     "narrow the intervals; with one seed no verdict can be made.")
     chosen = st.multiselect("Variants", VARIANT_KEYS, key="aug_fit_variants", format_func=VARIANT_TITLES.get)
-    return dataset, int(limit_train), int(epochs), tuple(k for k in VARIANT_KEYS if k in chosen)
+    return dataset, int(limit_train), int(epochs), int(seeds), tuple(k for k in VARIANT_KEYS if k in chosen)
 
 
 def fit_curves_ui(results: dict) -> None:
@@ -238,13 +245,72 @@ def fit_curves_ui(results: dict) -> None:
                    together_label="All variants together", chart_key="aug_fit_curves")
 
 
+def _interval(spread) -> str:
+    return f"{spread.mean:.1%} ({spread.low:.1%} to {spread.high:.1%})"
+
+
+def _points_interval(spread) -> str:
+    return f"{100 * spread.mean:+.1f} ({100 * spread.low:+.1f} to {100 * spread.high:+.1f})"
+
+
+def fit_results_ui(measured: list, first_results: dict) -> None:
+    """Curves of the first seed, the per-variant spread table and figure, and the verdicts."""
+    fit_curves_ui(first_results)
+    st.caption(f"The curves are those of seed {measured[0].seeds[0]}; the table, the figure and the verdicts "
+               f"below use every seed ({len(measured[0].seeds)}).")
+    table = pd.DataFrame([{
+        "variant": m.variant.title,
+        "seeds": len(m.seeds),
+        "weight updates per seed": m.updates,
+        "test accuracy: mean (95 % interval)": _interval(m.accuracy_spread),
+        "gap in points: mean (95 % interval)": _points_interval(m.gap_spread),
+        "test accuracy per seed": " · ".join(f"{a:.1%}" for a in m.test_accuracies),
+        "gap per seed (points)": " · ".join(f"{100 * g:+.1f}" for g in m.gaps),
+    } for m in measured])
+    st.dataframe(table, hide_index=True, key="aug_fit_table")
+    with st.expander("Every seed's numbers"):
+        seeds_table = pd.DataFrame([{
+            "variant": m.variant.title, "seed": seed,
+            "train accuracy (clean)": o.train_accuracy,
+            "test accuracy": o.test_accuracy,
+            "gap (points)": o.gap * 100,
+            "train accuracy while training": o.train_accuracy_during,
+            "best test accuracy": o.best_test_accuracy,
+            "best epoch": o.best_epoch,
+            "seconds": o.seconds,
+        } for m in measured for seed, o in zip(m.seeds, m.outcomes)])
+        st.dataframe(seeds_table, hide_index=True, key="aug_fit_seed_table", column_config={
+            "train accuracy (clean)": st.column_config.NumberColumn(format="percent"),
+            "test accuracy": st.column_config.NumberColumn(format="percent"),
+            "gap (points)": st.column_config.NumberColumn(format="%+.1f"),
+            "train accuracy while training": st.column_config.NumberColumn(format="percent"),
+            "best test accuracy": st.column_config.NumberColumn(format="percent"),
+            "seconds": st.column_config.NumberColumn(format="%.1f"),
+        })
+    st.caption("Clean train accuracy: the trained model in inference mode on the unaugmented training images "
+               "(dropout off, batch norm on its moving averages), so the gap compares like with like. "
+               "Intervals: 95 %, from the spread across seeds and the sampling error of "
+               f"{measured[0].test_images:,} test images. Training took "
+               f"{sum(m.seconds for m in measured):.0f} s in total.")
+    ui.plotly_chart(augmentation_figures.seed_spread_figure(measured), key="aug_fit_spread")
+    found = augmentation.regularisation_verdicts(measured)
+    if found:
+        st.markdown("**What the numbers show**, each variant against no regularisation (a smaller gap counts "
+                    "as better):")
+        st.markdown("\n".join(f"- {verdict.text}" for verdict in found))
+    else:
+        st.info("Add **No regularisation** to the variants to compare each cure against it.",
+                icon=":material/compare_arrows:")
+
+
 def overfitting_section() -> None:
     st.markdown(f"A CNN with about a hundred thousand weights and only ~1,000 training images can memorise "
                 "them: training accuracy climbs to nearly 100 % while test accuracy stalls. Train the same "
-                "small CNN with each cure and compare the **gap**. The four default runs took "
-                f"{MEASURED_RUN_SECONDS} s in all on 2 busy CPU cores (budget {RUN_BUDGET_SECONDS} s); finished runs "
-                "are cached, so a revisit shows them at once.")
-    dataset, limit_train, epochs, keys = fit_settings_ui()
+                "small CNN with each cure, with several seeds each, and compare the **gap**. The default runs "
+                f"({len(DEFAULT_VARIANTS)} variants × {len(augmentation.DEFAULT_SEEDS)} seeds) took "
+                f"{MEASURED_RUN_SECONDS} s in all on 2 busy CPU cores; finished runs are cached, so a revisit "
+                "shows them at once.")
+    dataset, limit_train, epochs, seed_count, keys = fit_settings_ui()
     if not keys:
         st.info("Choose at least one variant to train.", icon=":material/checklist:")
         return
@@ -252,71 +318,56 @@ def overfitting_section() -> None:
         num_classes = data.spec(dataset).num_classes
         variants = augmentation.overfitting_variants(dataset, keys=keys, limit_train=limit_train, epochs=epochs,
                                                        num_classes=num_classes)
+        seeds = training.seed_list(seed_count)
     except CnnvizError as error:
         st.error(str(error), icon=":material/error:")
         return
-    with st.expander("What each variant changes"):
+    config = variants[0].config
+    updates = augmentation.weight_updates(config, limit_train)
+    with st.expander("What each variant changes, and the budget"):
         for variant in variants:
             st.markdown(f"- **{variant.title}**: {variant.change} "
                         f"({augmentation.variant_parameters(variant):,} parameters)")
         st.caption(f"All: the same CNN (conv 16 → pool → conv 32 → pool → Dense 128 → softmax), Adam, "
-                   f"batch {variants[0].config.batch_size}, {limit_train:,} training and "
-                   f"{variants[0].config.limit_test:,} test images, seed {variants[0].config.seed}.")
-    request = "|".join(v.config.key() for v in variants)
+                   f"batch {config.batch_size}, {limit_train:,} training and {config.limit_test:,} test images, "
+                   f"seeds {', '.join(str(s) for s in seeds)}. Budget: {epochs} epochs of "
+                   f"{updates // epochs} batches = {updates:,} weight updates per seed, the same for every "
+                   "variant.")
+    runs = [(variant, augmentation.seed_variant(variant, seed)) for variant in variants for seed in seeds]
+    request = "|".join(seeded.config.key() for _, seeded in runs)
     clicked = st.button("Train the variants", type="primary", key="aug_fit_train", icon=":material/play_arrow:")
     if clicked:
         st.session_state[FIT_REQUEST_KEY] = request
-    if st.session_state.get(FIT_REQUEST_KEY) != request and not all(training.is_cached(v.config) for v in variants):
-        st.info("Press **Train the variants** to train them one after another (results are cached).",
-                icon=":material/model_training:")
+    if (st.session_state.get(FIT_REQUEST_KEY) != request
+            and not all(training.is_cached(seeded.config) for _, seeded in runs)):
+        st.info("Press **Train the variants** to train them one after another, every seed "
+                "(results are cached).", icon=":material/model_training:")
         return
 
-    results = {}
-    for number, variant in enumerate(variants, start=1):
-        # While a variant trains its name heads the progress panel; a finished run leaves no trace here.
+    # Seed s of a variant trains `config.replace(seed=s)`, the run `training.train_seeds` makes and
+    # caches; here each goes through the shared progress panel.
+    results: dict[str, list] = {variant.key: [] for variant in variants}
+    for number, (variant, seeded) in enumerate(runs, start=1):
         slot = st.empty()
         with slot.container():
-            st.markdown(f"**{variant.title}** — variant {number} of {len(variants)}")
-            result = ui.train_with_progress(variant.config, key=f"aug_fit_{variant.key}", fresh=clicked)
+            st.markdown(f"**{variant.title}**, seed {seeded.config.seed} — run {number} of {len(runs)}")
+            result = ui.train_with_progress(seeded.config, key=f"aug_fit_{variant.key}_{seeded.config.seed}",
+                                            fresh=clicked)
         if result is None:
             return
-        if result.stopped_reason == "finished":
-            slot.empty()
-        results[variant.key] = (variant, result)
-
-    outcomes = []
-    for variant, result in results.values():
-        try:
-            run = f"{result.stopped_reason}:{result.epochs_completed}:{result.seconds:.6f}"
-            outcomes.append(cached_outcome(variant.config.key(), run, variant, result))
-        except data.DatasetUnavailable as error:
-            st.error(str(error), icon=":material/cloud_off:")
+        if result.stopped_reason != "finished":
+            st.info(f"{variant.title}, seed {seeded.config.seed} did not finish: train again to see every "
+                    "seed's numbers.", icon=":material/pause_circle:")
             return
-    fit_curves_ui({variant.title: result for variant, result in results.values()})
-    table = pd.DataFrame([{
-        "variant": o.title,
-        "train accuracy (clean)": o.train_accuracy,
-        "test accuracy": o.test_accuracy,
-        "gap (points)": o.gap * 100,
-        "train accuracy while training": o.train_accuracy_during,
-        "best test accuracy": o.best_test_accuracy,
-        "best epoch": o.best_epoch,
-        "seconds": o.seconds,
-    } for o in outcomes])
-    st.dataframe(table, hide_index=True, key="aug_fit_table", column_config={
-        "train accuracy (clean)": st.column_config.NumberColumn(format="percent"),
-        "test accuracy": st.column_config.NumberColumn(format="percent"),
-        "gap (points)": st.column_config.NumberColumn(format="%+.1f"),
-        "train accuracy while training": st.column_config.NumberColumn(format="percent"),
-        "best test accuracy": st.column_config.NumberColumn(format="percent"),
-        "seconds": st.column_config.NumberColumn(format="%.1f"),
-    })
-    st.caption("Clean train accuracy: the trained model in inference mode on the unaugmented training images "
-               "(dropout off, batch norm on its moving averages), so the gap compares like with like. "
-               f"Training took {sum(o.seconds for o in outcomes):.0f} s in total.")
-    ui.plotly_chart(augmentation_figures.gap_bars_figure(outcomes), key="aug_fit_gaps")
-    by_key = {variant.key: result.history for variant, result in results.values()}
-    st.markdown("\n".join(f"- {line}" for line in augmentation.conclusion(outcomes, by_key)))
+        slot.empty()
+        results[variant.key].append(result)
+    try:
+        measured = [cached_measurement("|".join(r.config.key() for r in results[v.key]), v, seeds, results[v.key])
+                    for v in variants]
+    except data.DatasetUnavailable as error:
+        st.error(str(error), icon=":material/cloud_off:")
+        return
+    fit_results_ui(measured, {variant.title: results[variant.key][0] for variant in variants})
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,6 +468,7 @@ WIDGET_DEFAULTS = {
     "aug_contrast": 0.2, "aug_seed": 0,
     "aug_fit_dataset": "fashion_mnist", "aug_fit_images": augmentation.OVERFIT_LIMIT_TRAIN,
     "aug_fit_epochs": augmentation.OVERFIT_EPOCHS, "aug_fit_variants": list(DEFAULT_VARIANTS),
+    "aug_fit_seeds": len(augmentation.DEFAULT_SEEDS),
     "aug_drop_units": 10, "aug_drop_rate": 0.5, "aug_drop_seed": 0,
     "aug_bn_batch": 6, "aug_bn_steps": 5, "aug_bn_momentum": 0.9, "aug_bn_seed": 0,
 }

@@ -1,19 +1,42 @@
-"""Command line: `python -m cnnviz warmup [--only PAGE] [--tiny] [--list]`.
+"""Command line: `python -m cnnviz warmup [--only PAGE] [--tiny] [--list]` and
+`python -m cnnviz experiment NAME [--seeds 0,1,2] [--json]`.
 
 `warmup` pre-trains the default run of every training page into the disk cache
 (`$CNNVIZ_CACHE_DIR`, default `~/.cache/cnnviz`), printing progress and the time per model,
 so that opening those pages in a lecture shows the results at once. Run it once before class,
 or as a deployment step.
+
+`experiment` runs one page's default experiment with the given seeds (its lesson module's
+`run_default_experiment`) and prints its table and verdicts, or with `--json` the report's
+`to_json()`: `{"variants": [{"name", "seeds", "test_accuracy", ...}], "verdicts": [{"factor",
+"kind", "text", ...}]}`. An experiment whose module has no `run_default_experiment` yet is
+reported as not available (exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
+from types import ModuleType
 
 from cnnviz import training
+from cnnviz.errors import CnnvizError
+from cnnviz.lessons import augmentation, lenet_vs_relu, transfer
 from cnnviz.training import warmup
+
+# Experiment names on the command line -> the lesson module whose default experiment they run.
+EXPERIMENTS: dict[str, ModuleType] = {"lenet-vs-relu": lenet_vs_relu, "transfer": transfer,
+                                      "augmentation": augmentation}
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return training.seed_list([int(part) for part in text.split(",") if part.strip()])
+    except (ValueError, CnnvizError) as error:
+        raise argparse.ArgumentTypeError(f"seeds must be distinct whole numbers such as 0,1,2 ({error})") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,12 +51,46 @@ def _parser() -> argparse.ArgumentParser:
     warm.add_argument("--tiny", action="store_true",
                       help="tiny sizes (a few hundred images, one epoch): a smoke test for CI")
     warm.add_argument("--list", action="store_true", help="list the models and whether each is cached; train nothing")
+    experiment = commands.add_parser(
+        "experiment", help="run a page's default experiment with several seeds and print its verdicts",
+        description="Train a page's default experiment once per seed (cached) and print every variant's "
+                    "per-seed results and the verdicts computed from them.")
+    experiment.add_argument("name", choices=sorted(EXPERIMENTS), metavar="NAME",
+                            help=f"the experiment: {', '.join(EXPERIMENTS)}")
+    experiment.add_argument("--seeds", type=_seeds, default=training.DEFAULT_SEEDS,
+                            help="comma-separated seeds (default 0,1,2)")
+    experiment.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def run_experiment(name: str, seeds: tuple[int, ...], *, as_json: bool) -> int:
+    """Run the experiment `name` and print its report; 2 when it is not available or cannot run."""
+    module = EXPERIMENTS[name]
+    run = getattr(module, "run_default_experiment", None)
+    if run is None:
+        print(f"The {name} experiment is not available yet (no run_default_experiment in "
+              f"{module.__name__}).", file=sys.stderr)
+        return 2
+
+    def progress(*_args: object) -> bool:
+        return True
+
+    try:
+        # Libraries print to stdout (Keras' download messages): keep stdout for the report alone.
+        with contextlib.redirect_stdout(sys.stderr):
+            report = run(seeds, on_progress=progress)
+    except CnnvizError as error:
+        print(f"The {name} experiment cannot run: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_json(), indent=2) if as_json else report.table_text())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command == "experiment":
+        return run_experiment(args.name, args.seeds, as_json=args.json)
 
     try:
         plan = warmup.warmup_plan(args.only, tiny=args.tiny)

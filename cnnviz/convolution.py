@@ -411,16 +411,28 @@ def _preset(name: str, rows, description: str) -> KernelPreset:
     return KernelPreset(name, kernel, description)
 
 
-def random_kernel(size: int = 3, *, seed: int = 0, channels: int | None = None) -> np.ndarray:
-    """A random kernel drawn like Keras' default Glorot-uniform initialiser for one filter.
+def glorot_limit(size: int, channels: int = 1, filters: int = 1) -> float:
+    """The Glorot-uniform limit of a Conv2D layer of `filters` `size` x `size` filters on `channels` channels.
 
-    The limit is sqrt(6 / (fan_in + fan_out)) with fan_in = fan_out = size*size*channels, so the
-    values are small and centred on zero, as in an untrained Conv2D layer.
+    Keras' default kernel initialiser draws from U(-limit, limit) with limit = sqrt(6 / (fan_in + fan_out)),
+    fan_in = size*size*channels (the inputs one output sees) and fan_out = size*size*filters.
+    """
+    size = _check_positive_int(size, "The kernel size")
+    channels = _check_positive_int(channels, "The number of channels")
+    filters = _check_positive_int(filters, "The number of filters")
+    return math.sqrt(6.0 / (size * size * channels + size * size * filters))
+
+
+def random_kernel(size: int = 3, *, seed: int = 0, channels: int | None = None, filters: int = 1) -> np.ndarray:
+    """One random filter drawn like Keras' default Glorot-uniform initialiser in a Conv2D layer.
+
+    The layer has `filters` filters (the scale depends on it, see `glorot_limit`) on `channels`
+    channels (None: a 2-D kernel for a gray image), so the values are small and centred on zero,
+    as in an untrained Conv2D layer of that size.
     """
     size = _check_positive_int(size, "The kernel size")
     depth = 1 if channels is None else _check_positive_int(channels, "The number of channels")
-    fan = size * size * depth
-    limit = math.sqrt(6.0 / (2 * fan))
+    limit = glorot_limit(size, depth, filters)
     rng = np.random.default_rng(seed)
     shape = (size, size) if channels is None else (size, size, channels)
     return np.round(rng.uniform(-limit, limit, size=shape), 3)

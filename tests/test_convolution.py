@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cnnviz import convolution as conv
+from cnnviz.lessons import convolution as lesson
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -253,7 +254,37 @@ def test_random_kernel_is_seeded_and_glorot_sized():
     first = conv.random_kernel(3, seed=5, channels=3)
     np.testing.assert_array_equal(first, conv.random_kernel(3, seed=5, channels=3))
     assert not np.array_equal(first, conv.random_kernel(3, seed=6, channels=3))
-    assert first.shape == (3, 3, 3) and np.abs(first).max() <= math.sqrt(6 / 54) + 1e-3
+    # One 3x3 filter on 3 channels: fan_in 27, fan_out 9.
+    assert first.shape == (3, 3, 3) and np.abs(first).max() <= math.sqrt(6 / 36) + 1e-3
+
+
+def test_glorot_limit_uses_the_filters_for_fan_out():
+    # 8 RGB 3x3 filters: fan_in = 3*3*3 = 27, fan_out = 3*3*8 = 72 (not 27: that was 1.35x too wide).
+    assert math.isclose(conv.glorot_limit(3, 3, 8), math.sqrt(6 / (27 + 72)))
+    assert math.isclose(conv.glorot_limit(3), math.sqrt(6 / 18))
+    wide = np.stack([conv.random_kernel(3, seed=s, channels=3, filters=8) for s in range(50)])
+    assert np.abs(wide).max() <= conv.glorot_limit(3, 3, 8) + 5e-4
+    assert np.abs(wide).max() > 0.98 * conv.glorot_limit(3, 3, 8)
+
+
+def test_glorot_limit_matches_keras_glorot_uniform():
+    import keras
+
+    # 10 draws of a (3, 3, 3, 8) Conv2D kernel: 2,160 values, whose largest magnitude lies within 1% of
+    # Keras' limit (the chance that it does not is 0.99**2160, about 4e-10).
+    draws = np.concatenate([np.asarray(keras.initializers.GlorotUniform(seed=s)((3, 3, 3, 8))).ravel()
+                            for s in range(10)])
+    keras_limit = float(np.abs(draws).max())
+    limit = conv.glorot_limit(3, channels=3, filters=8)
+    assert keras_limit <= limit + 1e-6 and keras_limit >= 0.99 * limit
+
+
+def test_colour_view_random_filters_have_the_scale_of_an_8_filter_conv2d():
+    pixels = np.random.default_rng(0).random((12, 12, 3))
+    view = lesson.colour_view(pixels, "red minus green", 4, apply_relu=False)
+    for index, values in enumerate(view.random_maps):
+        kernel = conv.random_kernel(3, seed=4 + index, channels=3, filters=lesson.RANDOM_FILTERS)
+        np.testing.assert_allclose(values, conv.apply_kernel(view.image, kernel))
 
 
 def test_normalise_kernel():

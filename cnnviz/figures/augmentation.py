@@ -152,18 +152,35 @@ def overfitting_curves_figure(histories: Mapping[str, Mapping[str, Sequence[floa
     return figure
 
 
-def gap_bars_figure(outcomes: Sequence) -> go.Figure:
-    """Final clean training accuracy and test accuracy per variant, the gap written above each pair."""
-    titles = [o.title for o in outcomes]
-    figure = go.Figure()
-    figure.add_bar(x=titles, y=[o.train_accuracy for o in outcomes], name="training images (inference mode)",
-                   marker_color=ORANGE, hovertemplate="%{x}: training %{y:.1%}<extra></extra>")
-    figure.add_bar(x=titles, y=[o.test_accuracy for o in outcomes], name="test images",
-                   marker_color=BLUE, hovertemplate="%{x}: test %{y:.1%}<extra></extra>")
-    for o in outcomes:
-        figure.add_annotation(x=o.title, y=max(o.train_accuracy, o.test_accuracy), yshift=14, showarrow=False,
-                              text=f"gap {o.gap * 100:+.1f} pts")
-    low = min([o.test_accuracy for o in outcomes] + [o.train_accuracy for o in outcomes] + [1.0])
-    figure.update_layout(barmode="group", height=360, yaxis=dict(tickformat=".0%", range=[max(0.0, low - 0.1), 1.05]),
-                         legend=dict(orientation="h", y=-0.2), margin=dict(t=30))
+def seed_spread_figure(measured: Sequence) -> go.Figure:
+    """Per variant (`cnnviz.lessons.augmentation.SeedMeasurement`s), left the test accuracy, right the
+    train–test gap: every seed as a point, the mean as a diamond with its 95 % interval (seeds and
+    test sampling, `cnnviz.verdicts.spread`) as an error bar."""
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                           subplot_titles=("test accuracy", "gap: training (clean) − test accuracy"))
+    for column, (values_of, spread_of, what) in enumerate((
+            (lambda m: m.test_accuracies, lambda m: m.accuracy_spread, "test accuracy"),
+            (lambda m: m.gaps, lambda m: m.gap_spread, "gap")), start=1):
+        for i, m in enumerate(measured):
+            colour = series_colour(i)
+            title = m.variant.title
+            values = list(values_of(m))
+            figure.add_scatter(x=[title] * len(values), y=values, mode="markers", name=title, legendgroup=title,
+                               showlegend=False, marker=dict(color=colour, size=8, opacity=0.6),
+                               customdata=list(m.seeds),
+                               hovertemplate=f"{title}, seed %{{customdata}}: {what} %{{y:.1%}}<extra></extra>",
+                               row=1, col=column)
+            spread = spread_of(m)
+            figure.add_scatter(x=[title], y=[spread.mean], mode="markers", name=title, legendgroup=title,
+                               showlegend=False, marker=dict(color=colour, size=13, symbol="diamond",
+                                                             line=dict(color="black", width=1)),
+                               error_y=dict(type="data", symmetric=False, array=[spread.high - spread.mean],
+                                            arrayminus=[spread.mean - spread.low], color=colour, width=8),
+                               hovertemplate=(f"{title}: mean {what} %{{y:.1%}} (95 % interval "
+                                              f"{spread.low:.1%} to {spread.high:.1%}, {len(values)} seeds)"
+                                              "<extra></extra>"), row=1, col=column)
+    figure.add_hline(y=0, line=dict(color="grey", width=1), row=1, col=2)
+    figure.update_yaxes(tickformat=".0%", row=1, col=1, title_text="accuracy")
+    figure.update_yaxes(tickformat=".0%", row=1, col=2)
+    figure.update_layout(height=380, margin=dict(t=40))
     return figure

@@ -24,7 +24,8 @@ from cnnviz.figures.style import (
     VERMILION,
     diverging_scale,
 )
-from cnnviz.lessons.lenet_vs_relu import ALL_THREE, LENET, RELU_CNN, SATURATION_THRESHOLD, ComparisonTable
+from cnnviz.lessons.lenet_vs_relu import ALL_THREE, LENET, RELU_CNN, SATURATION_THRESHOLD
+from cnnviz.verdicts import ExperimentReport
 
 # One colour per model (Okabe-Ito): the two seeds get the strongest contrast (blue vs orange).
 MODEL_COLOURS: dict[str, str] = {
@@ -43,12 +44,15 @@ def model_colour(key: str) -> str:
 
 
 def overlaid_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], labels: Mapping[str, str], *,
-                    epochs: int | None = None, colours: Mapping[str, str] | None = None) -> go.Figure:
+                    epochs: int | None = None, colours: Mapping[str, str] | None = None,
+                    steps_per_epoch: Mapping[str, int] | None = None) -> go.Figure:
     """Loss (left) and accuracy (right) per epoch for several models on shared axes.
 
     `histories` maps a model key to its per-epoch lists (`loss`, `accuracy`, `val_loss`,
     `val_accuracy`). Each model has one colour (`colours[key]`, default the lesson's own
-    `model_colour`); training is solid, validation dashed.
+    `model_colour`); training is solid, validation dashed. With `steps_per_epoch` ({key: weight
+    updates per epoch}) the x-axis counts weight updates instead of epochs, so models trained
+    with different batch sizes line up by the budget they have used.
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
     for key, history in histories.items():
@@ -59,13 +63,18 @@ def overlaid_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], labe
                 values = [float(value) for value in history.get(prefix + metric, []) or []]
                 if not values:
                     continue
+                step = (steps_per_epoch or {}).get(key, 1)
                 figure.add_trace(go.Scatter(
-                    x=list(range(1, len(values) + 1)), y=values, mode="lines+markers",
+                    x=[step * epoch for epoch in range(1, len(values) + 1)], y=values, mode="lines+markers",
                     name=f"{label}, {split}", legendgroup=f"{key}-{split}", showlegend=column == 1,
                     line={"color": colour, "dash": dash},
                     marker={"symbol": "circle" if split == "training" else "diamond-open"},
-                    hovertemplate=f"{label}<br>epoch %{{x}}<br>{split} {metric} %{{y:.4f}}<extra></extra>",
+                    hovertemplate=(f"{label}<br>{'updates' if steps_per_epoch else 'epoch'} %{{x}}<br>{split} "
+                                   f"{metric} %{{y:.4f}}<extra></extra>"),
                 ), row=1, col=column)
+            if steps_per_epoch:
+                figure.update_xaxes(title_text="weight updates", rangemode="tozero", row=1, col=column)
+                continue
             figure.update_xaxes(title_text="epoch", dtick=1 if (epochs or 0) <= 20 else None, row=1, col=column)
             if epochs:
                 figure.update_xaxes(range=[0.5, epochs + 0.5], row=1, col=column)
@@ -76,36 +85,39 @@ def overlaid_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], labe
     return figure
 
 
-def variant_accuracy_figure(table: ComparisonTable) -> go.Figure:
-    """One horizontal bar per model: final test accuracy, with the two seeds as reference lines.
+def variant_spread_figure(report: ExperimentReport) -> go.Figure:
+    """One row per variant: every seed's test accuracy as a point, the mean as a bar and its 95 %
+    interval (seed spread and test sampling, `cnnviz.verdicts.spread`) as a horizontal error bar.
 
-    Bars run top to bottom in the table's order (LeNet first, ReLU CNN last); each bar is labelled
-    with its accuracy and its gain over the tanh LeNet in percentage points.
+    Rows run top to bottom in the report's order (LeNet first, ReLU CNN last).
     """
-    rows = list(table.rows)
-    lenet = table.row(LENET)
-    labels = [row.label for row in rows]
-    accuracies = [100 * row.test_accuracy for row in rows]
-    texts = []
-    for row in rows:
-        text = f"{100 * row.test_accuracy:.1f}%"
-        if lenet is not None and row.key != LENET:
-            gain = 100 * (row.test_accuracy - lenet.test_accuracy)
-            text += f" ({'+' if gain >= 0 else '−'}{abs(gain):.1f})"
-        texts.append(text)
-    figure = go.Figure(go.Bar(
-        x=accuracies, y=labels, orientation="h", text=texts, textposition="outside", cliponaxis=False,
-        marker={"color": [model_colour(row.key) for row in rows]},
-        hovertemplate="%{y}<br>test accuracy %{x:.1f}%<extra></extra>",
-    ))
-    for key, name in ((LENET, "tanh LeNet"), (RELU_CNN, "ReLU CNN")):
-        seed = table.row(key)
-        if seed is not None:
-            figure.add_vline(x=100 * seed.test_accuracy, line={"color": model_colour(key), "dash": "dot", "width": 2},
-                             annotation_text=name, annotation_position="top")
-    figure.update_yaxes(autorange="reversed")
-    figure.update_xaxes(title_text="test accuracy (%)", range=[0, 105])
-    figure.update_layout(height=90 + 48 * len(rows), margin={"l": 10, "r": 40, "t": 40, "b": 40},
+    figure = go.Figure()
+    labels = [item.name for item in report.variants]
+    for item in report.variants:
+        key = str(item.extra.get("key", item.name))
+        colour = model_colour(key)
+        spread = item.spread
+        figure.add_trace(go.Scatter(
+            x=[100 * spread.mean], y=[item.name], mode="markers", showlegend=False,
+            marker={"symbol": "line-ns", "size": 26, "line": {"width": 4, "color": colour}},
+            error_x={"type": "data", "symmetric": False, "array": [100 * (spread.high - spread.mean)],
+                     "arrayminus": [100 * (spread.mean - spread.low)], "color": colour, "thickness": 2, "width": 10},
+            hovertemplate=(f"{item.name}<br>mean %{{x:.1f}}%<br>95% interval {100 * spread.low:.1f} to "
+                           f"{100 * spread.high:.1f}%<extra></extra>"),
+        ))
+        figure.add_trace(go.Scatter(
+            x=[100 * value for value in item.test_accuracy], y=[item.name] * len(item.test_accuracy),
+            mode="markers", showlegend=False, text=[f"seed {seed}" for seed in item.seeds],
+            marker={"color": colour, "size": 10, "opacity": 0.8, "line": {"width": 1, "color": "white"}},
+            hovertemplate=f"{item.name}<br>%{{text}}: %{{x:.1f}}%<extra></extra>",
+        ))
+    lows = [100 * min(min(item.test_accuracy), item.spread.low) for item in report.variants] or [0.0]
+    highs = [100 * max(max(item.test_accuracy), item.spread.high) for item in report.variants] or [100.0]
+    low, high = max(0.0, min(lows) - 3), min(100.0, max(highs) + 3)
+    figure.update_yaxes(categoryorder="array", categoryarray=labels, autorange="reversed")
+    figure.update_xaxes(title_text="test accuracy (%): dots are seeds, the bar is the mean with its 95% interval",
+                        range=[low, high])
+    figure.update_layout(height=90 + 48 * len(labels), margin={"l": 10, "r": 30, "t": 30, "b": 50},
                          showlegend=False)
     return figure
 

@@ -9,10 +9,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cnnviz.figures.style import BLUE, GREEN, GREY, ORANGE, class_colour
-from cnnviz.lessons.transfer import STRATEGIES, STRATEGY_LABELS, FeatureSpace
+from cnnviz.lessons.transfer import SMALL_PER_CLASS, STRATEGY_LABELS, FeatureSpace, StrategyComparison
 
-STRATEGY_COLOURS = {"frozen": BLUE, "fine_tune": ORANGE, "scratch": GREY}
-STRATEGY_DASHES = {"frozen": "solid", "fine_tune": "dash", "scratch": "dot"}
+STRATEGY_COLOURS = {"frozen_features": BLUE, "early_features": GREEN, "fine_tune": ORANGE, "scratch": GREY}
+STRATEGY_DASHES = {"frozen_features": "solid", "early_features": "dashdot", "fine_tune": "dash", "scratch": "dot"}
 # Layer roles in the frozen/trainable diagram: frozen, copied but retrained, and newly initialised.
 ROLE_COLOURS = {"frozen": BLUE, "fine-tuned": ORANGE, "new": GREEN}
 
@@ -102,29 +102,49 @@ def feature_space_pair(before: FeatureSpace, after: FeatureSpace | None = None) 
     return figure
 
 
-def accuracy_curves(sizes: Sequence[int], accuracy: dict[str, Sequence[float]], *,
-                    chance: float | None = None, test_images: int | None = None) -> go.Figure:
-    """Test accuracy against transfer-set size, one line per strategy, sizes on a log axis."""
+def accuracy_curves(comparison: StrategyComparison, *, chance: float | None = None) -> go.Figure:
+    """Test accuracy against transfer-set size (log axis): per strategy, every seed's result as a
+    point, the mean as a line and the 95 % interval of the mean (seeds and test sampling) as a band.
+    A dotted vertical line marks the small/large threshold."""
     figure = go.Figure()
-    for strategy in STRATEGIES:
-        if strategy not in accuracy:
-            continue
+    sizes = list(comparison.sizes)
+    for strategy in comparison.strategies:
+        colour, label = STRATEGY_COLOURS[strategy], STRATEGY_LABELS[strategy]
+        spreads = [comparison.spread(strategy, index) for index in range(len(sizes))]
         figure.add_trace(go.Scatter(
-            x=list(sizes), y=[100 * value for value in accuracy[strategy]], mode="lines+markers",
-            name=STRATEGY_LABELS[strategy],
-            line=dict(color=STRATEGY_COLOURS[strategy], dash=STRATEGY_DASHES[strategy], width=3),
-            marker=dict(size=8),
-            hovertemplate="%{x:,} transfer images: %{y:.1f}%<extra>" + STRATEGY_LABELS[strategy] + "</extra>",
-        ))
+            x=sizes + sizes[::-1], y=[100 * s.high for s in spreads] + [100 * s.low for s in spreads][::-1],
+            fill="toself", fillcolor=colour, opacity=0.15, line=dict(width=0), hoverinfo="skip",
+            legendgroup=strategy, showlegend=False, name=f"{label}: 95 % interval"))
+        figure.add_trace(go.Scatter(
+            x=sizes, y=[100 * s.mean for s in spreads], mode="lines", name=label, legendgroup=strategy,
+            line=dict(color=colour, dash=STRATEGY_DASHES[strategy], width=3),
+            customdata=[[100 * s.low, 100 * s.high] for s in spreads],
+            hovertemplate="%{x:,} transfer images: mean %{y:.1f}% (95 % interval %{customdata[0]:.1f} to "
+                          "%{customdata[1]:.1f})<extra>" + label + "</extra>"))
+        xs, ys, seeds = [], [], []
+        for index, size in enumerate(sizes):
+            for seed, value in zip(comparison.seeds, comparison.accuracy[strategy][index]):
+                xs.append(size)
+                ys.append(100 * value)
+                seeds.append(seed)
+        figure.add_trace(go.Scatter(
+            x=xs, y=ys, mode="markers", name=f"{label}: one seed", legendgroup=strategy, showlegend=False,
+            marker=dict(color=colour, size=7, opacity=0.8, line=dict(width=1, color="white")), customdata=seeds,
+            hovertemplate="%{x:,} transfer images, seed %{customdata}: %{y:.1f}%<extra>" + label + "</extra>"))
     if chance is not None:
         figure.add_hline(y=100 * chance, line=dict(color="#777777", dash="dashdot", width=1),
                          annotation_text="chance", annotation_position="bottom right")
+    threshold = (SMALL_PER_CLASS + 0.5) * comparison.num_classes
+    if sizes and sizes[0] <= threshold <= sizes[-1]:
+        figure.add_vline(x=threshold, line=dict(color="#777777", dash="dot", width=1),
+                         annotation_text=f"small | large ({SMALL_PER_CLASS} per class)",
+                         annotation_position="top")
     title = "Test accuracy on the same transfer-class test images"
-    if test_images:
-        title += f" ({test_images:,} images)"
-    figure.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=10), title=title,
+    if comparison.test_images:
+        title += f" ({comparison.test_images:,} images, {len(comparison.seeds)} seeds)"
+    figure.update_layout(height=440, margin=dict(l=10, r=10, t=60, b=10), title=title,
                          xaxis=dict(type="log", title="transfer-set size (training images, log scale)",
-                                    tickvals=list(sizes), ticktext=[f"{size:,}" for size in sizes]),
+                                    tickvals=sizes, ticktext=[f"{size:,}" for size in sizes]),
                          yaxis=dict(title="test accuracy (%)", range=[0, 101]),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.35))
     return figure

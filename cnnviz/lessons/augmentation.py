@@ -9,21 +9,27 @@
   The tests compare every number with its closed form in NumPy.
 - `overfitting_variants`: the same small CNN trained on ~1,000 images plain, with augmentation,
   with dropout and with batch normalisation, as `cnnviz.training.TrainConfig`s for the engine;
-  `variant_outcome` turns a trained result into the train–test gap.
+  `variant_outcome` turns a trained result into the train–test gap. Every variant trains with
+  several seeds (`train_variant_seeds`, through `cnnviz.training.train_seeds`); `seed_measurement`
+  collects a variant's per-seed outcomes, and `regularisation_verdicts` judges each cure against
+  the baseline (gap and test accuracy) with `cnnviz.verdicts.compare`. `run_default_experiment`
+  is the page's default comparison for `python -m cnnviz experiment augmentation`.
 
 TensorFlow/Keras are imported lazily inside functions: importing this module is cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cnnviz import architecture, data
-from cnnviz.errors import SettingsError
+from cnnviz import architecture, data, training, verdicts
+from cnnviz.errors import SettingsError, TrainingStopped
 from cnnviz.training import TrainConfig, augmenter
 
 # --------------------------------------------------------------------------------------------
@@ -236,7 +242,7 @@ def steps_to_reach(momentum: float, fraction: float = 0.95) -> int:
 # --------------------------------------------------------------------------------------------
 
 OVERFIT_LIMIT_TRAIN = 1000
-OVERFIT_LIMIT_TEST = 500
+OVERFIT_LIMIT_TEST = 2000  # Test sampling: +-0.9 points (one standard error) at 80 %, so the seeds decide.
 OVERFIT_EPOCHS = 15
 OVERFIT_BATCH_SIZE = 16  # Small batches: many updates per epoch, so the baseline overfits within 15 epochs.
 OVERFIT_LEARNING_RATE = 0.003
@@ -356,35 +362,14 @@ def variant_outcome(variant: Variant, result: Any, x_train: np.ndarray, y_train:
         stopped_reason=str(result.stopped_reason))
 
 
-def batchnorm_lag(history: dict, reference: dict | None = None) -> tuple[int, float, float] | None:
-    """The epoch where a batch-norm model's test accuracy trailed most, if it trailed noticeably.
-
-    Returns (epoch, test accuracy, training accuracy) of the epoch with the largest
-    training − test gap when that gap exceeds 30 points and, given a `reference` history (the
-    baseline), the test accuracy there is at least 20 points below the reference's; else None.
-    Such a dip is the moving statistics lagging behind the weights, not memorisation.
-    """
-    train = list(history.get("accuracy", []))
-    test = list(history.get("val_accuracy", []))
-    n = min(len(train), len(test))
-    if n == 0:
-        return None
-    gaps = [train[i] - test[i] for i in range(n)]
-    worst = int(np.argmax(gaps))
-    if gaps[worst] <= 0.30:
-        return None
-    if reference is not None:
-        ref = list(reference.get("val_accuracy", []))
-        if worst < len(ref) and ref[worst] - test[worst] < 0.20:
-            return None
-    return worst + 1, float(test[worst]), float(train[worst])
+def _subset(config: Any) -> data.Dataset:
+    return data.load(config.dataset, limit_train=config.limit_train, limit_test=config.limit_test,
+                     seed=config.seed)
 
 
 def training_images(config: Any) -> tuple[np.ndarray, np.ndarray]:
     """The exact training subset the engine trains `config` on (same loader, limits and seed)."""
-
-    dataset = data.load(config.dataset, limit_train=config.limit_train, limit_test=config.limit_test,
-                        seed=config.seed)
+    dataset = _subset(config)
     return dataset.x_train, dataset.y_train
 
 
@@ -394,37 +379,147 @@ def variant_parameters(variant: Variant) -> int:
     return sum(row.params for row in architecture.summarize(shape, variant.config.stack()))
 
 
-def conclusion(outcomes: Sequence[VariantOutcome], histories: Mapping[str, dict]) -> list[str]:
-    """What the measured variants say, as sentences generated from their numbers (so they cannot
-    contradict the table). `histories` maps variant keys to the engine's per-epoch histories."""
-    lines = []
-    by_key = {o.key: o for o in outcomes}
-    smallest = min(outcomes, key=lambda o: o.gap)
-    best = max(outcomes, key=lambda o: o.test_accuracy)
-    lines.append(f"Smallest train–test gap: **{smallest.title}** ({smallest.gap * 100:+.1f} points); "
-                 f"best test accuracy: **{best.title}** ({best.test_accuracy:.1%}).")
-    base = by_key.get("baseline")
-    if base is not None:
-        for o in outcomes:
-            if o.key == "baseline":
-                continue
-            verb = "narrows" if o.gap < base.gap else "does not narrow"
-            lines.append(f"{o.title} {verb} the gap ({base.gap * 100:+.1f} → {o.gap * 100:+.1f} points) and "
-                         f"changes test accuracy by {(o.test_accuracy - base.test_accuracy) * 100:+.1f} points.")
-    for o in outcomes:
-        lag = batchnorm_lag(histories[o.key], histories.get("baseline")) if o.key in ("batchnorm", "all") else None
-        if lag is not None:
-            epoch, test, train = lag
-            lines.append(f"{o.title}: at epoch {epoch} the training batches scored {train:.0%} but the test images "
-                         f"only {test:.0%}. That dip is not memorisation: at test time batch norm uses its moving "
-                         "averages (Keras' momentum 0.99 needs about 300 steps to catch up), which trail weights "
-                         "that are still changing fast — see the batch-norm tab.")
-        if o.key in ("batchnorm", "all") and o.train_accuracy_during - o.train_accuracy > 0.05:
-            lines.append(f"{o.title}: {o.train_accuracy_during:.0%} on the training batches while training, but "
-                         f"{o.train_accuracy:.0%} on the same images at inference. In training, batch norm uses "
-                         "each batch's own statistics; at inference it uses the moving averages, which lag "
-                         "behind weights that are still changing fast (see the batch-norm tab).")
-    return lines
+# --------------------------------------------------------------------------------------------
+# Several seeds per variant, and the verdicts
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_SEEDS: tuple[int, ...] = training.DEFAULT_SEEDS
+BASELINE = "baseline"
+
+
+def seed_variant(variant: Variant, seed: int) -> Variant:
+    """The same variant with another seed (its own initial weights, data subset, order and augmentation)."""
+    return dataclasses.replace(variant, config=variant.config.replace(seed=int(seed)))
+
+
+def weight_updates(config: Any, num_images: int) -> int:
+    """The weight updates of one run on `num_images` training images: epochs x batches per epoch."""
+    return int(config.epochs * math.ceil(num_images / config.batch_size))
+
+
+@dataclass(frozen=True)
+class SeedMeasurement:
+    """One variant trained with several seeds: each seed's outcome and history, in the seeds' order."""
+
+    variant: Variant
+    seeds: tuple[int, ...]
+    outcomes: tuple[VariantOutcome, ...]
+    histories: tuple[dict, ...]
+    updates: int  # Weight updates per seed (the budget).
+    test_images: int
+
+    @property
+    def test_accuracies(self) -> tuple[float, ...]:
+        return tuple(o.test_accuracy for o in self.outcomes)
+
+    @property
+    def train_accuracies(self) -> tuple[float, ...]:
+        return tuple(o.train_accuracy for o in self.outcomes)
+
+    @property
+    def gaps(self) -> tuple[float, ...]:
+        return tuple(o.gap for o in self.outcomes)
+
+    @property
+    def accuracy_spread(self) -> verdicts.Spread:
+        return verdicts.spread(self.test_accuracies, test_images=self.test_images)
+
+    @property
+    def gap_spread(self) -> verdicts.Spread:
+        return verdicts.spread(self.gaps, test_images=self.test_images)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(o.seconds for o in self.outcomes))
+
+
+def seed_measurement(variant: Variant, seeds: Sequence[int], results: Sequence[Any]) -> SeedMeasurement:
+    """Summarise one `TrainResult` per seed of `variant` (in the order of `seeds`)."""
+    seeds = tuple(int(s) for s in seeds)
+    if len(seeds) != len(results) or not seeds:
+        raise ValueError("Give one training result per seed.")
+    outcomes, histories, updates, test_images = [], [], 0, 0
+    for seed, result in zip(seeds, results):
+        seeded = seed_variant(variant, seed)
+        subset = _subset(seeded.config)
+        outcomes.append(variant_outcome(seeded, result, subset.x_train, subset.y_train))
+        histories.append(dict(result.history))
+        updates = weight_updates(seeded.config, len(subset.x_train))
+        test_images = len(subset.x_test)
+    return SeedMeasurement(variant=variant, seeds=seeds, outcomes=tuple(outcomes), histories=tuple(histories),
+                           updates=updates, test_images=test_images)
+
+
+SeedProgress = Callable[[training.Progress], object]
+
+
+def train_variant_seeds(variant: Variant, seeds: Sequence[int] = DEFAULT_SEEDS,
+                        on_progress: SeedProgress | None = None) -> SeedMeasurement:
+    """Train `variant` with every seed through `cnnviz.training.train_seeds` and measure each seed.
+
+    Raises `TrainingStopped` when a seed did not finish (stopped by `on_progress`, or diverged).
+    """
+    seeds = training.seed_list(seeds)
+    results = training.train_seeds(variant.config, seeds, on_progress)
+    if len(results) < len(seeds) or any(r.stopped_reason != "finished" for r in results):
+        reason = results[-1].stopped_reason if results else "stopped"
+        raise TrainingStopped(f"{variant.title}: a seed's training ended early ({reason}).")
+    return seed_measurement(variant, seeds, results)
+
+
+def regularisation_verdicts(measured: Sequence[SeedMeasurement]) -> list[verdicts.Verdict]:
+    """Each cure against the baseline, from the seeds' numbers (`cnnviz.verdicts.compare`).
+
+    Per cure two verdicts: its train–test gap (factor = the variant key, e.g. "augmentation";
+    a smaller gap is "better") and its test accuracy (factor "<key> accuracy"; higher is better).
+    Without the baseline among `measured` there is nothing to compare against: no verdicts.
+    """
+    by_key = {m.variant.key: m for m in measured}
+    base = by_key.get(BASELINE)
+    if base is None:
+        return []
+    found = []
+    for m in measured:
+        if m.variant.key == BASELINE:
+            continue
+        test_images = min(m.test_images, base.test_images) or None
+        found.append(verdicts.compare(
+            m.variant.key, f"{m.variant.title} (train–test gap)", m.gaps,
+            f"{base.variant.title} (train–test gap)", base.gaps, test_images=test_images,
+            higher_is_better=False))
+        found.append(verdicts.compare(
+            f"{m.variant.key} accuracy", f"{m.variant.title} (test accuracy)", m.test_accuracies,
+            f"{base.variant.title} (test accuracy)", base.test_accuracies, test_images=test_images))
+    return found
+
+
+def experiment_report(measured: Sequence[SeedMeasurement]) -> verdicts.ExperimentReport:
+    """The measured variants and their verdicts, as the CLI prints them."""
+    variants = tuple(verdicts.VariantResult(
+        name=m.variant.key, seeds=m.seeds, test_accuracy=m.test_accuracies, updates=m.updates,
+        test_images=m.test_images,
+        extra={"train_accuracy": list(m.train_accuracies), "gap": list(m.gaps)}) for m in measured)
+    return verdicts.ExperimentReport(name="augmentation", variants=variants,
+                                     verdicts=tuple(regularisation_verdicts(measured)))
+
+
+def run_default_experiment(seeds: Sequence[int], *,
+                           on_progress: SeedProgress | None = None) -> verdicts.ExperimentReport:
+    """The page's default overfitting comparison with `seeds` (`python -m cnnviz experiment augmentation`).
+
+    `on_progress` sees every seed's `Progress`, with `metrics["variant_index"]` (from 0) and
+    `metrics["variants"]` added to those of `train_seeds` (`seed_index`, `seeds`).
+    """
+    variants = overfitting_variants()
+    measured = []
+    for index, variant in enumerate(variants):
+        report = None
+        if on_progress is not None:
+            def report(progress: training.Progress, index: int = index) -> object:
+                metrics = {**progress.metrics, "variant_index": float(index), "variants": float(len(variants))}
+                return on_progress(dataclasses.replace(progress, metrics=metrics))
+        measured.append(train_variant_seeds(variant, seeds, report))
+    return experiment_report(measured)
 
 
 def _superscript(number: int) -> str:
@@ -440,9 +535,9 @@ def batchnorm_reading(demo: BatchNormDemo) -> str:
     held = 1 - momentum ** demo.steps
     return (f"Starting from mean 0 and variance 1, after {demo.steps} step(s) the moving mean holds "
             f"only {held:.1%} of the batch means (1 − {momentum:g}{_superscript(demo.steps)}); it needs about "
-            f"**{steps_to_reach(momentum)} steps** to get within 5 %. Until then the inference output differs from "
-            "the training output — one reason a model with batch norm can look worse at test time early "
-            "in training.")
+            f"**{steps_to_reach(momentum)} steps** to get within 5 %. Until then the moving statistics differ "
+            "from the batch statistics, and so the inference output differs from the training output "
+            "(compare the two tables above).")
 
 
 @dataclass(frozen=True)

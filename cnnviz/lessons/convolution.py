@@ -197,7 +197,8 @@ def colour_view(pixels, filter_name: str, seed: int, *, apply_relu: bool) -> Col
     kernel = color_filter(filter_name, seed)
     per_channel = tuple(apply_kernel(image[:, :, c], kernel[:, :, c]) for c in range(3))
     summed = apply_kernel(image, kernel)
-    random_maps = tuple(apply_kernel(image, random_kernel(3, seed=seed + index, channels=3))
+    random_maps = tuple(apply_kernel(image, random_kernel(3, seed=seed + index, channels=3,
+                                                          filters=RANDOM_FILTERS))
                         for index in range(RANDOM_FILTERS))
     if apply_relu:
         summed = relu(summed)

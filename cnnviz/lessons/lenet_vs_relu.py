@@ -20,6 +20,13 @@ change one factor at a time, plus one that changes all three at once:
 A cumulative chain (ReLU, then + max pooling, then + Adam) was not chosen: its bars depend on the
 order in which the changes are stacked, which invites students to read an arbitrary order as a ranking.
 
+Budgets and seeds: by default every variant makes the same number of weight updates
+(`ComparisonSettings.updates`) on the same images, so that no recipe is judged in its start-up
+regime because its batches are larger; "the seeds' settings" reproduces the seeds' own runs. Every
+variant trains once per seed (`cnnviz.training.train_seeds`), and every verdict ("A beats B",
+"no measurable difference", "undecided") is `cnnviz.verdicts.compare` on the per-seed test
+accuracies (`experiment_report`); the module writes no sentence of its own about a measurement.
+
 Everything here is plain Python and NumPy on histories, tables and arrays, plus two functions that
 touch a Keras model (`first_layer_activations`, `predicted_labels`), which import Keras lazily.
 Training goes through `cnnviz.training`; stacks come from `cnnviz.architecture`.
@@ -28,21 +35,28 @@ Training goes through `cnnviz.training`; stacks come from `cnnviz.architecture`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from cnnviz import architecture, data, training
-from cnnviz.training import TrainConfig, TrainResult
+from cnnviz import architecture, data, training, verdicts
+from cnnviz.errors import SettingsError
+from cnnviz.training import Progress, TrainConfig, TrainResult
+from cnnviz.training.progress import OnProgress
 
 RELU_CNN_PRESET = "fashion_relu_cnn"
 LENET_PRESET = "lenet5_tanh"
 
-# The default comparison: small enough that all six models train in well under 30 s on 2 cores.
-DEFAULT_TRAIN_IMAGES = 3000
-DEFAULT_TEST_IMAGES = 1000
-DEFAULT_EPOCHS = 3
+# The default comparison: every variant makes DEFAULT_UPDATES weight updates on the same
+# DEFAULT_TRAIN_IMAGES images (30 batches of 128, 120 batches of 32: the LeNet recipes train 36
+# epochs, the batch-32 ones 9), with 3 seeds each (bench/comparison_defaults.py times it). At 360
+# updates the SGD LeNets are still starting up: "LeNet + ReLU" scored 33-61 % against the tanh
+# LeNet's 61-65 % (seeds 0-5), a gap that changed verdict with the seeds; at 1,080 both are at
+# 71-72 % for seeds 0-2 and 3-5 alike.
+DEFAULT_TRAIN_IMAGES = 3840
+DEFAULT_TEST_IMAGES = 2000
+DEFAULT_UPDATES = 1080
 
 # The seeds' full runs: all 60,000 (CIFAR-10: 50,000) training images, the whole test set, 10 epochs.
 SEED_EPOCHS = 10
@@ -177,39 +191,83 @@ def variant_stack(variant_or_key: Variant | str, input_shape: Sequence[int], num
 
 @dataclass(frozen=True)
 class ComparisonSettings:
-    """The shared conditions of every model in one comparison: same data, seed and epochs.
+    """The shared conditions of every model in one comparison: same data, seeds and budget.
 
-    `limit_train`/`limit_test` of None mean the whole split ("full data, as in the seeds").
-    `fast` is passed to the training engine and is False by default: the engine's fast mode keeps
-    the optimiser and batch size but replaces the constant learning rate by a warm-up and cosine
-    decay, which is not how the seeds train. The comparison is about the seeds' recipes, so each
-    model trains with plain `model.fit` semantics: its optimiser at a constant learning rate.
+    Two budgets:
+
+    - equal updates (`updates` set, the default): every variant makes the same number of weight
+      updates (mini-batch steps) on the same `limit_train` images, so a batch-128 recipe trains 4x
+      as many epochs as a batch-32 one; `epochs` is ignored. Every variant uses the engine's
+      fast loop (`fast=True`): the same schedule for all, its learning rate warming up briefly
+      then decaying along a cosine, and the seeds of a variant train together;
+    - the seeds' settings (`updates=None`, `as_in_the_seeds`): every training and test image,
+      `epochs` epochs (10), each recipe with plain `model.fit` at a constant learning rate
+      (`fast=False`), as the seeds train; the batch-32 recipes then make 4x as many updates.
+
+    `limit_train`/`limit_test` of None mean the whole split. Every variant trains once per seed in
+    `seeds` (`cnnviz.training.train_seeds`).
     """
 
     dataset: str = "fashion_mnist"
     limit_train: int | None = DEFAULT_TRAIN_IMAGES
     limit_test: int | None = DEFAULT_TEST_IMAGES
-    epochs: int = DEFAULT_EPOCHS
-    seed: int = 0
-    fast: bool = False
+    updates: int | None = DEFAULT_UPDATES
+    epochs: int = SEED_EPOCHS
+    seeds: tuple[int, ...] = training.DEFAULT_SEEDS
+    fast: bool = True
 
     def __post_init__(self) -> None:
         data.spec(self.dataset)  # An unknown dataset is a ValueError.
+        object.__setattr__(self, "seeds", training.seed_list(self.seeds))
         if self.epochs < 1:
-            raise ValueError("Train for at least one epoch.")
+            raise SettingsError("Train for at least one epoch.")
+        if self.updates is not None:
+            if self.updates < 1:
+                raise SettingsError("Train for at least one weight update.")
+            if self.limit_train is None:
+                raise SettingsError("An equal-updates budget needs a training-set size; the full data "
+                                    "is the seeds' settings.")
         for name in ("limit_train", "limit_test"):
             value = getattr(self, name)
             if value is not None and value < 10:
-                raise ValueError(f"{name.replace('_', ' ').capitalize()} must be at least 10 images (or the full set).")
+                raise SettingsError(f"{name.replace('_', ' ').capitalize()} must be at least 10 images (or the full set).")
 
     @classmethod
-    def as_in_the_seeds(cls, dataset: str = "fashion_mnist", *, seed: int = 0, fast: bool = False) -> ComparisonSettings:
-        """The seeds' runs: every training and test image, 10 epochs."""
-        return cls(dataset=dataset, limit_train=None, limit_test=None, epochs=SEED_EPOCHS, seed=seed, fast=fast)
+    def as_in_the_seeds(cls, dataset: str = "fashion_mnist", *,
+                        seeds: Sequence[int] = training.DEFAULT_SEEDS) -> ComparisonSettings:
+        """The seeds' runs: every training and test image, 10 epochs, plain `model.fit`."""
+        return cls(dataset=dataset, limit_train=None, limit_test=None, updates=None, epochs=SEED_EPOCHS,
+                   seeds=tuple(seeds), fast=False)
+
+    @property
+    def equal_updates(self) -> bool:
+        return self.updates is not None
+
+
+def steps_per_epoch(variant_or_key: Variant | str, train_images: int) -> int:
+    """Weight updates in one epoch of `train_images` images at the variant's batch size (last batch partial)."""
+    chosen = variant(variant_or_key) if isinstance(variant_or_key, str) else variant_or_key
+    return math.ceil(train_images / chosen.settings.batch_size)
+
+
+def variant_epochs(variant_or_key: Variant | str, settings: ComparisonSettings) -> int:
+    """Epochs of one variant: enough for `settings.updates` updates, or `settings.epochs` (the seeds' settings)."""
+    if settings.updates is None or settings.limit_train is None:
+        return settings.epochs
+    return math.ceil(settings.updates / steps_per_epoch(variant_or_key, settings.limit_train))
+
+
+def variant_updates(variant_or_key: Variant | str, settings: ComparisonSettings, train_images: int | None = None) -> int:
+    """Weight updates per seed of one variant (the budget the page states)."""
+    images = settings.limit_train if settings.limit_train is not None else train_images
+    if images is None:
+        images = len(data.load(settings.dataset).y_train)
+    return variant_epochs(variant_or_key, settings) * steps_per_epoch(variant_or_key, images)
 
 
 def variant_config(variant_or_key: Variant | str, settings: ComparisonSettings) -> TrainConfig:
-    """The `TrainConfig` that trains one variant under the shared settings."""
+    """The `TrainConfig` that trains one variant under the shared settings (first seed; `train_seeds`
+    makes the others)."""
 
     chosen = variant(variant_or_key) if isinstance(variant_or_key, str) else variant_or_key
     spec = data.spec(settings.dataset)
@@ -221,8 +279,8 @@ def variant_config(variant_or_key: Variant | str, settings: ComparisonSettings) 
         optimizer=chosen.settings.optimizer,
         learning_rate=chosen.settings.learning_rate,
         batch_size=chosen.settings.batch_size,
-        epochs=settings.epochs,
-        seed=settings.seed,
+        epochs=variant_epochs(chosen, settings),
+        seed=settings.seeds[0],
         fast=settings.fast,
     )
 
@@ -234,17 +292,8 @@ def comparison_configs(settings: ComparisonSettings, keys: Sequence[str] | None 
 
 
 # --------------------------------------------------------------------------------------------
-# Reading training histories
+# Training every variant with several seeds
 # --------------------------------------------------------------------------------------------
-
-def epochs_to_reach(history: Mapping[str, Sequence[float]], target: float, *,
-                    metric: str = "val_accuracy") -> int | None:
-    """The first epoch (counted from 1) at whose end `metric` is at least `target`; None if never."""
-    for epoch, value in enumerate(history.get(metric, ()), start=1):
-        if value is not None and not math.isnan(value) and value >= target:
-            return epoch
-    return None
-
 
 def seconds_per_epoch(history: Mapping[str, Sequence[float]]) -> float:
     """Median wall-clock seconds of one epoch (validation included). The engine records each epoch's
@@ -254,375 +303,141 @@ def seconds_per_epoch(history: Mapping[str, Sequence[float]]) -> float:
     return float(np.median(durations)) if durations else float("nan")
 
 
-# --------------------------------------------------------------------------------------------
-# The comparison table
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    """One trained model's line in the table."""
-
-    key: str
-    label: str
-    changes: tuple[str, ...]
-    params: int
-    seconds_per_epoch: float
-    test_accuracy: float
-    epochs_to_target: int | None
-    epochs_trained: int
-    stopped_reason: str = "finished"
+# `on_progress(variant key, progress)`: False stops the comparison (see `run_comparison`).
+VariantProgress = Callable[[str, Progress], object]
 
 
-@dataclass(frozen=True)
-class ComparisonTable:
-    """The measured rows of one comparison, plus what they were measured against.
+def run_comparison(settings: ComparisonSettings, keys: Sequence[str] | None = None,
+                   on_progress: VariantProgress | None = None) -> dict[str, list[TrainResult]]:
+    """Train every chosen variant (all by default) once per seed of `settings`, through `train_seeds`.
 
-    `target_accuracy` is the validation accuracy whose first crossing `epochs_to_target` records;
-    `test_images` is the size of the test set the accuracies come from (it sets their noise).
+    Returns `{variant key: [TrainResult per seed]}` in teaching order. Seeds already in the disk
+    cache are read from it. A variant whose seeds did not all finish (Stop) ends the comparison:
+    the variants after it are not trained and it is left out of the returned dict.
     """
-
-    rows: tuple[ComparisonRow, ...]
-    target_accuracy: float
-    test_images: int
-    epochs: int
-    dataset: str = "fashion_mnist"
-
-    def row(self, key: str) -> ComparisonRow | None:
-        for row in self.rows:
-            if row.key == key:
-                return row
-        return None
-
-    def seed_rows(self) -> tuple[ComparisonRow, ComparisonRow]:
-        """The rows of the two seed models, (ReLU CNN, tanh LeNet); a clear error when one is missing."""
-        relu, lenet = self.row(RELU_CNN), self.row(LENET)
-        if relu is None or lenet is None:
-            raise ValueError("The table needs both seed models (the ReLU CNN and the tanh LeNet).")
-        return relu, lenet
-
-    def records(self) -> list[dict]:
-        """The rows as plain dicts with readable column names (for a dataframe).
-
-        The epochs-to-target column holds text ("3" or "not in 5") so that the column has one type.
-        """
-        records = []
-        for row in self.rows:
-            changed = ", ".join(FACTOR_LABELS[factor] for factor in row.changes) if row.key != RELU_CNN else "other architecture"
-            records.append({
-                "Model": row.label,
-                "Changed from LeNet": changed or "—",
-                "Parameters": row.params,
-                "Seconds per epoch": round(row.seconds_per_epoch, 2),
-                "Test accuracy (%)": round(100 * row.test_accuracy, 1),
-                f"Epochs to {100 * self.target_accuracy:.0f}%": (
-                    str(row.epochs_to_target) if row.epochs_to_target is not None else f"not in {row.epochs_trained}"),
-            })
-        return records
+    results: dict[str, list[TrainResult]] = {}
+    for key, config in comparison_configs(settings, keys).items():
+        report: OnProgress | None = None
+        if on_progress is not None:
+            def report(progress: Progress, key: str = key) -> object:
+                return on_progress(key, progress)
+        runs = training.train_seeds(config, settings.seeds, report)
+        if len(runs) < len(settings.seeds) or any(run.stopped_reason != "finished" for run in runs):
+            break
+        results[key] = runs
+    return results
 
 
-def row_from_result(variant_or_key: Variant | str, result: TrainResult, target_accuracy: float) -> ComparisonRow:
-    """A table row from a `cnnviz.training.TrainResult` (its model, history and test accuracy)."""
-    chosen = variant(variant_or_key) if isinstance(variant_or_key, str) else variant_or_key
-    history = result.history
-    return ComparisonRow(
-        key=chosen.key,
-        label=chosen.label,
-        changes=chosen.changes,
-        params=int(result.model.count_params()),
-        seconds_per_epoch=seconds_per_epoch(history),
-        test_accuracy=float(result.test_accuracy),
-        epochs_to_target=epochs_to_reach(history, target_accuracy),
-        epochs_trained=len(history.get("val_accuracy", history.get("accuracy", ()))),
-        stopped_reason=str(getattr(result, "stopped_reason", "finished")),
-    )
+def comparison_cached(settings: ComparisonSettings) -> bool:
+    """Whether every seed of every model is already in the training cache (e.g. `python -m cnnviz warmup`)."""
+    return all(training.is_cached(seed_config) for config in comparison_configs(settings).values()
+               for seed_config in training.seed_configs(config, settings.seeds))
 
 
-def build_table(results: Mapping[str, TrainResult], *, target_accuracy: float, test_images: int,
-                epochs: int, dataset: str = "fashion_mnist") -> ComparisonTable:
-    """The comparison table from `{variant key: TrainResult}`, rows in teaching order."""
-    rows = tuple(row_from_result(item, results[item.key], target_accuracy)
-                 for item in VARIANTS if item.key in results)
-    return ComparisonTable(rows=rows, target_accuracy=target_accuracy, test_images=test_images,
-                           epochs=epochs, dataset=dataset)
+def variant_result(key: str, runs: Sequence[TrainResult], settings: ComparisonSettings) -> verdicts.VariantResult:
+    """One variant's seeds as a `VariantResult`: test accuracy per seed, the budget in updates, and in
+    `extra` its label, parameters, epochs and seconds per epoch per seed."""
+    chosen = variant(key)
+    test_images = len(runs[0].test_data()[1])
+    return verdicts.VariantResult(
+        name=chosen.label, seeds=tuple(int(run.config.seed) for run in runs),
+        test_accuracy=tuple(float(run.test_accuracy) for run in runs),
+        updates=variant_updates(chosen, settings), test_images=test_images,
+        extra={"key": key, "params": int(runs[0].model.count_params()), "epochs": variant_epochs(chosen, settings),
+               "batch_size": chosen.settings.batch_size, "optimizer": chosen.settings.optimizer,
+               "seconds_per_epoch": [seconds_per_epoch(run.history) for run in runs]})
 
 
-# --------------------------------------------------------------------------------------------
-# Noise and the generated conclusion
-# --------------------------------------------------------------------------------------------
+# The verdicts of the experiment: (factor, A, B). A one-factor variant is compared with the tanh
+# LeNet; the all-three LeNet (trained like the ReLU CNN) with the ReLU CNN isolates the architecture.
+COMPARISONS: tuple[tuple[str, str, str], ...] = (
+    ("seed_models", RELU_CNN, LENET),
+    ("activation", "lenet_activation", LENET),
+    ("pooling", "lenet_pooling", LENET),
+    ("optimizer", "lenet_optimizer", LENET),
+    ("all_three", ALL_THREE, LENET),
+    ("architecture", RELU_CNN, ALL_THREE),
+)
+COMPARISON_TITLES: dict[str, str] = {
+    "seed_models": "The two seed models",
+    "activation": f"One factor: {FACTOR_LABELS['activation']}",
+    "pooling": f"One factor: {FACTOR_LABELS['pooling']}",
+    "optimizer": f"One factor: {FACTOR_LABELS['optimizer']}",
+    "all_three": "All three factors at once",
+    "architecture": "Same recipe, other architecture",
+}
+SPEED_MARGIN = 0.10  # A per-epoch time within 10 % of the slower one is "no measurable difference".
 
-def noise_margin(accuracy_a: float, accuracy_b: float, test_images: int) -> float:
-    """Half-width of a ~95 % interval for the difference of two accuracies on `test_images` images.
 
-    Each accuracy is a fraction of n images, so it wobbles by about sqrt(p(1-p)/n) from one test set
-    to another; the difference of two wobbles by sqrt of the sum of squares. Differences smaller than
-    this margin are not evidence that one model is better.
+def experiment_report(settings: ComparisonSettings, results: Mapping[str, Sequence[TrainResult]]) -> verdicts.ExperimentReport:
+    """The variants' spreads and every verdict of `COMPARISONS` whose two variants were trained.
+
+    Every verdict comes from `verdicts.compare` on the per-seed test accuracies, with the test
+    set's sampling error; nothing else is said about them.
     """
-    if test_images <= 0:
-        return float("inf")
-    variance = (accuracy_a * (1 - accuracy_a) + accuracy_b * (1 - accuracy_b)) / test_images
-    return 1.96 * math.sqrt(max(variance, 0.0))
+    variants = {key: variant_result(key, runs, settings) for key, runs in results.items()}
+    found = []
+    for factor, a, b in COMPARISONS:
+        if a in variants and b in variants:
+            found.append(verdicts.compare(factor, variants[a].name, variants[a].test_accuracy,
+                                          variants[b].name, variants[b].test_accuracy,
+                                          test_images=min(variants[a].test_images, variants[b].test_images)))
+    return verdicts.ExperimentReport(name="lenet-vs-relu", variants=tuple(variants.values()), verdicts=tuple(found))
 
 
-def _points(fraction: float) -> str:
-    """A difference of accuracies in percentage points, with its sign: +3.2 / −1.5."""
-    value = 100 * fraction
-    sign = "+" if value >= 0 else "−"
-    return f"{sign}{abs(value):.1f}"
-
-
-def _percent(fraction: float) -> str:
-    return f"{100 * fraction:.1f}%"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def _join(factors: Sequence[str]) -> str:
-    """Factor phrases joined as English: "a", "a and b", "a, b and c"."""
-    phrases = [FACTOR_PHRASES[factor] for factor in factors]
-    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-
-
-def _sentence_start(text: str) -> str:
-    """Capitalise the first letter only (so "ReLU" keeps its capitals)."""
-    return text[:1].upper() + text[1:]
-
-
-def head_to_head_winner(table: ComparisonTable) -> str | None:
-    """RELU_CNN or LENET when one is ahead by more than the noise margin, else None (a tie)."""
-    relu, lenet = table.seed_rows()
-    difference = relu.test_accuracy - lenet.test_accuracy
-    if abs(difference) <= noise_margin(relu.test_accuracy, lenet.test_accuracy, table.test_images):
+def speed_verdict(report: verdicts.ExperimentReport, a: str = RELU_CNN, b: str = LENET) -> verdicts.Verdict | None:
+    """Seconds per epoch of A against B (each seed's median epoch), judged by `compare` with a margin of
+    `SPEED_MARGIN` of the slower one. None when either variant is missing."""
+    by_key = {str(item.extra.get("key")): item for item in report.variants}
+    if a not in by_key or b not in by_key:
         return None
-    return RELU_CNN if difference > 0 else LENET
+    times_a = [float(t) for t in by_key[a].extra["seconds_per_epoch"]]  # type: ignore[attr-defined]
+    times_b = [float(t) for t in by_key[b].extra["seconds_per_epoch"]]  # type: ignore[attr-defined]
+    slower = max(float(np.mean(times_a)), float(np.mean(times_b)))
+    return verdicts.compare("seconds_per_epoch", by_key[a].name, times_a, by_key[b].name, times_b,
+                            margin=SPEED_MARGIN * slower, higher_is_better=False, unit="seconds")
 
 
-def factor_gains(table: ComparisonTable) -> dict[str, float]:
-    """`{factor: test accuracy of the single-factor variant − test accuracy of the LeNet}` for the
-    single-factor variants present in the table, largest gain first."""
-    lenet = table.row(LENET)
-    if lenet is None:
-        return {}
-    gains = {}
-    for factor in FACTORS:
-        row = table.row(f"lenet_{factor}")
-        if row is not None:
-            gains[factor] = row.test_accuracy - lenet.test_accuracy
-    return dict(sorted(gains.items(), key=lambda item: -item[1]))
+def report_records(report: verdicts.ExperimentReport) -> list[dict]:
+    """One table row per variant (for a dataframe): budget, mean, interval and every seed's accuracy."""
+    records = []
+    for item in report.variants:
+        chosen = variant(str(item.extra["key"]))
+        spread = item.spread
+        changed = ", ".join(FACTOR_LABELS[f] for f in chosen.changes) if chosen.key != RELU_CNN else "other architecture"
+        times = [float(t) for t in item.extra["seconds_per_epoch"]]  # type: ignore[attr-defined]
+        records.append({
+            "Model": item.name,
+            "Changed from LeNet": changed or "—",
+            "Parameters": int(item.extra["params"]),  # type: ignore[call-overload]
+            "Updates per seed": item.updates,
+            "Epochs": int(item.extra["epochs"]),  # type: ignore[call-overload]
+            "Seconds per epoch": round(float(np.median(times)), 2),
+            "Mean test accuracy (%)": round(100 * spread.mean, 1),
+            "95% interval (%)": f"{100 * spread.low:.1f} to {100 * spread.high:.1f}",
+            "Per seed (%)": ", ".join(f"{100 * value:.1f}" for value in item.test_accuracy),
+        })
+    return records
 
 
-def factor_verdicts(table: ComparisonTable) -> dict[str, str]:
-    """`{factor: "helps" | "within noise" | "hurts"}`: each single change against the LeNet, judged
-    by the noise margin of the two accuracies on this table's test set (largest gain first)."""
-    lenet = table.row(LENET)
-    if lenet is None:
-        return {}  # No baseline: factor_gains has nothing to judge either.
-    verdicts = {}
-    for factor, gain in factor_gains(table).items():
-        margin = noise_margin(lenet.test_accuracy + gain, lenet.test_accuracy, table.test_images)
-        verdicts[factor] = "helps" if gain > margin else "hurts" if gain < -margin else "within noise"
-    return verdicts
-
-
-def _head_to_head_text(table: ComparisonTable) -> list[str]:
-    winner = head_to_head_winner(table)  # Raises a clear error when a seed model is missing.
-    relu, lenet = table.seed_rows()
-    difference = relu.test_accuracy - lenet.test_accuracy
-    margin = noise_margin(relu.test_accuracy, lenet.test_accuracy, table.test_images)
-    setting = (f"On the same {table.test_images:,} test images after {_plural(table.epochs, 'epoch')}, "
-               f"the ReLU CNN scored **{_percent(relu.test_accuracy)}** and the tanh LeNet "
-               f"**{_percent(lenet.test_accuracy)}**")
-    if winner is None:
-        verdict = (f"{setting}: a difference of {abs(100 * difference):.1f} points, within the "
-                   f"±{100 * margin:.1f}-point noise of a test set this size, so on this run **neither "
-                   f"model is clearly better**.")
+def budget_text(report: verdicts.ExperimentReport, settings: ComparisonSettings) -> str:
+    """The budget in words: updates per seed of every variant, data, seeds (Markdown)."""
+    updates = sorted({item.updates for item in report.variants})
+    seeds = ", ".join(str(seed) for seed in settings.seeds)
+    images = f"{settings.limit_train:,}" if settings.limit_train is not None else "all"
+    if len(updates) == 1:
+        budget = f"every model made **{updates[0]:,} weight updates** per seed"
     else:
-        ahead, behind = (relu, lenet) if winner == RELU_CNN else (lenet, relu)
-        name = "the ReLU CNN" if winner == RELU_CNN else "the tanh LeNet"
-        verdict = (f"{setting}: **{name} is better by {abs(100 * difference):.1f} percentage points**, more "
-                   f"than the ±{100 * margin:.1f}-point noise of a test set this size.")
-        if ahead.params < behind.params:
-            verdict += f" It wins with fewer parameters ({ahead.params:,} against {behind.params:,})."
-        elif ahead.params > behind.params:
-            verdict += f" It also has more parameters ({ahead.params:,} against {behind.params:,})."
-    paragraphs = [verdict]
-
-    if not (math.isnan(relu.seconds_per_epoch) or math.isnan(lenet.seconds_per_epoch)):
-        faster, slower = (relu, lenet) if relu.seconds_per_epoch <= lenet.seconds_per_epoch else (lenet, relu)
-        faster_name = "ReLU CNN" if faster.key == RELU_CNN else "tanh LeNet"
-        paragraphs.append(
-            f"The {faster_name} was faster per epoch ({faster.seconds_per_epoch:.2f} s against "
-            f"{slower.seconds_per_epoch:.2f} s)."
-        )
-
-    target = f"{100 * table.target_accuracy:.0f}%"
-    seeds = {RELU_CNN: relu, LENET: lenet}
-    reached = {key: row.epochs_to_target for key, row in seeds.items()}
-    names = {RELU_CNN: "the ReLU CNN", LENET: "the tanh LeNet"}
-    parts = []
-    if reached[RELU_CNN] is None and reached[LENET] is None:
-        paragraphs.append(f"Neither model reached {target} validation accuracy in "
-                          f"{_plural(relu.epochs_trained, 'epoch')}.")
-        return paragraphs
-    for key in (RELU_CNN, LENET):
-        epochs = reached[key]
-        if epochs is None:
-            parts.append(f"{names[key]} never got there in {_plural(seeds[key].epochs_trained, 'epoch')}")
-        else:
-            parts.append(f"{names[key]} got there after {_plural(epochs, 'epoch')}")
-    paragraphs.append(f"To reach {target} validation accuracy, {parts[0]}; {parts[1]}.")
-    return paragraphs
+        budget = "the models made " + ", ".join(f"{item.name}: {item.updates:,}" for item in report.variants) + \
+            " weight updates per seed"
+    return (f"Budget: {budget}, on {images} training images, measured on "
+            f"{report.variants[0].test_images:,} test images; seeds {seeds}.")
 
 
-def _why_text(table: ComparisonTable) -> list[str]:
-    gains = factor_gains(table)
-    if not gains:
-        return []
-    relu, lenet = table.seed_rows()  # Gains exist, so the LeNet does; conclusion() checked both already.
-    paragraphs = []
-    # Each single-factor variant is compared with the LeNet on the same test images; its own noise
-    # margin decides whether its gain counts.
-    margins = {factor: noise_margin(lenet.test_accuracy + gain, lenet.test_accuracy, table.test_images)
-               for factor, gain in gains.items()}
-    listed = "; ".join(f"{FACTOR_PHRASES[factor]}: **{_points(gain)}** points" for factor, gain in gains.items())
-    paragraphs.append(f"Changing one factor at a time, starting from the tanh LeNet "
-                      f"({_percent(lenet.test_accuracy)}): {listed}.")
-
-    verdicts = factor_verdicts(table)
-    helping = [factor for factor, verdict in verdicts.items() if verdict == "helps"]
-    within = [factor for factor, verdict in verdicts.items() if verdict == "within noise"]
-    hurting = [factor for factor, verdict in verdicts.items() if verdict == "hurts"]
-    sentences = []
-    if helping:
-        best = helping[0]
-        # "Helps most" only when the largest gain is also beyond its noise; otherwise the clearest.
-        lead = "helps most" if best == next(iter(gains)) else "helps most clearly"
-        sentences.append(f"The single change that {lead} is **{FACTOR_PHRASES[best]}** "
-                         f"({_points(gains[best])} points).")
-        if len(helping) > 1:
-            also = ", ".join(f"{FACTOR_PHRASES[factor]} ({_points(gains[factor])})" for factor in helping[1:])
-            sentences.append(f"Also clearly helpful: {also}.")
-    else:
-        sentences.append("No single change improves the LeNet by more than the noise of "
-                         f"{table.test_images:,} test images.")
-    if within:
-        widest = max(margins[factor] for factor in within)
-        verb = "on its own changes" if len(within) == 1 else "each change"
-        sentences.append(f"{_sentence_start(_join(within))} {verb} accuracy by less than the "
-                         f"±{100 * widest:.1f}-point noise.")
-    if hurting:
-        verb = "on its own makes" if len(hurting) == 1 else "each make"
-        sentences.append(f"{_sentence_start(_join(hurting))} {verb} the LeNet worse.")
-    paragraphs.append(" ".join(sentences))
-
-    combined = table.row(ALL_THREE)
-    if combined is not None and len(gains) == len(FACTORS):
-        combined_gain = combined.test_accuracy - lenet.test_accuracy
-        total_single = sum(gains.values())
-        text = (f"All three changes together give {_percent(combined.test_accuracy)} "
-                f"({_points(combined_gain)} points), ")
-        noise = noise_margin(combined.test_accuracy, lenet.test_accuracy, table.test_images)
-        if abs(combined_gain - total_single) <= noise:
-            text += f"about the sum of the single gains ({_points(total_single)}): the factors roughly add up."
-        elif combined_gain > total_single:
-            text += f"more than the sum of the single gains ({_points(total_single)}): the factors reinforce each other."
-        else:
-            text += f"less than the sum of the single gains ({_points(total_single)}): the factors overlap."
-        paragraphs.append(text)
-
-        gap = relu.test_accuracy - lenet.test_accuracy
-        rest = relu.test_accuracy - combined.test_accuracy
-        gap_noise = noise_margin(relu.test_accuracy, lenet.test_accuracy, table.test_images)
-        rest_noise = noise_margin(relu.test_accuracy, combined.test_accuracy, table.test_images)
-        if gap > gap_noise:
-            share = combined_gain / gap
-            if abs(rest) <= rest_noise:
-                paragraphs.append(
-                    f"That brings the LeNet level with the ReLU CNN ({_percent(relu.test_accuracy)}, difference "
-                    f"{_points(-rest)} points, within noise): on this run the activation, pooling and optimiser "
-                    f"explain the whole gap; the architecture itself makes no measurable difference."
-                )
-            elif rest > 0 and share <= 0:
-                paragraphs.append(
-                    f"Together they do not close any of the {100 * gap:.1f}-point gap between the two seed models: "
-                    f"the all-three LeNet is still {100 * rest:.1f} points behind the ReLU CNN, although it is "
-                    f"trained exactly like it, so the difference lies in the architecture itself (layer sizes and depth)."
-                )
-            elif rest > 0:
-                paragraphs.append(
-                    f"Those three factors close about {100 * share:.0f}% of the {100 * gap:.1f}-point gap between "
-                    f"the two seed models; the remaining {100 * rest:.1f} points come from the architecture itself "
-                    f"(layer sizes and depth), since the all-three LeNet is trained exactly like the ReLU CNN."
-                )
-            else:
-                paragraphs.append(
-                    f"That even beats the ReLU CNN ({_percent(relu.test_accuracy)}) by {100 * -rest:.1f} points: "
-                    f"the LeNet architecture was not what held it back; its training recipe was."
-                )
-        elif gap < -gap_noise:
-            paragraphs.append(
-                f"Here the tanh LeNet already beats the ReLU CNN, so there is no gap for the factors to explain; "
-                f"the all-three LeNet scores {_percent(combined.test_accuracy)} against the ReLU CNN's "
-                f"{_percent(relu.test_accuracy)}."
-            )
-        else:
-            paragraphs.append(
-                "The two seed models are within noise of each other on this run, so there is no gap to explain; "
-                "train on more data or for more epochs to separate them."
-            )
-    return paragraphs
-
-
-def conclusion(table: ComparisonTable) -> str:
-    """The conclusion of a comparison in words, generated from the table's numbers only (Markdown).
-
-    Every claim (who is better, by how much, which factor matters most, how much of the gap the
-    factors close) is computed from the rows here, so a run that comes out differently produces
-    different words, never words that contradict its numbers.
-    """
-    paragraphs = _head_to_head_text(table) + _why_text(table)
-    incomplete = [row.label for row in table.rows if row.stopped_reason != "finished"]
-    if incomplete:
-        paragraphs.append(f"Note: {', '.join(incomplete)} did not finish normally (stopped or diverged); "
-                          f"read their numbers with care.")
-    return "\n\n".join(paragraphs)
-
-
-def relu_alone_hurts_note(table: ComparisonTable) -> str | None:
-    """Why ReLU alone can make the LeNet worse (Markdown), or None when this run does not show that.
-
-    Shown only when the activation factor's verdict is "hurts". The sentence about Adam is measured,
-    not assumed: *LeNet + all three* (ReLU trained with Adam/32) is compared with *LeNet + Adam/32*
-    within the noise of this table's test set, and the words follow the comparison (or are left out
-    when either row is missing). More data or epochs is offered as something to try, not a fact.
-    """
-    if factor_verdicts(table).get("activation") != "hurts":
-        return None
-    sentences = [
-        "**Why can ReLU alone make the LeNet worse?** A likely reason: Keras starts every layer with weights "
-        "scaled for units that pass their whole input on (Glorot initialisation). A ReLU passes on only the "
-        "positive half, so after four ReLU layers the starting signal, and the gradients, are smaller, and "
-        "plain SGD with its fixed small steps needs many more of them to get going."
-    ]
-    combined, adam = table.row(ALL_THREE), table.row("lenet_optimizer")
-    if combined is not None and adam is not None:
-        difference = combined.test_accuracy - adam.test_accuracy
-        margin = noise_margin(combined.test_accuracy, adam.test_accuracy, table.test_images)
-        pair = (f"*LeNet + all three* (ReLU trained with Adam/32, {_percent(combined.test_accuracy)}) "
-                f"{{}} *LeNet + Adam/32* ({_percent(adam.test_accuracy)})")
-        if difference >= -margin:
-            relation = ("is level with" if difference <= margin else
-                        f"is {100 * difference:.1f} points ahead of")
-            sentences.append("Adam scales each weight's step by its own gradient history, which can make up "
-                             f"for the small start: on this run {pair.format(relation)}.")
-        else:
-            sentences.append("Adam scales each weight's step by its own gradient history, but on this run that "
-                             f"does not make up for it: {pair.format(f'stays {100 * -difference:.1f} points below')}"
-                             f", more than the ±{100 * margin:.1f}-point noise.")
-    sentences.append("To test the explanation, try more training images or epochs (more steps): if a slow start "
-                     "is the cause, the gap between *LeNet + ReLU* and the tanh LeNet should narrow.")
-    return " ".join(sentences)
+def run_default_experiment(seeds: Sequence[int], *, on_progress: VariantProgress | None = None) -> verdicts.ExperimentReport:
+    """The page's default comparison with these seeds (what `python -m cnnviz experiment lenet-vs-relu` prints)."""
+    settings = ComparisonSettings(seeds=tuple(seeds))
+    return experiment_report(settings, run_comparison(settings, on_progress=on_progress))
 
 
 # --------------------------------------------------------------------------------------------
@@ -738,18 +553,14 @@ SEED_TEST_ACCURACY = {RELU_CNN: 0.877, LENET: 0.817}  # The seeds' figures after
 ACTIVATION_MODELS = (LENET, "lenet_activation", RELU_CNN)  # Whose first-layer activations are compared.
 
 
-def settings_from_widgets(dataset: str, *, full: bool, train_images: int, test_images: int,
-                          epochs: int) -> ComparisonSettings:
-    """The comparison the page's widgets describe (the full-data switch overrides size and epochs)."""
-    if full:
-        return ComparisonSettings.as_in_the_seeds(dataset)
+def settings_from_widgets(dataset: str, *, seeds_settings: bool, train_images: int, test_images: int,
+                          updates: int, seeds: int) -> ComparisonSettings:
+    """The comparison the page's widgets describe (the seeds'-settings switch overrides data and budget)."""
+    chosen = tuple(range(int(seeds)))
+    if seeds_settings:
+        return ComparisonSettings.as_in_the_seeds(dataset, seeds=chosen)
     return ComparisonSettings(dataset=dataset, limit_train=int(train_images), limit_test=int(test_images),
-                              epochs=int(epochs))
-
-
-def comparison_cached(settings: ComparisonSettings) -> bool:
-    """Whether every model of the comparison is already in the training cache (e.g. `python -m cnnviz warmup`)."""
-    return all(training.is_cached(config) for config in comparison_configs(settings).values())
+                              updates=int(updates), seeds=chosen)
 
 
 def seed_reference(settings: ComparisonSettings) -> str | None:

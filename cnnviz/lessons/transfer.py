@@ -8,14 +8,19 @@ frozen), they get clusters of their own.
 
 This module holds the plain logic of that experiment: validating a split and remapping its labels,
 the transfer-set sizes, the `TrainConfig`s of every run (all training goes through
-`cnnviz.training`), the 2-D bottleneck features, the "predicted as which seen class" table,
-the comparison of three strategies over transfer-set sizes, and the four textbook cases
-(small/large data x similar/different data) with a reading of a measured comparison against them.
+`cnnviz.training`), the 2-D bottleneck features, the "predicted as which seen class" table, and
+the strategy comparison over transfer-set sizes with several seeds. The four textbook cases are
+defined up front by the data: "small"/"large" by the images per class of the transfer set
+(`SMALL_PER_CLASS`), "similar"/"different" by the dataset's class families; each case is measured
+with the strategy it prescribes, and every verdict between strategies comes from
+`cnnviz.verdicts.compare`. `run_default_experiment` is the page's default comparison for
+`python -m cnnviz experiment transfer`.
 TensorFlow and Keras are imported lazily, inside the functions that need them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from cnnviz import data, training
+from cnnviz import data, training, verdicts
 from cnnviz.architecture import scale_images, stack_for, summarize
 from cnnviz.errors import SettingsError, SplitError, TrainingStopped
 from cnnviz.training import TrainConfig, TrainResult
@@ -160,20 +165,34 @@ def size_ladder(full_size: int, num_classes: int, *, smallest: int = SMALLEST_TR
 
 
 # --------------------------------------------------------------------------------------------
-# The four textbook cases (small/large data x similar/different data)
+# The four textbook cases, defined by the data before anything trains
 # --------------------------------------------------------------------------------------------
 
-STRATEGIES: tuple[str, ...] = ("frozen", "fine_tune", "scratch")
+# A transfer set with at most this many images per class counts as "small"; above it, "large".
+SMALL_PER_CLASS = 30
+
+STRATEGIES: tuple[str, ...] = ("frozen_features", "early_features", "fine_tune", "scratch")
 STRATEGY_LABELS = {
-    "frozen": "Frozen convolutions + new dense layers",
+    "frozen_features": "Frozen features, new output layer only",
+    "early_features": "Frozen early convolution, new head",
     "fine_tune": "Fine-tune everything",
     "scratch": "Train from scratch",
+}
+STRATEGY_TEXTS = {
+    "frozen_features": "copy every layer but the output layer and freeze them all; only a new output "
+                       "layer (random) trains, at 10x the learning rate (it has only a few weights to move "
+                       "in the same number of updates).",
+    "early_features": "copy only the first convolution and its pooling, frozen; every later layer is "
+                      "new (random) and trains.",
+    "fine_tune": "copy every layer but the output layer; every weight trains from there.",
+    "scratch": "the same network with random weights, trained on the transfer set only.",
 }
 
 
 @dataclass(frozen=True)
 class TransferCase:
-    """One of the four cases: what to keep of the pre-trained network, what to freeze, and why."""
+    """One of the four cases: what to keep of the pre-trained network, what to freeze, and the
+    rule of thumb's reason (the lesson's claim, tested by the measurement, not a measured fact)."""
 
     key: str
     data_size: str  # "small" or "large"
@@ -182,7 +201,8 @@ class TransferCase:
     freeze: str
     train: str
     why: str
-    strategy: str  # the measured strategy (one of STRATEGIES) that carries this recommendation out
+    strategy: str  # the strategy (one of STRATEGIES) that carries this recommendation out
+    compared_with: tuple[str, ...]  # the strategies it is measured against
 
     @property
     def title(self) -> str:
@@ -194,37 +214,33 @@ FOUR_CASES: tuple[TransferCase, ...] = (
         key="small_similar", data_size="small", similarity="similar",
         keep="All pre-trained layers; only the output layer is replaced by a new one sized to the new classes.",
         freeze="Every pre-trained layer.",
-        train="Only the new, randomly initialised fully connected layer.",
-        why="Few images would overfit a retrained network, and since the images are alike the high-level "
-            "features the network already computes are still useful.",
-        strategy="frozen",
+        train="Only the new, randomly initialised output layer.",
+        why="few images would overfit a retrained network, and the features of similar images still apply.",
+        strategy="frozen_features", compared_with=("fine_tune", "scratch"),
     ),
     TransferCase(
         key="small_different", data_size="small", similarity="different",
         keep="Only the early layers (edges, blobs, textures); the later, task-specific layers are cut off.",
         freeze="The kept early layers.",
-        train="A new fully connected layer on top of the kept early layers.",
-        why="Few images still call for frozen weights, but the high-level features of the old task do not "
-            "describe the new images; low-level features still do.",
-        strategy="frozen",
+        train="A new head (every later layer, random) on top of the kept early layers.",
+        why="few images call for frozen weights, but only the low-level features carry over to different images.",
+        strategy="early_features", compared_with=("fine_tune", "scratch"),
     ),
     TransferCase(
         key="large_similar", data_size="large", similarity="similar",
         keep="All layers; the output layer is replaced by a new one sized to the new classes.",
         freeze="Nothing: the pre-trained weights are the starting point.",
         train="The whole network (fine-tuning), starting from the pre-trained weights.",
-        why="With many images overfitting is less of a worry, so every weight may adapt; the shared "
-            "features make the pre-trained weights a good start.",
-        strategy="fine_tune",
+        why="with many images every weight may adapt, and the pre-trained weights are a good start.",
+        strategy="fine_tune", compared_with=("scratch",),
     ),
     TransferCase(
         key="large_different", data_size="large", similarity="different",
         keep="The architecture; the weights only as a starting point, or not at all.",
         freeze="Nothing.",
-        train="The whole network, from scratch (or fine-tuned from the pre-trained weights if that trains faster).",
-        why="Enough data to learn every weight, and features from the old task may not help; starting "
-            "from pre-trained weights can still speed training up.",
-        strategy="scratch",
+        train="The whole network: fine-tuned from the pre-trained weights, or from scratch.",
+        why="there is enough data to learn every weight, so the old features may or may not help.",
+        strategy="fine_tune", compared_with=("scratch",),
     ),
 )
 
@@ -236,6 +252,18 @@ def case_for(data_size: str, similarity: str) -> TransferCase:
             return case
     raise ValueError(f"No case for data size {data_size!r} and similarity {similarity!r}: use "
                      f"'small'/'large' and 'similar'/'different'.")
+
+
+def data_size_of(per_class: int) -> str:
+    """"small" for at most SMALL_PER_CLASS transfer images per class, else "large" (fixed up front)."""
+    return "small" if int(per_class) <= SMALL_PER_CLASS else "large"
+
+
+def strategies_for(similarity: str) -> tuple[str, ...]:
+    """The strategies the comparison trains for a split: the small case's prescription, then the
+    large cases' (fine-tuning) and training from scratch for comparison."""
+    small = case_for("small", similarity).strategy
+    return (small, "fine_tune", "scratch")
 
 
 @dataclass(frozen=True)
@@ -272,133 +300,94 @@ def judge_similarity(split: ClassSplit, families: Mapping[int, str]) -> Similari
 
 @dataclass(frozen=True)
 class StrategyComparison:
-    """Measured test accuracy of each strategy at each transfer-set size (same test images for all)."""
+    """Every strategy's test accuracy at every transfer-set size, one value per seed.
 
-    sizes: tuple[int, ...]
-    accuracy: dict[str, tuple[float, ...]]  # strategy -> one accuracy per size, aligned with `sizes`
-    seconds: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    Every run is scored on `test_images` test images of the transfer classes; the runs of one seed
+    on the same ones (with a test limit, each seed draws its own subset). Seed s pre-trains its own
+    network (seed s, its own training subset) and transfers from it with seed s, so the spread
+    covers pre-training as well as transfer randomness.
+    """
+
+    sizes: tuple[int, ...]  # total transfer-set sizes (the same number of images per class)
+    num_classes: int
+    similarity: str  # "similar" or "different" (from the dataset's class families)
+    seeds: tuple[int, ...]
+    accuracy: dict[str, tuple[tuple[float, ...], ...]]  # strategy -> per size -> per seed
+    updates: dict[str, tuple[int, ...]] = field(default_factory=dict)  # strategy -> per size (one seed)
     test_images: int = 0
-    # strategy -> one per-epoch history (`loss`, `accuracy`, `val_*`, `seconds`) per size, for replays
+    # strategy -> the first seed's per-epoch history (`loss`, `accuracy`, `val_*`, `seconds`) per size
     histories: dict[str, tuple[dict, ...]] = field(default_factory=dict)
+    pretrain_accuracy: tuple[float, ...] = ()  # per seed, on the seen classes' test images
+    pretrain_updates: int = 0
+    pretrain_test_images: int = 0
 
     def __post_init__(self):
-        for strategy, values in self.accuracy.items():
+        for strategy, per_size in self.accuracy.items():
             if strategy not in STRATEGIES:
                 raise ValueError(f"Unknown strategy {strategy!r}; expected one of {STRATEGIES}.")
-            if len(values) != len(self.sizes):
-                raise ValueError(f"Strategy {strategy!r} has {len(values)} accuracies for "
+            if len(per_size) != len(self.sizes):
+                raise ValueError(f"Strategy {strategy!r} has {len(per_size)} sizes' accuracies for "
                                  f"{len(self.sizes)} sizes.")
 
-    def best_at(self, index: int, *, tolerance: float = 0.0) -> str:
-        """The best strategy at size `index`; within `tolerance` of the best, the cheaper one wins
-        (frozen is cheapest, then fine-tuning, then training from scratch)."""
-        top = max(values[index] for values in self.accuracy.values())
-        for strategy in STRATEGIES:
-            if strategy in self.accuracy and self.accuracy[strategy][index] >= top - tolerance:
-                return strategy
-        raise ValueError("The comparison holds no strategy.")
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        return tuple(self.accuracy)
+
+    def per_class(self, index: int) -> int:
+        return self.sizes[index] // self.num_classes
+
+    def data_size(self, index: int) -> str:
+        return data_size_of(self.per_class(index))
+
+    def spread(self, strategy: str, index: int) -> verdicts.Spread:
+        return verdicts.spread(self.accuracy[strategy][index], test_images=self.test_images or None)
 
 
 @dataclass(frozen=True)
-class SizeReading:
-    """What one measured size says: its best strategy and the case that recommends it."""
+class CaseMeasurement:
+    """One of the four cases as measured: the size it is measured at and `compare`'s verdicts."""
 
+    case: TransferCase
     size: int
-    best: str
-    accuracy: dict[str, float]
-    case: TransferCase  # the case (at the given similarity) whose recommendation the winner carries out
+    per_class: int
+    verdicts: tuple[verdicts.Verdict, ...]
 
 
-@dataclass(frozen=True)
-class CasesReading:
-    """A measured strategy curve related to the four cases."""
-
-    similarity: str
-    readings: tuple[SizeReading, ...]
-    small_below: int | None  # the first size from which freezing stops being the best choice
-    agrees_with_cases: bool  # frozen wins at the smallest size, and not at the largest one
-    summary: tuple[str, ...]  # sentences for students
-    # Per size: accuracy of the better pre-trained strategy minus training from scratch (None when
-    # the comparison lacks those strategies).
-    transfer_gain: tuple[float | None, ...] = ()
+def pair_factor(a: str, b: str) -> str:
+    """The stable factor name of a verdict between two strategies, e.g. "frozen_features vs fine_tune"."""
+    return f"{a} vs {b}"
 
 
-def relate_to_cases(comparison: StrategyComparison, similarity: str = "similar",
-                    *, tolerance: float = 0.01) -> CasesReading:
-    """Relate a measured accuracy-versus-size curve to the four cases.
+def case_measurements(comparison: StrategyComparison) -> tuple[CaseMeasurement, ...]:
+    """The split's small case (at the smallest size) and large case (at the largest size), each
+    measured with its prescribed strategy against the others; every verdict from `verdicts.compare`.
 
-    Each size is read as "small" while keeping the pre-trained network frozen is (within
-    `tolerance`) the best strategy, and "large" once training more weights pays off. The cases say
-    freezing should win on small data and fine-tuning (similar data) or training from scratch
-    (different data) on large data; `agrees_with_cases` reports whether the measurement shows that.
+    A case is missing when no size falls in it (e.g. every size is small).
     """
-    if similarity not in ("similar", "different"):
-        raise ValueError(f"similarity must be 'similar' or 'different', not {similarity!r}")
-    if not comparison.sizes:
-        raise ValueError("The comparison has no transfer-set sizes to read.")
-    readings = []
-    for index, size in enumerate(comparison.sizes):
-        best = comparison.best_at(index, tolerance=tolerance)
-        data_size = "small" if best == "frozen" else "large"
-        readings.append(SizeReading(
-            size=size, best=best,
-            accuracy={strategy: values[index] for strategy, values in comparison.accuracy.items()},
-            case=case_for(data_size, similarity)))
-    small_below = next((reading.size for reading in readings if reading.best != "frozen"), None)
-    agrees = readings[0].best == "frozen" and (len(readings) == 1 or readings[-1].best != "frozen")
-
-    summary = []
-    first, last = readings[0], readings[-1]
-    summary.append(_best_sentence(first, tolerance, lead=f"With {first.size:,} transfer images"))
-    if len(readings) > 1:
-        summary.append(_best_sentence(last, tolerance, lead=f"With {last.size:,} images"))
-    if small_below is None:
-        summary.append("Freezing the pre-trained layers wins at every size measured: for this network "
-                       f"even the full transfer set is *small*, the case '{case_for('small', similarity).title}'.")
-    elif small_below == first.size and first.best == "fine_tune":
-        summary.append("Freezing does not win even at the smallest size: this network is small enough to "
-                       "fine-tune on a few dozen images without overfitting, and keeping the pre-trained "
-                       "weights as a starting point beats freezing them.")
-    elif small_below == first.size:
-        summary.append("Freezing does not win even at the smallest size: the pre-trained features help "
-                       "little here, or the frozen network needs more epochs.")
-    else:
-        summary.append(f"Freezing wins below about {small_below:,} images (the *small* data cases) and "
-                       f"training more weights wins from there on (the *large* data cases).")
-    gains = tuple(_transfer_gain(comparison, index) for index in range(len(comparison.sizes)))
-    if gains and gains[0] is not None:
-        sentence = (f"Starting from the pre-trained network instead of random weights is worth "
-                    f"{100 * gains[0]:+.1f} points with {first.size:,} images")
-        if len(gains) > 1 and gains[-1] is not None:
-            sentence += f" and {100 * gains[-1]:+.1f} points with {last.size:,} images"
-            if gains[0] > gains[-1]:
-                sentence += ": the head start matters most when data is scarce, as the cases say"
-        summary.append(sentence + ".")
-    summary.append("This matches the four cases." if agrees else
-                    "This does not follow the four cases exactly; they are rules of thumb, and tiny "
-                    "runs are noisy: try more epochs or the full data.")
-    return CasesReading(similarity, tuple(readings), small_below, agrees, tuple(summary), gains)
-
-
-def _best_sentence(reading: SizeReading, tolerance: float, *, lead: str) -> str:
-    """One size's winner, or the strategies tied with it (within `tolerance`), in words."""
-    top = max(reading.accuracy.values())
-    tied = [s for s in STRATEGIES if s in reading.accuracy and reading.accuracy[s] >= top - tolerance]
-    if len(tied) == 1:
-        return (f"{lead} the best strategy is **{STRATEGY_LABELS[reading.best].lower()}** "
-                f"({100 * reading.accuracy[reading.best]:.1f}% test accuracy).")
-    names = " and ".join(f"**{STRATEGY_LABELS[s].lower()}**" for s in tied)
-    return (f"{lead} {names} are within {100 * tolerance:.0f} point of each other (a tie, up to "
-            f"{100 * top:.1f}%); the cheaper, {STRATEGY_LABELS[reading.best].lower()}, is counted.")
-
-
-def _transfer_gain(comparison: StrategyComparison, index: int) -> float | None:
-    """Best pre-trained strategy minus training from scratch at one size (None if not measured)."""
-    pretrained = [comparison.accuracy[s][index] for s in ("frozen", "fine_tune") if s in comparison.accuracy]
-    if not pretrained or "scratch" not in comparison.accuracy:
-        return None
-    return max(pretrained) - comparison.accuracy["scratch"][index]
-
+    measured = []
+    indices = range(len(comparison.sizes))
+    small = [i for i in indices if comparison.data_size(i) == "small"]
+    large = [i for i in indices if comparison.data_size(i) == "large"]
+    for data_size, chosen in (("small", small[:1]), ("large", large[-1:])):
+        if not chosen:
+            continue
+        index = chosen[0]
+        case = case_for(data_size, comparison.similarity)
+        if case.strategy not in comparison.accuracy:
+            continue
+        size, per_class = comparison.sizes[index], comparison.per_class(index)
+        lead = f"With {size:,} transfer images ({per_class} per class, {data_size}): "
+        found = []
+        for other in case.compared_with:
+            if other not in comparison.accuracy:
+                continue
+            verdict = verdicts.compare(
+                pair_factor(case.strategy, other), STRATEGY_LABELS[case.strategy],
+                comparison.accuracy[case.strategy][index], STRATEGY_LABELS[other],
+                comparison.accuracy[other][index], test_images=comparison.test_images or None)
+            found.append(dataclasses.replace(verdict, text=lead + verdict.text))
+        measured.append(CaseMeasurement(case, size, per_class, tuple(found)))
+    return tuple(measured)
 
 # --------------------------------------------------------------------------------------------
 # Feature space and "predicted as which seen class"
@@ -576,7 +565,7 @@ class ExperimentSettings:
     dataset: str = "fashion_mnist"
     pretrain_per_class: int | None = 1000
     test_per_class: int | None = 200
-    pretrain_epochs: int = 8
+    pretrain_epochs: int = 4
     pretrain_batch_size: int = 64
     transfer_per_class: int | None = 300
     transfer_epochs: int = 5
@@ -609,8 +598,13 @@ class ExperimentSettings:
 
 # The default ladder of the strategy comparison: about 30 to 900 transfer images in 4 sizes
 # (12 training runs; each run has a fixed cost of about half a second for building and compiling).
+# The default ladder of the strategy comparison: 30 to 900 transfer images (10 to 300 per class of
+# the 3 default transfer classes) in 3 sizes, the smallest "small", the others "large"; with 3
+# seeds that is 27 transfer runs and 3 pre-trainings (see bench/transfer_defaults.py).
 DEFAULT_LARGEST_TRANSFER_SIZE = 900
-DEFAULT_SIZE_STEPS = 4
+DEFAULT_SIZE_STEPS = 3
+# Every transfer run makes at least this many weight updates (small sets get more epochs).
+MIN_TRANSFER_UPDATES = 48
 
 
 def default_sizes(num_classes: int, full_per_class: int) -> tuple[int, ...]:
@@ -624,16 +618,21 @@ def transfer_schedule(num_images: int, epochs: int) -> tuple[int, int]:
     """(batch_size, epochs) for a transfer run on `num_images` images.
 
     Small sets get small batches (about eight steps per epoch) and, when needed, more epochs, so
-    that even 30 images see a useful number of weight updates: at least ~48 steps in total.
-    Each epoch costs a fixed overhead (a validation pass), so steps are added per epoch first.
+    that even 30 images see at least MIN_TRANSFER_UPDATES weight updates. Every strategy at one
+    size gets the same schedule, so the same number of updates.
     """
     batch_size = int(min(64, max(4, num_images // 8), max(1, num_images)))
     steps_per_epoch = math.ceil(num_images / batch_size)
-    return batch_size, int(max(epochs, min(4 * epochs, math.ceil(48 / steps_per_epoch))))
+    return batch_size, int(max(epochs, min(4 * epochs, math.ceil(MIN_TRANSFER_UPDATES / steps_per_epoch))))
+
+
+def weight_updates(num_images: int, config: TrainConfig) -> int:
+    """The weight updates of one run on `num_images` training images: epochs x batches per epoch."""
+    return int(config.epochs * math.ceil(num_images / config.batch_size))
 
 
 def pretrain_config(split: ClassSplit, settings: ExperimentSettings) -> TrainConfig:
-    """The run that pre-trains the bottleneck CNN on the pre-training classes."""
+    """The run that pre-trains the bottleneck CNN on the pre-training classes (with `settings.seed`)."""
 
     return TrainConfig.from_stack(
         bottleneck_stack(settings.input_shape, len(split.pretrain)),
@@ -647,7 +646,7 @@ def pretrain_config(split: ClassSplit, settings: ExperimentSettings) -> TrainCon
 def transfer_config(split: ClassSplit, settings: ExperimentSettings, *, freeze_layers: int,
                     copy_layers: int | None = None, per_class: int | None | Literal["settings"] = "settings",
                     num_images: int | None = None) -> TrainConfig:
-    """A run on the transfer classes that starts from the pre-trained network.
+    """A run on the transfer classes that starts from the pre-trained network (of the same seed).
 
     The first `copy_layers` layers (default: all but the head, whose size differs) are copied
     from the pre-trained model; the first `freeze_layers` of them stay frozen. `per_class` is the
@@ -673,15 +672,27 @@ def transfer_config(split: ClassSplit, settings: ExperimentSettings, *, freeze_l
         freeze_layers=freeze_layers)
 
 
+def early_block_depth(stack: Sequence[dict]) -> int:
+    """The early layers "small, different" keeps: up to and including the first pooling layer
+    (the first convolution and its pooling)."""
+    for index, layer in enumerate(stack):
+        if layer.get("type") in ("maxpool2d", "avgpool2d"):
+            return index + 1
+    return 1
+
+
 def strategy_copy_and_freeze(strategy: str, stack: Sequence[dict]) -> tuple[int, int]:
     """(layers copied from the pre-trained network, layers frozen) for one strategy.
 
-    - "frozen": the convolutional block is copied and frozen; the dense layers are new.
-    - "fine_tune": every layer but the head is copied, and nothing is frozen.
+    - "frozen_features": every layer but the output layer is copied and frozen; a new output layer trains.
+    - "early_features": only the early layers (first convolution and pooling) are copied and frozen.
+    - "fine_tune": every layer but the output layer is copied, and nothing is frozen.
     - "scratch": nothing is copied; every weight starts random.
     """
-    if strategy == "frozen":
-        depth = conv_block_depth(stack)
+    if strategy == "frozen_features":
+        return len(stack) - 1, len(stack) - 1
+    if strategy == "early_features":
+        depth = early_block_depth(stack)
         return depth, depth
     if strategy == "fine_tune":
         return len(stack) - 1, 0
@@ -692,19 +703,30 @@ def strategy_copy_and_freeze(strategy: str, stack: Sequence[dict]) -> tuple[int,
 
 def strategy_config(strategy: str, split: ClassSplit, settings: ExperimentSettings, per_class: int | None,
                     *, num_images: int | None = None) -> TrainConfig:
-    """The run of one strategy with `per_class` transfer images per class (None = all)."""
+    """The run of one strategy with `per_class` transfer images per class (None = all), seed `settings.seed`."""
     stack = bottleneck_stack(settings.input_shape, len(split.transfer))
     copy_layers, freeze_layers = strategy_copy_and_freeze(strategy, stack)
-    return transfer_config(split, settings, freeze_layers=freeze_layers, copy_layers=copy_layers,
-                           per_class=per_class, num_images=num_images)
+    config = transfer_config(split, settings, freeze_layers=freeze_layers, copy_layers=copy_layers,
+                             per_class=per_class, num_images=num_images)
+    factor = HEAD_ONLY_LEARNING_RATE_FACTOR.get(strategy, 1.0)
+    return config if factor == 1.0 else config.replace(learning_rate=settings.learning_rate * factor)
+
+
+PRETRAIN_RUN = "pretrain"
+# Strategies that train only a new output layer (a handful of weights on frozen features) use a
+# larger peak learning rate, so that the head leaves its random start within the same number of
+# updates (measured: at the shared rate, 48-75 updates left it near its random start, below chance).
+HEAD_ONLY_LEARNING_RATE_FACTOR = {"frozen_features": 10.0}
 
 
 @dataclass(frozen=True)
 class RunProgress:
     """Where a strategy comparison is: run `run` (from 1) of `runs`, and that run's progress (0-1).
 
-    `phase` is the engine's ("waiting" for a free training slot, "warm start", "train",
-    "evaluate"); while waiting, `queue_position` is the run's 1-based place in the queue (else 0).
+    Run 1 pre-trains every seed's network (`strategy` PRETRAIN_RUN, `size` 0); each later run is
+    one strategy at one size with one seed. `phase` is the engine's ("waiting" for a free
+    training slot, "warm start", "train", "evaluate"); while waiting, `queue_position` is the
+    run's 1-based place in the queue (else 0).
     """
 
     run: int
@@ -714,6 +736,7 @@ class RunProgress:
     fraction: float
     phase: str = "train"
     queue_position: int = 0
+    seed: int | None = None
 
     @property
     def overall(self) -> float:
@@ -722,8 +745,13 @@ class RunProgress:
 
 def describe_run_progress(progress: RunProgress) -> str:
     """The comparison's status line: which run, and its place in the training queue while it waits."""
-    text = (f"Run {progress.run} of {progress.runs}: **{STRATEGY_LABELS[progress.strategy]}** "
-            f"on {progress.size:,} images")
+    if progress.strategy == PRETRAIN_RUN:
+        text = f"Run {progress.run} of {progress.runs}: **pre-training** one network per seed"
+    else:
+        text = (f"Run {progress.run} of {progress.runs}: **{STRATEGY_LABELS[progress.strategy]}** "
+                f"on {progress.size:,} images")
+        if progress.seed is not None:
+            text += f", seed {progress.seed}"
     if progress.phase == "waiting":
         return (f"{text} · waiting for a free training slot (place {progress.queue_position} in the queue): "
                 "other students are training right now.")
@@ -737,54 +765,85 @@ class ComparisonStopped(TrainingStopped):
 
 
 def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: Sequence[int], *,
-                       strategies: Sequence[str] = STRATEGIES,
+                       seeds: Sequence[int] | int = training.DEFAULT_SEEDS,
+                       strategies: Sequence[str] | None = None,
                        on_progress: Callable[[RunProgress], object] | None = None,
                        train_fn: Callable | None = None) -> StrategyComparison:
-    """Train every strategy at every transfer-set size and measure its test accuracy.
+    """Train every strategy at every transfer-set size with every seed and measure its test accuracy.
 
     `sizes` are total transfer-set sizes (multiples of the number of transfer classes; see
-    `size_ladder`). All runs are evaluated on the same test images of the transfer classes. Every
-    run goes through the training engine (`train_fn`, default `cnnviz.training.train`) and its
-    disk cache, so repeating a comparison is fast. `on_progress` returning False stops the
-    comparison (raises `ComparisonStopped`).
+    `size_ladder`). `strategies` default to `strategies_for` the split's similarity (from the
+    dataset's class families). Seed s first pre-trains its own network (one `train_seeds` call for
+    all seeds), then each strategy of seed s copies from that network. Every run goes through
+    `train_fn` (default `cnnviz.training.train_seeds`, signature `(config, seeds, on_progress)`)
+    and its disk cache, so repeating a comparison is fast. All runs are evaluated on the same
+    test images of the transfer classes. `on_progress` returning False stops the comparison
+    (raises `ComparisonStopped`).
     """
     if train_fn is None:
-        train_fn = training.train
+        train_fn = training.train_seeds
+    seeds = training.seed_list(seeds)
     k = len(split.transfer)
     for size in sizes:
         if size < k or size % k:
             raise ValueError(f"A transfer-set size must be a positive multiple of the {k} transfer "
                              f"classes (the same number of images per class), not {size}.")
-    runs = [(strategy, size) for size in sizes for strategy in strategies]
-    accuracy: dict[str, list[float]] = {strategy: [] for strategy in strategies}
-    seconds: dict[str, list[float]] = {strategy: [] for strategy in strategies}
-    histories: dict[str, list[dict]] = {strategy: [] for strategy in strategies}
-    test_images = 0
-    for number, (strategy, size) in enumerate(runs, start=1):
-        config = strategy_config(strategy, split, settings, size // k, num_images=size)
-        callback = None
-        if on_progress is not None:
-            if on_progress(RunProgress(number, len(runs), strategy, size, 0.0)) is False:
-                raise ComparisonStopped("The comparison was stopped.")
+    similarity = judge_similarity(split, data.spec(settings.dataset).class_families).verdict
+    strategies = tuple(strategies) if strategies is not None else strategies_for(similarity)
+    runs = [(strategy, size, seed) for size in sizes for strategy in strategies for seed in seeds]
+    total = len(runs) + 1
 
-            def callback(progress, number=number, strategy=strategy, size=size):
-                fraction = progress.fraction if progress.phase == "train" else 0.0
-                waiting = progress.phase == "waiting"
-                position = int(progress.metrics.get("queue_position", 0)) if waiting else 0
-                return on_progress(RunProgress(number, len(runs), strategy, size, fraction,
-                                               phase=progress.phase, queue_position=position))
-
-        result = train_fn(config, callback)
-        if result.stopped_reason == "stopped":
+    def run_callback(number: int, strategy: str, size: int, seed: int | None):
+        if on_progress is None:
+            return None
+        if on_progress(RunProgress(number, total, strategy, size, 0.0, seed=seed)) is False:
             raise ComparisonStopped("The comparison was stopped.")
-        accuracy[strategy].append(float(result.test_accuracy))
-        seconds[strategy].append(float(result.seconds))
-        histories[strategy].append({name: list(values) for name, values in result.history.items()})
+
+        def callback(progress):
+            fraction = progress.fraction if progress.phase == "train" else 0.0
+            if strategy == PRETRAIN_RUN and progress.phase == "train":
+                index, count = progress.metrics.get("seed_index", 0.0), progress.metrics.get("seeds", 1.0)
+                fraction = (index + progress.fraction) / max(1.0, count)
+            waiting = progress.phase == "waiting"
+            position = int(progress.metrics.get("queue_position", 0)) if waiting else 0
+            return on_progress(RunProgress(number, total, strategy, size, fraction, phase=progress.phase,
+                                           queue_position=position, seed=seed))
+        return callback
+
+    def finished(results: Sequence[TrainResult], expected: int) -> Sequence[TrainResult]:
+        if len(results) < expected or any(r.stopped_reason == "stopped" for r in results):
+            raise ComparisonStopped("The comparison was stopped.")
+        return results
+
+    # Run 1: every seed's pre-trained network (the transfer runs' warm starts, then read from the cache).
+    pretrained = finished(train_fn(pretrain_config(split, settings), seeds,
+                                   run_callback(1, PRETRAIN_RUN, 0, None)), len(seeds))
+    accuracy: dict[str, list[list[float]]] = {s: [[] for _ in sizes] for s in strategies}
+    updates: dict[str, list[int]] = {s: [0] * len(sizes) for s in strategies}
+    histories: dict[str, list[dict]] = {s: [{} for _ in sizes] for s in strategies}
+    test_images = 0
+    for number, (strategy, size, seed) in enumerate(runs, start=2):
+        index = list(sizes).index(size)
+        config = strategy_config(strategy, split, dataclasses.replace(settings, seed=seed), size // k,
+                                 num_images=size)
+        result = finished(train_fn(config, (seed,), run_callback(number, strategy, size, seed)), 1)[0]
+        accuracy[strategy][index].append(float(result.test_accuracy))
+        updates[strategy][index] = weight_updates(size, config)
+        if not histories[strategy][index]:
+            histories[strategy][index] = {name: list(values) for name, values in result.history.items()}
         if not test_images:
             test_images = _count_test_images(result)
-    return StrategyComparison(tuple(sizes), {s: tuple(v) for s, v in accuracy.items()},
-                              {s: tuple(v) for s, v in seconds.items()}, test_images,
-                              {s: tuple(v) for s, v in histories.items()})
+    pretrain = pretrain_config(split, settings)
+    pretrain_images = (settings.pretrain_per_class * len(split.pretrain) if settings.pretrain_per_class
+                       else _count_train_images(settings, split.pretrain))
+    return StrategyComparison(
+        tuple(sizes), k, similarity, seeds,
+        {s: tuple(tuple(v) for v in per_size) for s, per_size in accuracy.items()},
+        {s: tuple(v) for s, v in updates.items()}, test_images,
+        {s: tuple(v) for s, v in histories.items()},
+        pretrain_accuracy=tuple(float(r.test_accuracy) for r in pretrained),
+        pretrain_updates=weight_updates(pretrain_images, pretrain),
+        pretrain_test_images=_count_test_images(pretrained[0]))
 
 
 def _count_test_images(result: TrainResult) -> int:
@@ -793,6 +852,14 @@ def _count_test_images(result: TrainResult) -> int:
     except Exception:  # noqa: BLE001 - the count is only shown as a caption.
         return 0
 
+
+def _count_train_images(settings: ExperimentSettings, classes: tuple[int, ...]) -> int:
+    """Training images of `classes` without a per-class limit (every image the dataset has of them)."""
+    try:
+        loaded = data.load(settings.dataset, seed=settings.seed)
+        return int(np.isin(loaded.y_train, classes).sum())
+    except Exception:  # noqa: BLE001 - the count is only shown as the budget.
+        return 0
 
 # --------------------------------------------------------------------------------------------
 # Looking through a trained network
@@ -847,28 +914,22 @@ def frozen_layers_unchanged(pretrained_model, transferred_model, freeze_layers: 
 
 
 def comparison_job(split: ClassSplit, settings: ExperimentSettings, sizes: Sequence[int], *,
+                   seeds: Sequence[int] | int = training.DEFAULT_SEEDS,
                    train_fn: Callable | None = None) -> training.Job[RunProgress, StrategyComparison]:
     """`compare_strategies` as a (not yet started) background `training.Job`, watched by any number
     of page runs: pages poll `latest` (a RunProgress) and call `request_stop()`; when it ends,
     `result` (a StrategyComparison) or `error` is set and `done` is True."""
-    sizes = tuple(sizes)
+    sizes, seeds = tuple(sizes), training.seed_list(seeds)
 
     def work(on_progress: Callable[[RunProgress], bool]) -> StrategyComparison:
-        return compare_strategies(split, settings, sizes, on_progress=on_progress, train_fn=train_fn)
+        return compare_strategies(split, settings, sizes, seeds=seeds, on_progress=on_progress,
+                                  train_fn=train_fn)
 
     return training.Job(work, name="cnnviz-transfer-comparison")
-
 
 # --------------------------------------------------------------------------------------------
 # What the page shows, from its widgets and results
 # --------------------------------------------------------------------------------------------
-
-STRATEGY_TEXTS = {
-    "frozen": "copy the convolutions and freeze them; the dense layers start random and train.",
-    "fine_tune": "copy every layer but the head and let all weights train.",
-    "scratch": "the same network with random weights, trained on the transfer set only.",
-}
-
 
 def freeze_choices(settings: ExperimentSettings, split: ClassSplit | None = None) -> tuple[int, int]:
     """(the deepest freeze offered, the default freeze depth): all but the head, and the convolution block.
@@ -906,8 +967,69 @@ def comparison_sizes(split: ClassSplit, full_per_class: int, *, smallest: int, l
     return tuple(size_ladder(largest_size, k, smallest=min(int(smallest), largest_size), steps=steps))
 
 
-def comparison_cached(split: ClassSplit, settings: ExperimentSettings, sizes: Sequence[int]) -> bool:
-    """Whether every run of the strategy comparison is already in the training cache."""
+def comparison_cached(split: ClassSplit, settings: ExperimentSettings, sizes: Sequence[int],
+                      seeds: Sequence[int] | int = training.DEFAULT_SEEDS) -> bool:
+    """Whether every run of the strategy comparison (every seed) is already in the training cache."""
     k = len(split.transfer)
-    return all(training.is_cached(strategy_config(strategy, split, settings, size // k, num_images=size))
-               for size in sizes for strategy in STRATEGIES)
+    similarity = judge_similarity(split, data.spec(settings.dataset).class_families).verdict
+    return all(training.is_cached(strategy_config(strategy, split, dataclasses.replace(settings, seed=seed),
+                                                  size // k, num_images=size))
+               for size in sizes for strategy in strategies_for(similarity)
+               for seed in training.seed_list(seeds))
+
+
+def experiment_report(comparison: StrategyComparison) -> verdicts.ExperimentReport:
+    """The comparison as an `ExperimentReport`: one variant per strategy and size (plus the
+    pre-training), and the four cases' verdicts."""
+    variants = [verdicts.VariantResult(
+        name=PRETRAIN_RUN, seeds=comparison.seeds, test_accuracy=comparison.pretrain_accuracy,
+        updates=comparison.pretrain_updates, test_images=comparison.pretrain_test_images,
+        extra={"role": "pre-training on the seen classes"})] if comparison.pretrain_accuracy else []
+    for index, size in enumerate(comparison.sizes):
+        for strategy in comparison.strategies:
+            variants.append(verdicts.VariantResult(
+                name=f"{strategy} @ {size}", seeds=comparison.seeds,
+                test_accuracy=comparison.accuracy[strategy][index],
+                updates=comparison.updates.get(strategy, (0,) * len(comparison.sizes))[index],
+                test_images=comparison.test_images,
+                extra={"strategy": strategy, "transfer_images": size, "images_per_class": comparison.per_class(index),
+                       "data_size": comparison.data_size(index), "similarity": comparison.similarity}))
+    found = tuple(v for measured in case_measurements(comparison) for v in measured.verdicts)
+    return verdicts.ExperimentReport("transfer", tuple(variants), found)
+
+
+def comparison_records(comparison: StrategyComparison) -> list[dict[str, object]]:
+    """One row per size and strategy: the case's data size, the budget, mean, interval and every seed."""
+    records: list[dict[str, object]] = []
+    for index, size in enumerate(comparison.sizes):
+        for strategy in comparison.strategies:
+            spread = comparison.spread(strategy, index)
+            records.append({
+                "Transfer images": size, "Per class": comparison.per_class(index),
+                "Data": comparison.data_size(index), "Strategy": STRATEGY_LABELS[strategy],
+                "Updates": comparison.updates.get(strategy, (0,) * len(comparison.sizes))[index],
+                "Mean %": round(100 * spread.mean, 1),
+                "95 % interval": f"{100 * spread.low:.1f} to {100 * spread.high:.1f}",
+                "Per seed %": " ".join(f"{100 * v:.1f}" for v in comparison.accuracy[strategy][index])})
+    return records
+
+
+def default_split() -> ClassSplit:
+    """The page's default split: the seeds' three held-back Fashion-MNIST classes."""
+    return make_split(DEFAULT_PRETRAIN_CLASSES, DEFAULT_TRANSFER_CLASSES, data.spec("fashion_mnist").class_names)
+
+
+def default_comparison_sizes(split: ClassSplit, settings: ExperimentSettings) -> tuple[int, ...]:
+    """The page's default sizes: `default_sizes`, capped by the rarest transfer class's images."""
+    loaded = data.load(settings.dataset, seed=settings.seed)
+    return default_sizes(len(split.transfer), transfer_capacity(loaded.y_train, split))
+
+
+def run_default_experiment(seeds: Sequence[int], *,
+                           on_progress: Callable[[RunProgress], object] | None = None) -> verdicts.ExperimentReport:
+    """The transfer page's default strategy comparison with `seeds`, as an `ExperimentReport`
+    (`python -m cnnviz experiment transfer`)."""
+    split, settings = default_split(), ExperimentSettings()
+    comparison = compare_strategies(split, settings, default_comparison_sizes(split, settings), seeds=seeds,
+                                    on_progress=on_progress)
+    return experiment_report(comparison)

@@ -10,6 +10,7 @@ Every page that trains goes through `train(config, on_progress)`. The modules, o
 - `cache`     the disk cache of finished runs (`$CNNVIZ_CACHE_DIR`, default `~/.cache/cnnviz`);
 - `jobs`      `Job`, background work for Streamlit pages, and `training_job`;
 - `seeds`     `train_seeds`: one config, several seeds, one result per seed;
+- `seed_stack` the seeds of one config trained together in one vectorised model;
 - `queue`     the cap on concurrent trainings; `replay`, `warmup`, `augmenter`.
 
 TensorFlow and Keras are imported lazily inside functions: importing this package is cheap.

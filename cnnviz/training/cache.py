@@ -25,7 +25,9 @@ from cnnviz.training.config import ENGINE_VERSION, TrainConfig
 from cnnviz.training.inputs import data_source
 from cnnviz.training.results import STOPPED_REASONS, TrainResult
 
-MAX_DISK_ENTRIES = 40
+# Finished runs kept on disk (oldest pruned first): the warm-up's own models (one per variant and seed
+# of every page, 62 today) with room for at least as many runs of a class.
+MAX_DISK_ENTRIES = 200
 
 
 def cache_dir() -> Path:

@@ -1,7 +1,8 @@
 """Several seeds of one configuration: `train_seeds(config, seeds)` -> one `TrainResult` per seed.
 
 Seed s trains `config.replace(seed=s)`: its own initial weights, data order and augmentation. A
-seed already in the disk cache is read from it; the others train through the engine. Every
+seed already in the disk cache is read from it; the others train together in one vectorised
+model (`seed_stack`) when the configuration allows it, else one after another through the engine. Every
 experiment that states a verdict trains its variants through this function, so that the spread
 across seeds can be shown and judged (`cnnviz.verdicts`).
 """
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnnviz.errors import SettingsError
-from cnnviz.training import engine
+from cnnviz.training import cache, engine, inputs, seed_stack
 from cnnviz.training.config import TrainConfig
 from cnnviz.training.progress import OnProgress
 from cnnviz.training.results import Progress, TrainResult
@@ -44,20 +45,98 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int] | int = DEFAULT_SEEDS,
                 source: str | None = None) -> list[TrainResult]:
     """Train `config` once per seed and return the results in the seeds' order.
 
+    Seeds found in the disk cache are read from it (`use_cache`, `data` and `source` as for
+    `engine.train`). Two or more seeds left to train train together in one vectorised model
+    (`cnnviz.training.seed_stack`: one training slot, one compiled program); each still ends as
+    the `TrainResult` that `engine.train(config.replace(seed=s))` gives (to float tolerance) and
+    is cached under its own config (its `seconds` and `history["seconds"]` are the group's wall
+    time: the seeds shared it). Configurations the vectorised model does not cover
+    (`seed_stack.unsupported_reason`: fast=False, augmentation, warm start, frozen layers, ...)
+    train one seed after another through `engine.train`.
+
     `on_progress` sees each seed's progress with `metrics["seed_index"]` and `metrics["seeds"]`
-    added; returning False stops the seed that is training (its result says "stopped") and the
-    seeds after it are not trained.
+    added; seeds training together report as one group whose `seed_index` is its first seed's
+    and whose `metrics["seeds_together"]` counts its seeds (running metrics are their means).
+    Returning False stops the seeds that are training (their results say "stopped"). The list
+    ends at the first seed that did not finish: the seeds after it are not trained one by one,
+    and those that finished in its group are only stored in the cache.
     """
     configs = seed_configs(config, seeds)
-    results: list[TrainResult] = []
-    for index, seed_config in enumerate(configs):
-        report: OnProgress | None = None
-        if on_progress is not None:
-            def report(progress: Progress, index: int = index) -> Any:
-                metrics = {**progress.metrics, "seed_index": float(index), "seeds": float(len(configs))}
-                return on_progress(dataclasses.replace(progress, metrics=metrics))
-        result = engine.train(seed_config, report, data=data, use_cache=use_cache, source=source)
-        results.append(result)
-        if result.stopped_reason != "finished":
+    if use_cache is None:
+        use_cache = data is None
+    results: dict[int, TrainResult] = {}
+    pending = list(range(len(configs)))
+    if len(configs) > 1 and _may_train_together(config):
+        if use_cache:
+            if source is None:
+                source = inputs.data_source(config, data)
+            for index in list(pending):
+                if cache.is_cached(configs[index], data=data, source=source):
+                    results[index] = engine.train(configs[index], _seed_reporter(on_progress, index, len(configs)),
+                                                  data=data, use_cache=True, source=source)
+                    pending.remove(index)
+        group = _together(configs, pending, data)
+        if group is not None:
+            together = seed_stack.train_together(
+                [configs[i] for i in pending], [prepared for prepared, _ in group],
+                _seed_reporter(on_progress, pending[0], len(configs)))
+            for index, result, (_, images) in zip(pending, together, group):
+                result.data_source = inputs.data_source(configs[index], images)
+                if use_cache and result.stopped_reason == "finished":
+                    cache.store_cached(result)
+                results[index] = result
+            pending = []
+    for index in pending:
+        if any(r.stopped_reason != "finished" for r in results.values()):
             break
-    return results
+        results[index] = engine.train(configs[index], _seed_reporter(on_progress, index, len(configs)),
+                                      data=data, use_cache=use_cache, source=source)
+    ordered: list[TrainResult] = []
+    for index in range(len(configs)):
+        if index not in results:
+            break
+        ordered.append(results[index])
+        if results[index].stopped_reason != "finished":
+            break
+    return ordered
+
+
+def _seed_reporter(on_progress: OnProgress | None, index: int, count: int) -> OnProgress | None:
+    """`on_progress` with `metrics["seed_index"]` and `metrics["seeds"]` added."""
+    if on_progress is None:
+        return None
+
+    def report(progress: Progress) -> Any:
+        metrics = {**progress.metrics, "seed_index": float(index), "seeds": float(count)}
+        return on_progress(dataclasses.replace(progress, metrics=metrics))
+    return report
+
+
+def _may_train_together(config: TrainConfig) -> bool:
+    """The settings-only part of `seed_stack.unsupported_reason` (no data needed)."""
+    return (config.fast and not any(strength > 0 for _, strength in config.augmentation)
+            and not (config.warm_start is not None and config.warm_start_layers > 0) and not config.freeze_layers)
+
+
+def _together(configs: Sequence[TrainConfig], pending: Sequence[int],
+              data: Any) -> list[tuple[inputs.Prepared, Any]] | None:
+    """Each pending seed's (prepared data, images) when they can train together, else None."""
+    if len(pending) < 2:
+        return None
+    if data is not None:
+        shared = inputs.prepare(configs[pending[0]], data)
+        group = [(shared, data) for _ in pending]
+    else:
+        group = []
+        by_images: dict[int, inputs.Prepared] = {}  # whole splits are the same object for every seed
+        for index in pending:
+            images = inputs.load_dataset(configs[index])
+            if id(images) not in by_images:
+                by_images[id(images)] = inputs.prepare(configs[index], images)
+            group.append((by_images[id(images)], images))
+    first = group[0][0]
+    if seed_stack.unsupported_reason(configs[pending[0]], first.image_shape) is not None:
+        return None
+    if any(p.x_train.shape != first.x_train.shape or p.x_test.shape != first.x_test.shape for p, _ in group):
+        return None  # a class filter left the seeds' subsets with different sizes
+    return group

@@ -8,10 +8,13 @@ training on a cold free-tier server.
 The default configurations come from the same functions the pages call, one place per page:
 
 - train page: `cnnviz.lessons.train.default_config()` (the page reads its widget defaults there);
-- LeNet vs ReLU page: `lenet_vs_relu.comparison_configs(ComparisonSettings())`, all six models;
-- transfer page: `transfer.pretrain_config`, `transfer.transfer_config` at the default freeze
-  depth and `transfer.strategy_config` over the default size ladder, for the default split;
-- augmentation lab: `augmentation.overfitting_variants()`, the four default variants.
+- LeNet vs ReLU page: `lenet_vs_relu.comparison_configs(ComparisonSettings())`, all six models,
+  each seed of `ComparisonSettings().seeds` (`training.seed_configs`);
+- transfer page: `transfer.pretrain_config` for each default seed, `transfer.transfer_config` at
+  the default freeze depth and `transfer.strategy_config` of `transfer.strategies_for` the split's
+  similarity over the default size ladder and seeds, for the default split;
+- augmentation lab: `augmentation.overfitting_variants()`, the four default variants, each with
+  the lab's default seeds (`augmentation.DEFAULT_SEEDS`).
 
 `tiny=True` swaps every page's sizes for tiny ones (a few hundred images, one epoch) that the
 page's widgets can also select: for tests and CI smoke runs.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +49,10 @@ PAGE_TITLES = {
 TINY_TRAIN_IMAGES = 300
 TINY_TEST_IMAGES = 100
 TINY_EPOCHS = 1
+# The comparison page's tiny run: its smallest training-set and update choices, two seeds.
+TINY_LENET_TRAIN_IMAGES = 256
+TINY_LENET_UPDATES = 8
+TINY_LENET_SEEDS = (0, 1)
 
 
 def train_page_config(*, tiny: bool = False) -> TrainConfig:
@@ -70,17 +77,20 @@ class WarmupItem:
 
 
 def lenet_vs_relu_settings(*, tiny: bool = False) -> ComparisonSettings:
-    """The comparison page's default `ComparisonSettings` (tiny: 300/100 images, one epoch)."""
+    """The comparison page's default `ComparisonSettings` (tiny: 256/100 images, 8 updates, 2 seeds)."""
 
     if tiny:
-        return ComparisonSettings(limit_train=TINY_TRAIN_IMAGES, limit_test=TINY_TEST_IMAGES, epochs=TINY_EPOCHS)
+        return ComparisonSettings(limit_train=TINY_LENET_TRAIN_IMAGES, limit_test=TINY_TEST_IMAGES,
+                                  updates=TINY_LENET_UPDATES, seeds=TINY_LENET_SEEDS)
     return ComparisonSettings()
 
 
 def _lenet_vs_relu_items(tiny: bool) -> list[WarmupItem]:
 
-    configs = lenet_vs_relu.comparison_configs(lenet_vs_relu_settings(tiny=tiny))
-    return [WarmupItem("lenet_vs_relu", lenet_vs_relu.variant(key).label, config) for key, config in configs.items()]
+    settings = lenet_vs_relu_settings(tiny=tiny)
+    return [WarmupItem("lenet_vs_relu", f"{lenet_vs_relu.variant(key).label}, seed {seed_config.seed}", seed_config)
+            for key, config in lenet_vs_relu.comparison_configs(settings).items()
+            for seed_config in training.seed_configs(config, settings.seeds)]
 
 
 # Tiny transfer experiment: options the transfer page's sliders offer.
@@ -128,16 +138,20 @@ def _transfer_items(tiny: bool, full_per_class: int | None = None) -> list[Warmu
     split, settings = transfer_default_split(), transfer_settings(tiny=tiny)
     k = len(split.transfer)
     stack = transfer.bottleneck_stack(settings.input_shape, k)
-    items = [
-        WarmupItem("transfer", "pre-training (bottleneck CNN, seen classes)", transfer.pretrain_config(split, settings)),
-        WarmupItem("transfer", "transfer at the default freeze depth",
-                   transfer.transfer_config(split, settings, freeze_layers=transfer.conv_block_depth(stack),
-                                            per_class=settings.transfer_per_class)),
-    ]
+    seeds = training.DEFAULT_SEEDS  # The page's default seed count: seeds 0..2.
+    items = [WarmupItem("transfer", f"pre-training (bottleneck CNN, seen classes), seed {seed}",
+                        transfer.pretrain_config(split, replace(settings, seed=seed))) for seed in seeds]
+    items.append(WarmupItem("transfer", "transfer at the default freeze depth",
+                            transfer.transfer_config(split, settings, freeze_layers=transfer.conv_block_depth(stack),
+                                                     per_class=settings.transfer_per_class)))
+    similarity = transfer.judge_similarity(split, data.spec(settings.dataset).class_families).verdict
     for size in transfer_sizes(split, settings, tiny=tiny, full_per_class=full_per_class):
-        for strategy in transfer.STRATEGIES:
-            items.append(WarmupItem("transfer", f"strategy {transfer.STRATEGY_LABELS[strategy].lower()}, {size} images",
-                                    transfer.strategy_config(strategy, split, settings, size // k, num_images=size)))
+        for strategy in transfer.strategies_for(similarity):
+            for seed in seeds:
+                items.append(WarmupItem(
+                    "transfer", f"strategy {transfer.STRATEGY_LABELS[strategy].lower()}, {size} images, seed {seed}",
+                    transfer.strategy_config(strategy, split, replace(settings, seed=seed), size // k,
+                                             num_images=size)))
     return items
 
 
@@ -148,7 +162,8 @@ TINY_OVERFIT: dict[str, Any] = {"limit_train": 200, "epochs": 2}
 def _augmentation_items(tiny: bool) -> list[WarmupItem]:
 
     variants = augmentation.overfitting_variants(**(TINY_OVERFIT if tiny else {}))
-    return [WarmupItem("augmentation", variant.title, variant.config) for variant in variants]
+    return [WarmupItem("augmentation", f"{variant.title}, seed {seed}", variant.config.replace(seed=seed))
+            for variant in variants for seed in augmentation.DEFAULT_SEEDS]
 
 
 def page_items(page: str, *, tiny: bool = False) -> list[WarmupItem]:

@@ -53,15 +53,15 @@ def test_a_shared_deep_link_opens_its_page_on_a_fresh_server(fresh_streamlit_app
 def test_a_view_survives_a_switch_to_another_page_and_back(streamlit_app, browser, wait_idle):
     # Streamlit clears the query parameters on a page switch and drops the state of widgets that
     # were not drawn; coming back must still show (and link to) the view the lecturer left.
-    browser.goto(f"{streamlit_app}/lenet-vs-relu?lvr_epochs=2&lvr_target=70")
+    browser.goto(f"{streamlit_app}/lenet-vs-relu?lvr_updates=240&lvr_seeds=2")
     browser.wait_for_selector("h1:has-text('LeNet')")
     wait_idle(browser)
     browser.locator('[data-testid="stSidebarNav"] a', has_text="Home").first.click()
     browser.wait_for_selector("h1:has-text('cnnviz')")
     wait_idle(browser)
-    assert "lvr_epochs" not in browser.url
+    assert "lvr_updates" not in browser.url
     browser.locator('[data-testid="stSidebarNav"] a', has_text="tanh LeNet vs ReLU CNN").first.click()
-    browser.wait_for_url("**/lenet-vs-relu?*lvr_epochs=2*")
+    browser.wait_for_url("**/lenet-vs-relu?*lvr_updates=240*")
     wait_idle(browser)
-    assert "lvr_target=70" in browser.url
+    assert "lvr_seeds=2" in browser.url
     assert browser.locator(EXCEPTION).count() == 0

@@ -21,8 +21,8 @@ WIDTH, HEIGHT = 1280, 720
 TINY_SETTINGS = {
     "train": f"train_limit_train={warmup.TINY_TRAIN_IMAGES}&train_limit_test={warmup.TINY_TEST_IMAGES}"
              f"&train_epochs={warmup.TINY_EPOCHS}",
-    "lenet-vs-relu": f"lvr_train_images={warmup.TINY_TRAIN_IMAGES}&lvr_test_images={warmup.TINY_TEST_IMAGES}"
-                     f"&lvr_epochs={warmup.TINY_EPOCHS}",
+    "lenet-vs-relu": f"lvr_train_images={warmup.TINY_LENET_TRAIN_IMAGES}&lvr_test_images={warmup.TINY_TEST_IMAGES}"
+                     f"&lvr_updates={warmup.TINY_LENET_UPDATES}&lvr_seeds={len(warmup.TINY_LENET_SEEDS)}",
     "transfer": "&".join(f"{key}={warmup.TINY_TRANSFER[name]}" for key, name in (
         ("transfer_pretrain_per_class", "pretrain_per_class"), ("transfer_test_per_class", "test_per_class"),
         ("transfer_pretrain_epochs", "pretrain_epochs"), ("transfer_epochs", "transfer_epochs"),

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cnnviz import training, verdicts
 from cnnviz.lessons import augmentation as reg
 
 # ---- dropout ----------------------------------------------------------------------------------
@@ -202,16 +203,63 @@ def test_variants_table_from_actual_training_on_a_tiny_subset():
         assert 0.0 <= outcome.test_accuracy <= 1.0 and outcome.seconds > 0
 
 
-def test_batchnorm_lag_flags_a_test_dip_that_the_baseline_does_not_have():
-    dip = {"accuracy": [0.6, 0.9, 0.97, 0.99], "val_accuracy": [0.5, 0.15, 0.6, 0.8]}
-    baseline = {"accuracy": [0.6, 0.8, 0.9, 0.95], "val_accuracy": [0.6, 0.75, 0.8, 0.82]}
-    assert reg.batchnorm_lag(dip, baseline) == (2, 0.15, 0.9)
-    assert reg.batchnorm_lag(dip) == (2, 0.15, 0.9)
-    # The baseline dipped as much at that epoch: nothing batch-norm specific.
-    assert reg.batchnorm_lag(dip, {"val_accuracy": [0.5, 0.2, 0.6, 0.8]}) is None
-    # Ordinary overfitting (gap under 30 points) is not a lag.
-    assert reg.batchnorm_lag(baseline) is None
-    assert reg.batchnorm_lag({"accuracy": [], "val_accuracy": []}) is None
+def test_train_variant_seeds_measures_every_seed_through_train_seeds(monkeypatch):
+    """Two variants, three seeds each, for real (200 images, 2 epochs): per-seed numbers and verdicts."""
+    calls = []
+    real = training.train_seeds
+
+    def spy(config, seeds, on_progress=None, **kwargs):
+        calls.append((config.key(), tuple(seeds)))
+        return real(config, seeds, on_progress, **kwargs)
+
+    monkeypatch.setattr(training, "train_seeds", spy)
+    variants = reg.overfitting_variants("fashion_mnist", keys=("baseline", "dropout"), limit_train=200,
+                                        limit_test=100, epochs=2, batch_size=32)
+    measured = [reg.train_variant_seeds(v, (0, 1, 2)) for v in variants]
+    assert calls == [(v.config.key(), (0, 1, 2)) for v in variants]
+    for m in measured:
+        assert m.seeds == (0, 1, 2) and len(m.outcomes) == 3 and m.test_images == 100
+        assert m.updates == 2 * 7  # 200 images at batch 32: 7 batches per epoch.
+        assert m.gaps == tuple(o.train_accuracy - o.test_accuracy for o in m.outcomes)
+        assert m.accuracy_spread.low <= m.accuracy_spread.mean <= m.accuracy_spread.high
+    # Each seed's outcome is that of the seed's own run (its own data subset and initial weights).
+    one = training.train(variants[0].config.replace(seed=1))
+    assert measured[0].outcomes[1].test_accuracy == pytest.approx(one.test_accuracy, abs=1e-6)
+    found = reg.regularisation_verdicts(measured)
+    assert [v.factor for v in found] == ["dropout", "dropout accuracy"]
+    report = reg.experiment_report(measured)
+    row = report.to_json()["variants"][1]
+    assert row["name"] == "dropout" and row["seeds"] == [0, 1, 2] and len(row["gap"]) == 3
+    assert row["train_accuracy"] == list(measured[1].train_accuracies)
+
+
+# ---- Verdicts ----------------------------------------------------------------------------------
+
+def _measured(key: str, gaps: list[float], tests: list[float]) -> reg.SeedMeasurement:
+    variant = reg.overfitting_variants(keys=(key,))[0]
+    outcomes = tuple(_outcome(key, test + gap, test) for gap, test in zip(gaps, tests))
+    return reg.SeedMeasurement(variant=variant, seeds=tuple(range(len(gaps))), outcomes=outcomes,
+                               histories=tuple({} for _ in gaps), updates=100, test_images=500)
+
+
+def test_verdicts_come_from_compare_and_follow_the_numbers():
+    base = _measured("baseline", [0.20, 0.21, 0.19], [0.78, 0.79, 0.78])
+    narrower = _measured("augmentation", [0.05, 0.06, 0.04], [0.80, 0.79, 0.81])
+    noisy = _measured("dropout", [0.10, 0.30, 0.18], [0.70, 0.85, 0.78])
+    found = {v.factor: v for v in reg.regularisation_verdicts([base, narrower, noisy])}
+    assert set(found) == {"augmentation", "augmentation accuracy", "dropout", "dropout accuracy"}
+    assert found["augmentation"].kind == "better"  # The gap is smaller: better.
+    assert found["augmentation"].difference == pytest.approx(-0.15)
+    assert found["dropout"].kind == "undecided" and "more seeds" in found["dropout"].text
+    expected = verdicts.compare("augmentation", "Augmentation (train–test gap)", narrower.gaps,
+                                "No regularisation (train–test gap)", base.gaps, test_images=500,
+                                higher_is_better=False)
+    assert found["augmentation"] == expected
+    # No baseline, nothing to compare with.
+    assert reg.regularisation_verdicts([narrower, noisy]) == []
+    # One seed: never decided.
+    single = reg.regularisation_verdicts([_measured("baseline", [0.2], [0.8]), _measured("dropout", [0.0], [0.9])])
+    assert {v.kind for v in single} == {"undecided"}
 
 
 # ---- What the page says --------------------------------------------------------------------------
@@ -222,21 +270,12 @@ def _outcome(key: str, train: float, test: float, during: float | None = None) -
                               best_test_accuracy=test, best_epoch=1, epochs=1, seconds=1.0, stopped_reason="finished")
 
 
-def test_the_conclusion_follows_the_measured_gaps():
-    outcomes = [_outcome("baseline", 1.0, 0.80), _outcome("dropout", 0.90, 0.82),
-                _outcome("batchnorm", 0.70, 0.78, during=0.95)]
-    histories = {o.key: {"accuracy": [o.train_accuracy], "val_accuracy": [o.test_accuracy]} for o in outcomes}
-    lines = reg.conclusion(outcomes, histories)
-    assert lines[0].startswith("Smallest train–test gap: **Batchnorm**") and "best test accuracy: **Dropout**" in lines[0]
-    assert "Dropout narrows the gap (+20.0 → +8.0 points)" in lines[1]
-    assert any("95% on the training batches while training, but 70%" in line for line in lines)
-
-
 def test_the_batchnorm_reading_counts_the_steps_to_catch_up():
     demo = reg.batchnorm_demo(reg.example_batches(steps=2, batch_size=4, seed=0), momentum=0.9)
     text = reg.batchnorm_reading(demo)
     assert "holds only 19.0% of the batch means (1 − 0.9²)" in text
     assert f"**{reg.steps_to_reach(0.9)} steps**" in text
+    assert "reason" not in text and "worse" not in text  # What the numbers show, no cause.
     still = reg.batchnorm_demo(reg.example_batches(steps=2, batch_size=4, seed=0), momentum=0.0)
     assert reg.batchnorm_reading(still).startswith("With momentum 0")
 

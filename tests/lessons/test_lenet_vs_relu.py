@@ -1,19 +1,20 @@
-"""tanh LeNet vs ReLU CNN: seed models, variants, table, conclusion, confusion difference, activations.
+"""tanh LeNet vs ReLU CNN: seed models, variants, budgets, seeds and verdicts, confusion difference, activations.
 
 Oracles: Keras itself for parameter counts and for the first-layer activations (checked against a
-NumPy convolution), hand-computed values for the pure functions, and the table's own numbers for
-the generated conclusion.
+NumPy convolution), hand-computed values for the pure functions and budgets, and
+`cnnviz.verdicts.compare` called directly on the same per-seed numbers for the report's verdicts.
 """
 
 from __future__ import annotations
 
-import math
-import re
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from cnnviz import architecture
+from cnnviz import architecture, training, verdicts
+from cnnviz.errors import SettingsError
 from cnnviz.figures import lenet_vs_relu as lenet_vs_relu_figures
 from cnnviz.lessons import lenet_vs_relu
 from cnnviz.lessons.lenet_vs_relu import (
@@ -21,9 +22,7 @@ from cnnviz.lessons.lenet_vs_relu import (
     FACTORS,
     LENET,
     RELU_CNN,
-    ComparisonRow,
     ComparisonSettings,
-    ComparisonTable,
 )
 from cnnviz.training.results import confusion_matrix
 
@@ -80,27 +79,51 @@ def test_variants_cover_one_factor_at_a_time_plus_all_three_and_both_seeds():
         lenet_vs_relu.variant("alexnet")
 
 
-def test_configs_keep_each_recipe_and_share_data_seed_and_epochs():
-    settings = ComparisonSettings(dataset="fashion_mnist", limit_train=500, limit_test=200, epochs=2, seed=3)
+def test_configs_keep_each_recipe_and_give_every_variant_the_same_updates():
+    settings = ComparisonSettings(dataset="fashion_mnist", limit_train=640, limit_test=200, updates=60, seeds=(3, 4))
     configs = lenet_vs_relu.comparison_configs(settings)
     assert list(configs) == [item.key for item in lenet_vs_relu.VARIANTS]
     recipes = {key: (config.optimizer, config.learning_rate, config.batch_size) for key, config in configs.items()}
     assert recipes[LENET] == recipes["lenet_activation"] == recipes["lenet_pooling"] == ("sgd", 0.01, 128)
     assert recipes[RELU_CNN] == recipes["lenet_optimizer"] == recipes[ALL_THREE] == ("adam", 0.001, 32)
-    for config in configs.values():
-        assert (config.dataset, config.limit_train, config.limit_test, config.epochs, config.seed) == \
-            ("fashion_mnist", 500, 200, 2, 3)
-        # Plain `fit` semantics (constant learning rate), as the seeds train.
-        assert config.fast is False
+    # 640 images: 5 batches of 128 (12 epochs for 60 updates), 20 batches of 32 (3 epochs).
+    epochs = {key: config.epochs for key, config in configs.items()}
+    assert epochs[LENET] == epochs["lenet_activation"] == epochs["lenet_pooling"] == 12
+    assert epochs[RELU_CNN] == epochs["lenet_optimizer"] == epochs[ALL_THREE] == 3
+    for key, config in configs.items():
+        assert (config.dataset, config.limit_train, config.limit_test, config.seed) == ("fashion_mnist", 640, 200, 3)
+        assert config.fast is True  # One schedule for all; the seeds train together.
+        assert lenet_vs_relu.variant_updates(key, settings) == 60
     assert len({config.key() for config in configs.values()}) == len(configs)
     assert configs[RELU_CNN].stack() == lenet_vs_relu.variant_stack(RELU_CNN, MNIST_SHAPE, 10)
 
 
-def test_full_data_settings_are_the_seeds_runs():
-    settings = ComparisonSettings.as_in_the_seeds("mnist")
-    assert (settings.limit_train, settings.limit_test, settings.epochs) == (None, None, 10)
-    config = lenet_vs_relu.variant_config(LENET, settings)
-    assert config.limit_train is None and config.epochs == 10
+def test_the_budget_rounds_up_to_whole_epochs_and_says_so():
+    settings = ComparisonSettings(limit_train=320, limit_test=100, updates=10, seeds=(0, 1))
+    # 320 images: 3 batches of 128 (the last one partial), so 4 epochs = 12 updates; 10 batches of 32.
+    assert lenet_vs_relu.steps_per_epoch(LENET, 320) == 3 and lenet_vs_relu.variant_epochs(LENET, settings) == 4
+    assert lenet_vs_relu.variant_updates(LENET, settings) == 12
+    assert lenet_vs_relu.variant_updates(RELU_CNN, settings) == 10
+
+
+def test_the_default_comparison_trains_three_seeds_for_the_same_updates():
+    settings = ComparisonSettings()
+    assert settings.seeds == (0, 1, 2) and settings.equal_updates
+    updates = {lenet_vs_relu.variant_updates(item, settings) for item in lenet_vs_relu.VARIANTS}
+    assert updates == {lenet_vs_relu.DEFAULT_UPDATES}
+    # Long enough to leave the start-up regime: more than the 72 SGD updates the old default gave.
+    assert lenet_vs_relu.DEFAULT_UPDATES >= 4 * 72
+
+
+def test_the_seeds_settings_are_the_seeds_runs():
+    settings = ComparisonSettings.as_in_the_seeds("mnist", seeds=(0, 1))
+    assert (settings.limit_train, settings.limit_test, settings.epochs, settings.updates, settings.fast) == \
+        (None, None, 10, None, False)
+    lenet, relu = (lenet_vs_relu.variant_config(key, settings) for key in (LENET, RELU_CNN))
+    assert lenet.limit_train is None and lenet.epochs == relu.epochs == 10
+    assert (lenet.optimizer, lenet.batch_size, relu.optimizer, relu.batch_size) == ("sgd", 128, "adam", 32)
+    assert lenet_vs_relu.variant_updates(LENET, settings, 60_000) == 10 * 469
+    assert lenet_vs_relu.variant_updates(RELU_CNN, settings, 60_000) == 10 * 1875
 
 
 def test_cifar_retargeting_builds_with_keras_parameter_counts():
@@ -115,8 +138,14 @@ def test_cifar_retargeting_builds_with_keras_parameter_counts():
 
 
 def test_settings_refuse_impossible_values():
-    with pytest.raises(ValueError, match="at least one epoch"):
+    with pytest.raises(SettingsError, match="at least one epoch"):
         ComparisonSettings(epochs=0)
+    with pytest.raises(SettingsError, match="at least one weight update"):
+        ComparisonSettings(updates=0)
+    with pytest.raises(SettingsError, match="training-set size"):
+        ComparisonSettings(limit_train=None)
+    with pytest.raises(SettingsError, match="at least one seed"):
+        ComparisonSettings(seeds=())
     with pytest.raises(ValueError, match="at least 10 images"):
         ComparisonSettings(limit_train=3)
     with pytest.raises(ValueError, match="Unknown dataset"):
@@ -124,224 +153,101 @@ def test_settings_refuse_impossible_values():
 
 
 # --------------------------------------------------------------------------------------------
-# Histories
+# Histories, seeds and verdicts
 # --------------------------------------------------------------------------------------------
-
-def test_epochs_to_reach_counts_from_one_and_says_never():
-    history = {"val_accuracy": [0.55, 0.71, 0.69, 0.8]}
-    assert lenet_vs_relu.epochs_to_reach(history, 0.7) == 2
-    assert lenet_vs_relu.epochs_to_reach(history, 0.55) == 1
-    assert lenet_vs_relu.epochs_to_reach(history, 0.8) == 4
-    assert lenet_vs_relu.epochs_to_reach(history, 0.81) is None
-    assert lenet_vs_relu.epochs_to_reach({"val_accuracy": [float("nan"), 0.9]}, 0.5) == 2
-    assert lenet_vs_relu.epochs_to_reach({}, 0.5) is None
-
 
 def test_seconds_per_epoch_is_the_median_epoch_duration():
-    assert lenet_vs_relu.seconds_per_epoch({"seconds": [3.0, 1.0, 1.2]}) == pytest.approx(1.2)
-    assert lenet_vs_relu.seconds_per_epoch({"seconds": [2.0]}) == 2.0
-    assert math.isnan(lenet_vs_relu.seconds_per_epoch({"seconds": []}))
+    assert lenet_vs_relu.seconds_per_epoch({"seconds": [5.0, 1.0, 1.2]}) == pytest.approx(1.2)
+    assert np.isnan(lenet_vs_relu.seconds_per_epoch({}))
 
 
-# --------------------------------------------------------------------------------------------
-# The conclusion, generated from synthetic tables
-# --------------------------------------------------------------------------------------------
-
-def make_table(accuracies: dict[str, float], *, test_images: int = 10_000, epochs: int = 10,
-               target: float = 0.85, seconds: dict[str, float] | None = None) -> ComparisonTable:
-    """A table with the given test accuracies; each model reaches the target at the last epoch if its
-    accuracy is at least the target, else never."""
-    rows = []
-    for item in lenet_vs_relu.VARIANTS:
-        if item.key not in accuracies:
-            continue
-        accuracy = accuracies[item.key]
-        rows.append(ComparisonRow(
-            key=item.key, label=item.label, changes=item.changes,
-            params=38_254 if item.key == RELU_CNN else 61_610,
-            seconds_per_epoch=(seconds or {}).get(item.key, 9.0 if item.settings.batch_size == 32 else 3.0),
-            test_accuracy=accuracy, epochs_to_target=epochs if accuracy >= target else None,
-            epochs_trained=epochs,
-        ))
-    return ComparisonTable(rows=tuple(rows), target_accuracy=target, test_images=test_images, epochs=epochs)
+def fake_run(config, accuracy: float, seconds: float = 1.0, test_images: int = 1000, params: int = 100):
+    """What `experiment_report` reads from a TrainResult."""
+    labels = np.zeros(test_images, dtype=np.int64)
+    return SimpleNamespace(config=config, test_accuracy=accuracy, history={"seconds": [seconds] * 3},
+                           stopped_reason="finished", model=SimpleNamespace(count_params=lambda: params),
+                           test_data=lambda: (np.zeros((test_images, 28, 28, 1), np.uint8), labels))
 
 
-SEEDS_LIKE = {LENET: 0.817, "lenet_activation": 0.842, "lenet_pooling": 0.823, "lenet_optimizer": 0.861,
-              ALL_THREE: 0.866, RELU_CNN: 0.877}
+def fake_results(settings, accuracies: dict[str, list[float]], seconds: dict[str, float] | None = None):
+    configs = lenet_vs_relu.comparison_configs(settings, list(accuracies))
+    return {key: [fake_run(seed_config, value, (seconds or {}).get(key, 1.0))
+                  for seed_config, value in zip(training.seed_configs(configs[key], settings.seeds), values)]
+            for key, values in accuracies.items()}
 
 
-def test_conclusion_names_the_relu_cnn_when_it_wins_and_quotes_the_numbers():
-    table = make_table(SEEDS_LIKE)
-    text = lenet_vs_relu.conclusion(table)
-    assert lenet_vs_relu.head_to_head_winner(table) == RELU_CNN
-    assert "**the ReLU CNN is better by 6.0 percentage points**" in text
-    assert "**87.7%**" in text and "**81.7%**" in text
-    assert "fewer parameters (38,254 against 61,610)" in text
-    # Speed: the LeNet (3 s per epoch) is faster than the ReLU CNN (9 s) in this table.
-    assert "The tanh LeNet was faster per epoch (3.00 s against 9.00 s)" in text
-    assert "the ReLU CNN got there after 10 epochs; the tanh LeNet never got there in 10 epochs" in text
-    # Gains over the LeNet, largest first: Adam/32 +4.4, ReLU +2.5, max pooling +0.6 (noise ~ ±1.1).
-    assert text.index("Adam with batch 32: **+4.4**") < text.index("tanh for ReLU: **+2.5**") \
-        < text.index("max pooling: **+0.6**")
-    assert "The single change that helps most is **swapping SGD with batch 128 for Adam with batch 32**" in text
-    assert "Also clearly helpful: swapping tanh for ReLU (+2.5)" in text
-    assert lenet_vs_relu.factor_verdicts(table) == {"optimizer": "helps", "activation": "helps",
-                                                 "pooling": "within noise"}
-    assert "Swapping average for max pooling on its own changes accuracy by less than" in text
-    # All three: +4.9 against a sum of +7.5 -> the factors overlap; they close 4.9/6.0 = 82% of the gap.
-    assert "All three changes together give 86.6% (+4.9 points), less than the sum" in text
-    assert "close about 82% of the 6.0-point gap" in text
-    assert "remaining 1.1 points come from the architecture itself" in text
+CLEAR = {LENET: [0.70, 0.71, 0.69], "lenet_activation": [0.71, 0.69, 0.70], "lenet_pooling": [0.72, 0.70, 0.71],
+         "lenet_optimizer": [0.85, 0.86, 0.84], ALL_THREE: [0.86, 0.85, 0.87], RELU_CNN: [0.80, 0.81, 0.79]}
 
 
-def test_conclusion_names_the_lenet_when_the_numbers_go_the_other_way():
-    table = make_table({LENET: 0.877, "lenet_activation": 0.85, "lenet_pooling": 0.87, "lenet_optimizer": 0.84,
-                        ALL_THREE: 0.83, RELU_CNN: 0.817},
-                       seconds={LENET: 9.0, RELU_CNN: 2.0})
-    text = lenet_vs_relu.conclusion(table)
-    assert lenet_vs_relu.head_to_head_winner(table) == LENET
-    assert "**the tanh LeNet is better by 6.0 percentage points**" in text
-    assert "ReLU CNN is better" not in text
-    assert "It also has more parameters (61,610 against 38,254)" in text
-    assert "The ReLU CNN was faster per epoch (2.00 s against 9.00 s)" in text
-    assert "the ReLU CNN never got there in 10 epochs; the tanh LeNet got there after 10 epochs" in text
-    assert "No single change improves the LeNet" in text
-    assert "helps most" not in text
-    neither = make_table({LENET: 0.5, RELU_CNN: 0.6})
-    assert "Neither model reached 85% validation accuracy in 10 epochs." in lenet_vs_relu.conclusion(neither)
-    assert "each make the LeNet worse" in text
-    assert lenet_vs_relu.factor_verdicts(table) == {"pooling": "within noise", "activation": "hurts",
-                                                 "optimizer": "hurts"}
-    assert "the tanh LeNet already beats the ReLU CNN, so there is no gap for the factors to explain" in text
+def test_the_report_has_every_seed_and_the_verdicts_of_compare():
+    settings = ComparisonSettings()
+    report = lenet_vs_relu.experiment_report(settings, fake_results(settings, CLEAR))
+    assert [item.name for item in report.variants] == [item.label for item in lenet_vs_relu.VARIANTS]
+    assert all(item.seeds == (0, 1, 2) and item.updates == lenet_vs_relu.DEFAULT_UPDATES for item in report.variants)
+    assert [v.factor for v in report.verdicts] == ["seed_models", "activation", "pooling", "optimizer", "all_three",
+                                                   "architecture"]
+    labels = {item.key: item.label for item in lenet_vs_relu.VARIANTS}
+    for verdict, (factor, a, b) in zip(report.verdicts, lenet_vs_relu.COMPARISONS):
+        expected = verdicts.compare(factor, labels[a], CLEAR[a], labels[b], CLEAR[b], test_images=1000)
+        assert verdict == expected
+    kinds = {v.factor: v.kind for v in report.verdicts}
+    assert kinds["optimizer"] == kinds["all_three"] == "better"  # +15 points, three seeds each.
+    assert kinds["architecture"] == "worse"  # The ReLU CNN 6 points below the all-three LeNet.
+    assert kinds["activation"] == kinds["pooling"] == "undecided"  # Within ±3.6 points of test sampling.
+    json = report.to_json()
+    assert json["variants"][0]["test_accuracy"] == CLEAR[LENET] and json["variants"][0]["seeds"] == [0, 1, 2]
 
 
-def test_conclusion_calls_a_tie_within_the_noise_of_a_small_test_set():
-    table = make_table({LENET: 0.80, "lenet_activation": 0.80, "lenet_pooling": 0.80, "lenet_optimizer": 0.80,
-                        ALL_THREE: 0.80, RELU_CNN: 0.82}, test_images=200)
-    text = lenet_vs_relu.conclusion(table)
-    assert lenet_vs_relu.head_to_head_winner(table) is None
-    assert "neither model is clearly better" in text and "is better by" not in text
-    # With 10,000 test images the same two points are a real difference.
-    assert lenet_vs_relu.head_to_head_winner(make_table({LENET: 0.80, RELU_CNN: 0.82})) == RELU_CNN
+def test_one_seed_decides_nothing():
+    settings = ComparisonSettings(seeds=(0,))
+    report = lenet_vs_relu.experiment_report(settings, fake_results(settings, {k: v[:1] for k, v in CLEAR.items()}))
+    assert {v.kind for v in report.verdicts} == {"undecided"}
+    assert all("at least 2 seeds" in v.text for v in report.verdicts)
 
 
-def test_conclusion_when_the_recipe_explains_the_whole_gap_or_more():
-    level = make_table({**SEEDS_LIKE, ALL_THREE: 0.876})
-    assert "level with the ReLU CNN" in lenet_vs_relu.conclusion(level)
-    beyond = make_table({**SEEDS_LIKE, ALL_THREE: 0.90})
-    assert "even beats the ReLU CNN (87.7%) by 2.3 points" in lenet_vs_relu.conclusion(beyond)
-    nothing = make_table({**SEEDS_LIKE, ALL_THREE: 0.80})
-    assert "do not close any of the 6.0-point gap" in lenet_vs_relu.conclusion(nothing)
+def test_a_report_of_the_two_seed_models_has_only_their_verdict():
+    settings = ComparisonSettings()
+    report = lenet_vs_relu.experiment_report(settings, fake_results(settings, {k: CLEAR[k] for k in (LENET, RELU_CNN)}))
+    assert [v.factor for v in report.verdicts] == ["seed_models"]
+    assert report.verdicts[0].kind == "better" and report.verdicts[0].text.startswith("ReLU CNN (seed) beats")
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_conclusion_never_contradicts_random_tables(seed):
-    rng = np.random.default_rng(seed)
-    accuracies = {item.key: float(rng.uniform(0.1, 0.95)) for item in lenet_vs_relu.VARIANTS}
-    table = make_table(accuracies, test_images=int(rng.choice([100, 1000, 10_000])))
-    text = lenet_vs_relu.conclusion(table)
-    winner = lenet_vs_relu.head_to_head_winner(table)
-    assert ("ReLU CNN is better" in text) == (winner == RELU_CNN)
-    assert ("tanh LeNet is better" in text) == (winner == LENET)
-    assert ("neither model is clearly better" in text) == (winner is None)
-    # Every accuracy quoted in bold for the two seeds is the table's, rounded to 0.1.
-    quoted = [float(value) for value in re.findall(r"\*\*(\d+\.\d)%\*\*", text)]
-    assert quoted == [round(100 * accuracies[RELU_CNN], 1), round(100 * accuracies[LENET], 1)]
-    # The factor named as most helpful is the one with the largest gain.
-    gains = lenet_vs_relu.factor_gains(table)
-    if "helps most is" in text:
-        best = max(gains, key=gains.get)
-        assert f"helps most is **{lenet_vs_relu.FACTOR_PHRASES[best]}**" in text
-        assert gains[best] > 0
-    named = re.search(r"helps most(?: clearly)? is \*\*(.+?)\*\*", text)
-    if named:
-        assert gains[{phrase: f for f, phrase in lenet_vs_relu.FACTOR_PHRASES.items()}[named.group(1)]] > 0
-    else:
-        assert "No single change improves the LeNet" in text
+def test_speed_verdict_uses_a_threshold():
+    settings = ComparisonSettings()
+    pair = {k: CLEAR[k] for k in (LENET, RELU_CNN)}
+    close = lenet_vs_relu.speed_verdict(lenet_vs_relu.experiment_report(
+        settings, fake_results(settings, pair, {LENET: 0.48, RELU_CNN: 0.47})))
+    assert close.factor == "seconds_per_epoch" and close.kind != "better"  # 0.47 s against 0.48 s decides nothing.
+    runs = fake_results(settings, pair)
+    for index, run in enumerate(runs[RELU_CNN]):
+        run.history = {"seconds": [0.20 + 0.01 * index] * 3}
+    for index, run in enumerate(runs[LENET]):
+        run.history = {"seconds": [0.50 + 0.01 * index] * 3}
+    fast = lenet_vs_relu.speed_verdict(lenet_vs_relu.experiment_report(settings, runs))
+    assert fast.kind == "better" and "s against" in fast.text
 
 
-RELU_HURTS = {LENET: 0.80, "lenet_activation": 0.75, "lenet_pooling": 0.80, "lenet_optimizer": 0.85,
-              ALL_THREE: 0.85, RELU_CNN: 0.86}
-
-
-def test_relu_alone_hurts_note_only_when_the_numbers_say_so():
-    assert lenet_vs_relu.factor_verdicts(make_table(SEEDS_LIKE))["activation"] == "helps"
-    assert lenet_vs_relu.relu_alone_hurts_note(make_table(SEEDS_LIKE)) is None
-    within = make_table({**RELU_HURTS, "lenet_activation": 0.795})
-    assert lenet_vs_relu.factor_verdicts(within)["activation"] == "within noise"
-    assert lenet_vs_relu.relu_alone_hurts_note(within) is None
-    text = lenet_vs_relu.relu_alone_hurts_note(make_table(RELU_HURTS))
-    assert text.startswith("**Why can ReLU alone make the LeNet worse?**")
-    # The old fixed claims are gone: more steps is something to try, and Adam "does not mind" is measured.
-    assert "does not mind" not in text and "the gap narrows" not in text
-    assert "try more training images or epochs" in text and "should narrow" in text
-
-
-def test_relu_alone_hurts_note_follows_the_all_three_and_adam_rows():
-    # All three within noise of Adam/32 (85.0 against 85.0): level.
-    level = lenet_vs_relu.relu_alone_hurts_note(make_table(RELU_HURTS))
-    assert "which can make up for the small start" in level
-    assert "*LeNet + all three* (ReLU trained with Adam/32, 85.0%) is level with *LeNet + Adam/32* (85.0%)" in level
-    # Clearly above: says by how much.
-    ahead = lenet_vs_relu.relu_alone_hurts_note(make_table({**RELU_HURTS, ALL_THREE: 0.88}))
-    assert "is 3.0 points ahead of *LeNet + Adam/32* (85.0%)" in ahead
-    # Clearly below (beyond the noise): the text must not claim Adam copes.
-    behind_table = make_table({**RELU_HURTS, ALL_THREE: 0.80})
-    behind = lenet_vs_relu.relu_alone_hurts_note(behind_table)
-    margin = lenet_vs_relu.noise_margin(0.80, 0.85, behind_table.test_images)
-    assert 0.05 > margin
-    assert "can make up" not in behind and "level with" not in behind
-    assert "does not make up for it" in behind and "stays 5.0 points below *LeNet + Adam/32* (85.0%)" in behind
-    # Just below but within the noise of a small test set: level, not "below".
-    small = make_table({**RELU_HURTS, "lenet_activation": 0.60, ALL_THREE: 0.83}, test_images=300)
-    assert lenet_vs_relu.noise_margin(0.83, 0.85, 300) > 0.02
-    assert "is level with" in lenet_vs_relu.relu_alone_hurts_note(small)
-    # Without the rows to compare, no Adam sentence at all.
-    missing = lenet_vs_relu.relu_alone_hurts_note(make_table({k: v for k, v in RELU_HURTS.items() if k != ALL_THREE}))
-    assert "Adam" not in missing
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_relu_alone_hurts_note_never_contradicts_random_tables(seed):
-    rng = np.random.default_rng(100 + seed)
-    accuracies = {item.key: float(rng.uniform(0.5, 0.95)) for item in lenet_vs_relu.VARIANTS}
-    accuracies["lenet_activation"] = accuracies[LENET] - 0.1  # ReLU alone clearly hurts
-    table = make_table(accuracies, test_images=int(rng.choice([300, 1000, 10_000])))
-    text = lenet_vs_relu.relu_alone_hurts_note(table)
-    combined, adam = accuracies[ALL_THREE], accuracies["lenet_optimizer"]
-    margin = lenet_vs_relu.noise_margin(combined, adam, table.test_images)
-    assert ("can make up for the small start" in text) == (combined - adam >= -margin)
-    assert ("does not make up for it" in text) == (combined - adam < -margin)
-    assert ("ahead of" in text) == (combined - adam > margin)
-
-
-def test_conclusion_flags_models_that_did_not_finish():
-    table = make_table(SEEDS_LIKE)
-    rows = tuple(row if row.key != "lenet_activation" else
-                 ComparisonRow(**{**row.__dict__, "stopped_reason": "diverged"}) for row in table.rows)
-    text = lenet_vs_relu.conclusion(ComparisonTable(rows, table.target_accuracy, table.test_images, table.epochs))
-    assert "LeNet + ReLU did not finish normally" in text
-
-
-def test_conclusion_needs_both_seed_models():
-    with pytest.raises(ValueError, match="both seed models"):
-        lenet_vs_relu.conclusion(make_table({LENET: 0.8}))
-
-
-def test_noise_margin_shrinks_with_more_test_images():
-    assert lenet_vs_relu.noise_margin(0.8, 0.8, 10_000) == pytest.approx(1.96 * math.sqrt(2 * 0.16 / 10_000))
-    assert lenet_vs_relu.noise_margin(0.8, 0.8, 100) > lenet_vs_relu.noise_margin(0.8, 0.8, 10_000)
-    assert lenet_vs_relu.noise_margin(0.8, 0.8, 0) == float("inf")
-
-
-def test_table_records_read_like_the_page_table():
-    table = make_table(SEEDS_LIKE)
-    records = table.records()
+def test_report_records_show_the_budget_the_mean_the_interval_and_every_seed():
+    settings = ComparisonSettings()
+    report = lenet_vs_relu.experiment_report(settings, fake_results(settings, CLEAR))
+    records = lenet_vs_relu.report_records(report)
     assert [record["Model"] for record in records] == [item.label for item in lenet_vs_relu.VARIANTS]
-    assert records[0]["Changed from LeNet"] == "—"
-    assert records[-1]["Changed from LeNet"] == "other architecture"
-    assert records[-1]["Test accuracy (%)"] == 87.7 and records[-1]["Epochs to 85%"] == "10"
-    assert records[0]["Epochs to 85%"] == "not in 10"
+    assert records[0]["Changed from LeNet"] == "—" and records[-1]["Changed from LeNet"] == "other architecture"
+    assert records[0]["Updates per seed"] == lenet_vs_relu.DEFAULT_UPDATES
+    assert records[0]["Epochs"] == lenet_vs_relu.DEFAULT_UPDATES / 30  # 3,840 images: 30 batches of 128.
+    assert records[-1]["Epochs"] == lenet_vs_relu.DEFAULT_UPDATES / 120  # 120 batches of 32.
+    assert records[-1]["Per seed (%)"] == "80.0, 81.0, 79.0"
+    assert records[-1]["Mean test accuracy (%)"] == 80.0
+    text = lenet_vs_relu.budget_text(report, settings)
+    assert f"{lenet_vs_relu.DEFAULT_UPDATES:,} weight updates" in text and "seeds 0, 1, 2" in text
+
+
+def test_the_lesson_writes_no_verdict_of_its_own():
+    source = Path(lenet_vs_relu.__file__).read_text()
+    for removed in ("def conclusion", "_why_text", "_head_to_head_text", "relu_alone_hurts_note", "noise_margin",
+                    "come from the architecture", "makes the LeNet worse"):
+        assert removed not in source
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,11 +289,16 @@ def test_silent_channels_are_zero_everywhere_in_the_batch():
         lenet_vs_relu.silent_channels(np.zeros(3))
 
 
-def test_figures_build_from_a_table_and_arrays():
-    table = make_table(SEEDS_LIKE)
-    bars = lenet_vs_relu_figures.variant_accuracy_figure(table)
-    assert list(bars.data[0].y) == [row.label for row in table.rows]
-    assert list(bars.data[0].x) == pytest.approx([100 * row.test_accuracy for row in table.rows])
+def test_figures_build_from_a_report_and_arrays():
+    settings = ComparisonSettings()
+    report = lenet_vs_relu.experiment_report(settings, fake_results(settings, CLEAR))
+    spreads = lenet_vs_relu_figures.variant_spread_figure(report)
+    # Per variant: the mean with its interval, then one point per seed.
+    assert len(spreads.data) == 2 * len(report.variants)
+    for item, mean, points in zip(report.variants, spreads.data[0::2], spreads.data[1::2]):
+        assert list(points.x) == pytest.approx([100 * value for value in item.test_accuracy])
+        assert list(mean.x) == pytest.approx([100 * item.spread.mean])
+        assert mean.error_x.array[0] == pytest.approx(100 * (item.spread.high - item.spread.mean))
     heatmap = lenet_vs_relu_figures.confusion_difference_figure(np.array([[0.1, -0.1], [-0.3, 0.3]]), ["a", "b"])
     # The one diverging scale: negative (the LeNet ahead) blue, positive (the ReLU CNN ahead) red.
     assert heatmap.data[0].colorscale[0][1] == "rgb(5,48,97)" and heatmap.data[0].colorscale[-1][1] == "rgb(103,0,31)"
@@ -396,6 +307,9 @@ def test_figures_build_from_a_table_and_arrays():
         {LENET: {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "accuracy": [0.6, 0.7], "val_accuracy": [0.55, 0.65]}},
         {LENET: "LeNet"}, epochs=2)
     assert len(curves.data) == 4
+    by_updates = lenet_vs_relu_figures.overlaid_curves(
+        {LENET: {"loss": [1.0, 0.8], "accuracy": [0.6, 0.7]}}, {LENET: "LeNet"}, steps_per_epoch={LENET: 30})
+    assert list(by_updates.data[0].x) == [30, 60]
     histograms = lenet_vs_relu_figures.activation_histograms(
         {LENET: np.tanh(np.linspace(-3, 3, 100)), RELU_CNN: np.maximum(np.linspace(-1, 1, 100), 0)},
         {LENET: "tanh", RELU_CNN: "relu"}, {LENET: "LeNet", RELU_CNN: "ReLU"})
@@ -408,42 +322,38 @@ def test_figures_build_from_a_table_and_arrays():
 # Real training on a tiny subset (six models, 300 images, one epoch: marked slow on a busy machine)
 # --------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_results():
-    from cnnviz import training
+TINY = ComparisonSettings(dataset="fashion_mnist", limit_train=320, limit_test=100, updates=6, seeds=(0, 1))
 
-    settings = ComparisonSettings(dataset="fashion_mnist", limit_train=300, limit_test=100, epochs=1)
-    return settings, {key: training.train(config) for key, config in lenet_vs_relu.comparison_configs(settings).items()}
+
+@pytest.fixture(scope="module")
+def tiny_runs():
+    return lenet_vs_relu.run_comparison(TINY)
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tiny_runs):
+    return {key: runs[0] for key, runs in tiny_runs.items()}
 
 
 @pytest.mark.slow
-def test_variants_table_has_one_row_per_variant_from_actual_training(tiny_results):
-    settings, results = tiny_results
-    table = lenet_vs_relu.build_table(results, target_accuracy=0.3, test_images=100, epochs=1)
-    assert [row.key for row in table.rows] == [item.key for item in lenet_vs_relu.VARIANTS]
-    for row in table.rows:
-        result = results[row.key]
-        assert row.params == result.model.count_params()
-        assert row.test_accuracy == result.test_accuracy
-        # The final test accuracy is the model's accuracy on the 100 test images, recomputed here.
-        images, labels = result.test_data()
-        assert len(labels) == 100
-        predicted = lenet_vs_relu.predicted_labels(result.model, images)
-        assert row.test_accuracy == pytest.approx(np.mean(predicted == labels), abs=1e-6)
-        assert row.epochs_trained == 1 and row.seconds_per_epoch > 0
-        assert row.epochs_to_target == (1 if result.history["val_accuracy"][0] >= 0.3 else None)
-    assert table.row(RELU_CNN).params == 38_254 and table.row(LENET).params == 61_610
-    text = lenet_vs_relu.conclusion(table)
-    relu, lenet = table.row(RELU_CNN), table.row(LENET)
-    assert f"**{100 * relu.test_accuracy:.1f}%**" in text and f"**{100 * lenet.test_accuracy:.1f}%**" in text
-    winner = lenet_vs_relu.head_to_head_winner(table)
-    assert ("ReLU CNN is better" in text) == (winner == RELU_CNN)
-    assert ("tanh LeNet is better" in text) == (winner == LENET)
+def test_every_variant_trains_every_seed_for_the_budget(tiny_runs):
+    assert list(tiny_runs) == [item.key for item in lenet_vs_relu.VARIANTS]
+    report = lenet_vs_relu.experiment_report(TINY, tiny_runs)
+    for item, (key, runs) in zip(report.variants, tiny_runs.items()):
+        assert [run.config.seed for run in runs] == [0, 1] and item.seeds == (0, 1)
+        assert len(runs[0].history["loss"]) == lenet_vs_relu.variant_epochs(key, TINY)
+        assert item.updates >= 6 and item.test_images == 100
+        for run, accuracy in zip(runs, item.test_accuracy):
+            images, labels = run.test_data()
+            predicted = lenet_vs_relu.predicted_labels(run.model, images)
+            assert accuracy == pytest.approx(np.mean(predicted == labels), abs=1e-6)
+    assert tiny_runs[LENET][0].model.count_params() == 61_610
+    assert {v.kind for v in report.verdicts} <= set(verdicts.VERDICT_KINDS)
 
 
 @pytest.mark.slow
 def test_first_layer_activations_match_a_numpy_convolution(tiny_results):
-    _, results = tiny_results
+    results = tiny_results
     images, _ = results[RELU_CNN].test_data()
     images = images[:4]
     x = images.astype(np.float64) / 255.0  # (4, 28, 28, 1)
@@ -468,10 +378,13 @@ def test_first_layer_activations_match_a_numpy_convolution(tiny_results):
 # What the page shows
 # --------------------------------------------------------------------------------------------
 
-def test_the_widgets_describe_a_comparison_and_the_full_data_switch_wins():
-    small = lenet_vs_relu.settings_from_widgets("mnist", full=False, train_images=300, test_images=100, epochs=2)
-    assert (small.dataset, small.limit_train, small.limit_test, small.epochs) == ("mnist", 300, 100, 2)
-    full = lenet_vs_relu.settings_from_widgets("fashion_mnist", full=True, train_images=300, test_images=100, epochs=2)
+def test_the_widgets_describe_a_comparison_and_the_seeds_settings_switch_wins():
+    small = lenet_vs_relu.settings_from_widgets("mnist", seeds_settings=False, train_images=320, test_images=100,
+                                                updates=60, seeds=2)
+    assert (small.dataset, small.limit_train, small.limit_test, small.updates, small.seeds) == \
+        ("mnist", 320, 100, 60, (0, 1))
+    full = lenet_vs_relu.settings_from_widgets("fashion_mnist", seeds_settings=True, train_images=320,
+                                               test_images=100, updates=60, seeds=3)
     assert full == ComparisonSettings.as_in_the_seeds("fashion_mnist")
     assert "87.7% (ReLU CNN)" in lenet_vs_relu.seed_reference(full)
     assert lenet_vs_relu.seed_reference(small) is None
@@ -484,12 +397,11 @@ def test_class_differences_name_the_best_classes_of_each_model():
     assert lenet_vs_relu.class_differences_text(np.zeros((2, 2)), ["a", "b"]).endswith("better on: no class")
 
 
-def test_a_comparison_counts_as_cached_only_when_every_model_is(monkeypatch):
-    from cnnviz import training
-
+def test_a_comparison_counts_as_cached_only_when_every_seed_of_every_model_is(monkeypatch):
     settings = ComparisonSettings()
     seen = []
     monkeypatch.setattr(training, "is_cached", lambda config: seen.append(config) or True)
-    assert lenet_vs_relu.comparison_cached(settings) and len(seen) == len(lenet_vs_relu.VARIANTS)
+    assert lenet_vs_relu.comparison_cached(settings) and len(seen) == 3 * len(lenet_vs_relu.VARIANTS)
+    assert {config.seed for config in seen} == {0, 1, 2}
     monkeypatch.setattr(training, "is_cached", lambda config: config.key() != seen[0].key())
     assert not lenet_vs_relu.comparison_cached(settings)

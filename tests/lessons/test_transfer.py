@@ -3,6 +3,7 @@ the training engine) pre-training, frozen weights, feature extraction and the st
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,9 +17,9 @@ from cnnviz.lessons.transfer import (
     SplitError,
     StrategyComparison,
     case_for,
+    case_measurements,
     judge_similarity,
     make_split,
-    relate_to_cases,
     size_ladder,
 )
 
@@ -108,16 +109,24 @@ def test_size_ladder_runs_from_about_thirty_images_to_the_full_set_in_whole_clas
 # The four cases
 # ---------------------------------------------------------------------------------------------
 
-def test_four_cases_cover_every_size_and_similarity_once():
+def test_four_cases_cover_every_size_and_similarity_once_with_the_prescribed_strategy():
     pairs = {(case.data_size, case.similarity) for case in FOUR_CASES}
     assert pairs == {("small", "similar"), ("small", "different"), ("large", "similar"), ("large", "different")}
-    assert case_for("small", "similar").strategy == "frozen"
-    assert case_for("small", "different").strategy == "frozen"
+    assert case_for("small", "similar").strategy == "frozen_features"
+    assert case_for("small", "different").strategy == "early_features"
     assert case_for("large", "similar").strategy == "fine_tune"
-    assert case_for("large", "different").strategy == "scratch"
+    assert case_for("large", "different").strategy == "fine_tune"
+    assert all(case.compared_with == ("scratch",) for case in FOUR_CASES if case.data_size == "large")
     assert "early layers" in case_for("small", "different").keep
     with pytest.raises(ValueError, match="No case"):
         case_for("medium", "similar")
+
+
+def test_small_and_large_are_fixed_by_images_per_class_not_by_results():
+    assert transfer.data_size_of(transfer.SMALL_PER_CLASS) == "small"
+    assert transfer.data_size_of(transfer.SMALL_PER_CLASS + 1) == "large"
+    assert transfer.strategies_for("similar") == ("frozen_features", "fine_tune", "scratch")
+    assert transfer.strategies_for("different") == ("early_features", "fine_tune", "scratch")
 
 
 def test_similarity_of_the_seeds_split_and_of_a_footwear_only_split():
@@ -129,45 +138,60 @@ def test_similarity_of_the_seeds_split_and_of_a_footwear_only_split():
     assert judge_similarity(shoes_to_clothes, FASHION.class_families).verdict == "different"
 
 
-def _comparison(frozen, fine_tune, scratch, sizes=(30, 300, 3000)):
-    return StrategyComparison(sizes=sizes, accuracy={"frozen": frozen, "fine_tune": fine_tune,
-                                                     "scratch": scratch})
+def _comparison(small, fine_tune, scratch, sizes=(30, 300, 3000), similarity="similar", test_images=3000):
+    name = transfer.strategies_for(similarity)[0]
+    return StrategyComparison(sizes=sizes, num_classes=3, similarity=similarity, seeds=(0, 1, 2),
+                              accuracy={name: small, "fine_tune": fine_tune, "scratch": scratch},
+                              test_images=test_images)
 
 
-def test_textbook_curve_agrees_with_the_cases():
-    comparison = _comparison((0.80, 0.85, 0.88), (0.70, 0.86, 0.93), (0.50, 0.75, 0.92))
-    reading = relate_to_cases(comparison, "similar")
-    assert [r.best for r in reading.readings] == ["frozen", "frozen", "fine_tune"]
-    assert [r.case.key for r in reading.readings] == ["small_similar", "small_similar", "large_similar"]
-    assert reading.small_below == 3000
-    assert reading.agrees_with_cases
-    assert any("below about 3,000" in sentence for sentence in reading.summary)
-    np.testing.assert_allclose(reading.transfer_gain, (0.30, 0.11, 0.01))
-    assert any("+30.0 points with 30 images and +1.0 points with 3,000 images: the head start matters most"
-               in sentence for sentence in reading.summary)
+def test_cases_are_measured_with_their_strategy_and_judged_by_compare():
+    clear = ((0.80, 0.81, 0.79), (0.85, 0.86, 0.84), (0.88, 0.89, 0.87))
+    comparison = _comparison(clear, ((0.60, 0.61, 0.59), (0.86, 0.85, 0.87), (0.93, 0.94, 0.92)),
+                             ((0.50, 0.52, 0.48), (0.75, 0.74, 0.76), (0.80, 0.81, 0.79)))
+    measured = case_measurements(comparison)
+    assert [(m.case.key, m.size) for m in measured] == [("small_similar", 30), ("large_similar", 3000)]
+    small, large = measured
+    assert [v.factor for v in small.verdicts] == ["frozen_features vs fine_tune", "frozen_features vs scratch"]
+    assert [v.kind for v in small.verdicts] == ["better", "better"]
+    assert [(v.factor, v.kind) for v in large.verdicts] == [("fine_tune vs scratch", "better")]
+    assert small.verdicts[0].text.startswith("With 30 transfer images (10 per class, small): ")
+    # No pre-written explanation: the text is compare's own (numbers and the verdict), after the size.
+    for verdict in small.verdicts + large.verdicts:
+        assert "because" not in verdict.text and "the cases say" not in verdict.text
 
 
-def test_ties_go_to_the_cheaper_strategy_and_disagreement_is_reported():
-    # Within the tolerance the frozen network is preferred (fewer weights to train).
-    comparison = _comparison((0.80, 0.85, 0.90), (0.805, 0.85, 0.90), (0.5, 0.6, 0.7))
-    reading = relate_to_cases(comparison, "different", tolerance=0.01)
-    assert all(r.best == "frozen" for r in reading.readings)
-    assert reading.small_below is None and not reading.agrees_with_cases
-    assert reading.readings[0].case.key == "small_different"
-    assert "are within 1 point of each other (a tie" in reading.summary[0]
-    assert "**frozen convolutions + new dense layers** and **fine-tune everything**" in reading.summary[0]
-    strict = relate_to_cases(comparison, "different", tolerance=0.0)
-    assert strict.readings[0].best == "fine_tune"
+def test_one_lucky_seed_does_not_decide_and_undecided_says_what_would_settle_it():
+    # Seed 1 alone would say "fine-tuning wins by 28 points"; the spread of three seeds does not.
+    comparison = _comparison(((0.84, 0.56, 0.83),) * 3, ((0.70, 0.84, 0.60),) * 3, ((0.6, 0.7, 0.5),) * 3,
+                             test_images=600)
+    small = case_measurements(comparison)[0]
+    assert small.verdicts[0].kind == "undecided"
+    assert "more seeds" in small.verdicts[0].text
+    # One seed per strategy never decides anything.
+    single = StrategyComparison(sizes=(30,), num_classes=3, similarity="different", seeds=(0,),
+                                accuracy={"early_features": ((0.9,),), "fine_tune": ((0.3,),)}, test_images=600)
+    (case,) = case_measurements(single)
+    assert case.case.key == "small_different" and [v.kind for v in case.verdicts] == ["undecided"]
 
 
-def test_comparison_validates_its_shape():
-    with pytest.raises(ValueError, match="2 accuracies for 3 sizes"):
-        _comparison((0.1, 0.2), (0.1, 0.2, 0.3), (0.1, 0.2, 0.3))
+def test_comparison_validates_its_shape_and_reports_as_an_experiment():
+    with pytest.raises(ValueError, match="2 sizes' accuracies for 3 sizes"):
+        _comparison(((0.1,),) * 2, ((0.1,),) * 3, ((0.1,),) * 3)
     with pytest.raises(ValueError, match="Unknown strategy"):
-        StrategyComparison(sizes=(30,), accuracy={"magic": (0.5,)})
-    with pytest.raises(ValueError, match="similarity"):
-        relate_to_cases(_comparison((0.1,) * 3, (0.1,) * 3, (0.1,) * 3), "alike")
-    assert set(STRATEGIES) == {"frozen", "fine_tune", "scratch"}
+        StrategyComparison(sizes=(30,), num_classes=3, similarity="similar", seeds=(0,), accuracy={"magic": ((0.5,),)})
+    assert set(STRATEGIES) == {"frozen_features", "early_features", "fine_tune", "scratch"}
+    comparison = _comparison(((0.8, 0.7, 0.75),) * 3, ((0.6, 0.65, 0.7),) * 3, ((0.5, 0.55, 0.6),) * 3)
+    report = transfer.experiment_report(comparison)
+    assert [v.name for v in report.variants][:3] == ["frozen_features @ 30", "fine_tune @ 30", "scratch @ 30"]
+    as_json = report.to_json()
+    assert as_json["variants"][0]["test_accuracy"] == [0.8, 0.7, 0.75]
+    assert as_json["variants"][0]["data_size"] == "small" and as_json["variants"][-1]["data_size"] == "large"
+    assert {v["factor"] for v in as_json["verdicts"]} == {"frozen_features vs fine_tune",
+                                                          "frozen_features vs scratch", "fine_tune vs scratch"}
+    assert all(v["kind"] in ("better", "worse", "no measurable difference", "undecided") for v in as_json["verdicts"])
+    records = transfer.comparison_records(comparison)
+    assert len(records) == 9 and records[0]["Per seed %"] == "80.0 70.0 75.0" and records[0]["Data"] == "small"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,15 +233,22 @@ def test_feature_space_pair_shares_one_axis_range_covering_both_panels():
     assert figure.data[0].marker.color == figure.data[2].marker.color
 
 
-def test_accuracy_curves_plot_one_line_per_strategy_in_percent():
+def test_accuracy_curves_show_every_seed_the_mean_and_a_band():
     from cnnviz.figures import transfer as transfer_figures
 
-    figure = transfer_figures.accuracy_curves((30, 300), {"frozen": (0.5, 0.8), "scratch": (0.3, 0.9)},
-                                              chance=1 / 3)
-    assert [trace.name for trace in figure.data] == ["Frozen convolutions + new dense layers",
-                                                     "Train from scratch"]
-    assert list(figure.data[0].y) == [50.0, 80.0]
+    comparison = _comparison(((0.5, 0.6, 0.7), (0.8, 0.8, 0.8), (0.9, 0.9, 0.9)),
+                             ((0.4, 0.4, 0.4),) * 3, ((0.3, 0.3, 0.3),) * 3)
+    figure = transfer_figures.accuracy_curves(comparison, chance=1 / 3)
+    means = [trace for trace in figure.data if trace.mode == "lines"]
+    assert [trace.name for trace in means] == ["Frozen features, new output layer only", "Fine-tune everything",
+                                               "Train from scratch"]
+    np.testing.assert_allclose(means[0].y, [60.0, 80.0, 90.0])
+    points = [trace for trace in figure.data if trace.mode == "markers"]
+    assert len(points) == 3 and len(points[0].y) == 9 and list(points[0].customdata[:3]) == [0, 1, 2]
+    bands = [trace for trace in figure.data if trace.fill == "toself"]
+    assert len(bands) == 3 and max(bands[0].y) > 70.0  # The spread of seeds 50-70 % widens the band.
     assert figure.layout.xaxis.type == "log"
+    assert any("small | large" in (a.text or "") for a in figure.layout.annotations)
 
 
 def test_layer_roles_figure_builds():
@@ -265,15 +296,25 @@ def test_strategy_configs_copy_and_freeze_what_each_strategy_says(seeds_split):
     depth = transfer.conv_block_depth(stack)
     assert [layer["type"] for layer in stack[:depth]] == ["conv2d", "maxpool2d", "conv2d", "maxpool2d",
                                                           "conv2d", "flatten"]
-    frozen = transfer.strategy_config("frozen", seeds_split, TINY, 10)
+    frozen = transfer.strategy_config("frozen_features", seeds_split, TINY, 10)
+    early = transfer.strategy_config("early_features", seeds_split, TINY, 10)
     fine_tune = transfer.strategy_config("fine_tune", seeds_split, TINY, 10)
     scratch = transfer.strategy_config("scratch", seeds_split, TINY, 10)
-    assert (frozen.warm_start_layers, frozen.freeze_layers) == (depth, depth)
+    # Small + similar: everything but the output layer copied and frozen; only the output layer trains.
+    assert (frozen.warm_start_layers, frozen.freeze_layers) == (len(stack) - 1, len(stack) - 1)
+    assert frozen.learning_rate == pytest.approx(10 * TINY.learning_rate) == 10 * fine_tune.learning_rate
+    assert "10x" in transfer.STRATEGY_TEXTS["frozen_features"]
+    # Small + different: only the first convolution and its pooling, frozen; the rest is new.
+    assert (early.warm_start_layers, early.freeze_layers) == (2, 2)
+    assert [layer["type"] for layer in stack[:2]] == ["conv2d", "maxpool2d"]
     assert (fine_tune.warm_start_layers, fine_tune.freeze_layers) == (len(stack) - 1, 0)
     assert scratch.warm_start is None and scratch.freeze_layers == 0
     pretrain = transfer.pretrain_config(seeds_split, TINY)
-    assert frozen.warm_start == pretrain == fine_tune.warm_start
-    for config in (frozen, fine_tune, scratch):
+    assert frozen.warm_start == pretrain == fine_tune.warm_start == early.warm_start
+    # Seed s transfers from the network pre-trained with seed s.
+    seed_2 = transfer.strategy_config("fine_tune", seeds_split, dataclasses.replace(TINY, seed=2), 10)
+    assert seed_2.seed == 2 and seed_2.warm_start.seed == 2
+    for config in (frozen, early, fine_tune, scratch):
         assert config.classes == (0, 1, 2) and config.stack()[-1]["units"] == 3
         assert config.limit_train == 100 and config.limit_test == pretrain.limit_test
     with pytest.raises(ValueError, match="Unknown strategy"):
@@ -356,36 +397,45 @@ def test_bottleneck_features_equal_a_layer_by_layer_forward_pass(tiny_transfer):
 
 
 @pytest.mark.slow
-def test_strategy_comparison_measures_one_accuracy_per_strategy_and_size(seeds_split):
+def test_strategy_comparison_measures_every_seed_of_every_strategy_and_size(seeds_split):
     from cnnviz import training
 
     runs = []
 
-    def recording_train(config, on_progress=None):
-        result = training.train(config, on_progress)
-        runs.append((config, result))
-        return result
+    def recording_train(config, seeds, on_progress=None):
+        results = training.train_seeds(config, seeds, on_progress)
+        runs.extend((config.replace(seed=seed), result) for seed, result in zip(seeds, results))
+        return results
 
     progress = []
-    comparison = transfer.compare_strategies(seeds_split, TINY, (6, 12), train_fn=recording_train,
+    comparison = transfer.compare_strategies(seeds_split, TINY, (6, 12), seeds=(0, 1), train_fn=recording_train,
                                              on_progress=progress.append)
-    assert comparison.sizes == (6, 12)
-    assert set(comparison.accuracy) == set(STRATEGIES)
-    assert len(runs) == 6 and len({config.key() for config, _ in runs}) == 6
-    for strategy in STRATEGIES:
-        assert len(comparison.accuracy[strategy]) == 2
-    measured = {(config.warm_start_layers, config.freeze_layers, config.limit_train): result.test_accuracy
-                for config, result in runs}
-    assert comparison.accuracy["frozen"][1] == measured[(6, 6, 40)]
-    assert comparison.accuracy["scratch"][0] == measured[(0, 0, 20)]
-    assert all(0.0 <= value <= 1.0 for values in comparison.accuracy.values() for value in values)
-    # Every run was scored on the same test images.
-    labels = [result.test_data()[1] for _, result in runs]
-    assert all(np.array_equal(labels[0], other) for other in labels[1:])
+    assert comparison.sizes == (6, 12) and comparison.seeds == (0, 1) and comparison.similarity == "similar"
+    assert comparison.strategies == ("frozen_features", "fine_tune", "scratch")
+    # 2 pre-trainings, then 3 strategies x 2 sizes x 2 seeds, each its own config.
+    assert len(runs) == 2 + 12 and len({config.key() for config, _ in runs}) == 14
+    for strategy in comparison.strategies:
+        assert [len(per_size) for per_size in comparison.accuracy[strategy]] == [2, 2]
+    measured = {(config.warm_start_layers, config.freeze_layers, config.limit_train, config.seed): result.test_accuracy
+                for config, result in runs if config.classes == (0, 1, 2)}
+    assert comparison.accuracy["frozen_features"][1] == (measured[(7, 7, 40, 0)], measured[(7, 7, 40, 1)])
+    assert comparison.accuracy["scratch"][0][1] == measured[(0, 0, 20, 1)]
+    assert comparison.pretrain_accuracy == tuple(result.test_accuracy for _, result in runs[:2])
+    # Each transfer run of seed s copies from the network pre-trained with seed s.
+    assert all(config.warm_start.seed == config.seed for config, _ in runs if config.warm_start is not None)
+    # Every transfer run of one seed was scored on the same test images (the subset that seed draws).
+    for seed in (0, 1):
+        labels = [result.test_data()[1] for config, result in runs if config.classes == (0, 1, 2) and config.seed == seed]
+        assert len(labels) == 6 and all(np.array_equal(labels[0], other) for other in labels[1:])
     assert comparison.test_images == len(labels[0]) == 30
-    assert progress[0].run == 1 and progress[-1].run == 6 and progress[-1].runs == 6
-    reading = relate_to_cases(comparison, judge_similarity(seeds_split, FASHION.class_families).verdict)
-    assert len(reading.readings) == 2
+    # The budget in weight updates: the same for every strategy at one size (4 images a batch, 4 epochs).
+    assert comparison.updates == {strategy: (8, 12) for strategy in comparison.strategies}
+    assert progress[0].run == 1 and progress[0].strategy == transfer.PRETRAIN_RUN
+    assert progress[-1].run == 13 and progress[-1].runs == 13 and progress[-1].seed == 1
+    assert transfer.comparison_cached(seeds_split, TINY, (6, 12), (0, 1))
+    assert not transfer.comparison_cached(seeds_split, TINY, (6, 12), (0, 1, 2))
+    # Both sizes are small (2 and 4 per class): only the small case is measured.
+    assert [m.case.key for m in case_measurements(comparison)] == ["small_similar"]
 
 
 def test_strategy_comparison_rejects_sizes_that_are_not_whole_classes_and_can_stop(seeds_split):
@@ -421,29 +471,31 @@ def test_queue_position_reaches_the_strategy_comparison_progress(seeds_split):
 
     history = {"loss": [0.9], "accuracy": [0.6], "val_loss": [1.0], "val_accuracy": [0.5], "seconds": [0.4]}
 
-    def queued_train(config, on_progress=None):
+    def queued_train(config, seeds, on_progress=None):
         # The engine's own waiting reporter, as `training.train` calls it from the queue.
         waiting = waiting_reporter(config, on_progress)
         for position in (3, 2, 1):
             waiting(position)
         on_progress(training.Progress(epoch=1, epochs=config.epochs, batch=1, batches=2, metrics={"loss": 0.9},
                                       images_per_second=10.0, history_so_far=history, phase="train"))
-        return SimpleNamespace(stopped_reason="finished", test_accuracy=0.5, seconds=0.4, history=history,
-                               test_data=lambda: (None, [0] * 30))
+        return [SimpleNamespace(stopped_reason="finished", test_accuracy=0.5, seconds=0.4, history=history,
+                                test_data=lambda: (None, [0] * 30)) for _ in seeds]
 
     progress = []
-    comparison = transfer.compare_strategies(seeds_split, TINY, (6,), train_fn=queued_train,
+    comparison = transfer.compare_strategies(seeds_split, TINY, (6,), seeds=(0,), train_fn=queued_train,
                                              on_progress=progress.append)
     waiting = [p for p in progress if p.phase == "waiting"]
-    assert [p.queue_position for p in waiting] == [3, 2, 1] * 3
+    assert [p.queue_position for p in waiting] == [3, 2, 1] * 4  # Pre-training, then 3 strategies.
     assert all(p.fraction == 0.0 for p in waiting)
-    assert [p.queue_position for p in progress if p.phase == "train"] == [0] * 6
+    assert [p.queue_position for p in progress if p.phase == "train"] == [0] * 8
     text = transfer.describe_run_progress(waiting[0])
-    assert text.startswith("Run 1 of 3: **Frozen convolutions + new dense layers** on 6 images")
+    assert text.startswith("Run 1 of 4: **pre-training** one network per seed")
     assert "place 3 in the queue" in text
+    text = transfer.describe_run_progress(waiting[3])
+    assert text.startswith("Run 2 of 4: **Frozen features, new output layer only** on 6 images, seed 0")
     assert "queue" not in transfer.describe_run_progress(progress[-1])
     # Each strategy's per-epoch history is kept for the replay.
-    assert comparison.histories == {strategy: (history,) for strategy in STRATEGIES}
+    assert comparison.histories == {strategy: (history,) for strategy in comparison.strategies}
 
     # The background job the page polls shows the place while the run waits in the queue.
     import threading
@@ -451,12 +503,12 @@ def test_queue_position_reaches_the_strategy_comparison_progress(seeds_split):
 
     admitted = threading.Event()
 
-    def waiting_train(config, on_progress=None):
+    def waiting_train(config, seeds, on_progress=None):
         waiting_reporter(config, on_progress)(2)
         admitted.wait(30)
-        return queued_train(config, on_progress)
+        return queued_train(config, seeds, on_progress)
 
-    job = transfer.comparison_job(seeds_split, TINY, (6,), train_fn=waiting_train).start()
+    job = transfer.comparison_job(seeds_split, TINY, (6,), seeds=(0,), train_fn=waiting_train).start()
     deadline = time.monotonic() + 30
     while (job.latest is None or job.latest.phase != "waiting") and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -107,34 +107,47 @@ def test_batchnorm_tab_shows_the_keras_numbers(app):
 
 
 @pytest.mark.slow
-def test_overfitting_variants_train_and_fill_the_table(app):
+def test_overfitting_variants_train_every_seed_and_fill_the_table(app):
     from cnnviz import training
 
     app.select_slider(key="aug_fit_images").set_value(200)
     app.slider(key="aug_fit_epochs").set_value(2)
+    app.number_input(key="aug_fit_seeds").set_value(2)
     app.multiselect(key="aug_fit_variants").set_value(["baseline", "dropout"])
     app.button(key="aug_fit_train").click().run(timeout=300)
     assert not app.exception, app.exception
     assert not app.error
-    table = _frame(app, "gap (points)")
-    assert table["variant"].tolist() == ["No regularisation", "Dropout"]
-    # The table's test accuracies are the engine's own results (stored in its disk cache).
+    table = _frame(app, "gap (points)")  # One row per variant and seed.
+    assert table["variant"].tolist() == ["No regularisation"] * 2 + ["Dropout"] * 2
+    assert table["seed"].tolist() == [0, 1, 0, 1]
+    # The table's test accuracies are the engine's own results of each seed (stored in its disk cache).
     variants = augmentation.overfitting_variants("fashion_mnist", keys=("baseline", "dropout"),
                                                    limit_train=200, epochs=2)
-    for row, variant in zip(table.itertuples(index=False), variants):
-        cached = training.load_cached(variant.config)
+    rows = list(table.itertuples(index=False))
+    for row, (variant, seed) in zip(rows, [(v, s) for v in variants for s in (0, 1)]):
+        cached = training.load_cached(variant.config.replace(seed=seed))
         assert cached is not None and cached.stopped_reason == "finished"
-        assert row[2] == pytest.approx(cached.test_accuracy)
-        assert row[3] == pytest.approx((row[1] - row[2]) * 100)
+        assert row[3] == pytest.approx(cached.test_accuracy)
+        assert row[4] == pytest.approx((row[2] - row[3]) * 100)
+    summary = _frame(app, "gap in points: mean (95 % interval)")
+    assert summary["seeds"].tolist() == [2, 2] and summary["weight updates per seed"].tolist() == [2 * 13] * 2
+    spread = _plotly(app, "aug_fit_spread")["data"]
+    assert sum(len(trace["y"]) for trace in spread if trace["marker"].get("symbol") != "diamond") == 8
+    # The verdicts are `compare`'s texts, each cure against the baseline.
+    measured = [augmentation.seed_measurement(v, (0, 1), [training.load_cached(v.config.replace(seed=s))
+                                                          for s in (0, 1)]) for v in variants]
+    texts = [verdict.text for verdict in augmentation.regularisation_verdicts(measured)]
+    assert len(texts) == 2 and all(any(text in m.value for m in app.markdown) for text in texts)
     assert _plotly(app, "aug_fit_curves")["data"]
     # A revisit reuses the cached runs: no button press needed.
     again = AppTest.from_file(PAGE, default_timeout=120)
     again.session_state["aug_fit_images"] = 200
     again.session_state["aug_fit_epochs"] = 2
+    again.session_state["aug_fit_seeds"] = 2
     again.session_state["aug_fit_variants"] = ["baseline", "dropout"]
     again.run()
     assert not again.exception
-    assert _frame(again, "gap (points)")["variant"].tolist() == ["No regularisation", "Dropout"]
+    assert _frame(again, "gap (points)")["variant"].tolist() == ["No regularisation"] * 2 + ["Dropout"] * 2
 
 
 def _png(width: int, height: int) -> bytes:

@@ -24,7 +24,8 @@ CASES = {
                             ("number_input", "aug_bn_seed", 3)],
     "train.py": [("number_input", "train_epochs", 3), ("selectbox", "train_optimizer", "sgd"),
                      ("number_input", "train_learning_rate", 0.05)],
-    "lenet_vs_relu.py": [("slider", "lvr_epochs", 2), ("select_slider", "lvr_train_images", 1_000)],
+    "lenet_vs_relu.py": [("slider", "lvr_seeds", 2), ("select_slider", "lvr_updates", 240),
+                         ("select_slider", "lvr_train_images", 1_280)],
     "transfer.py": [("slider", "transfer_epochs", 7), ("slider", "transfer_pretrain_epochs", 4),
                              ("multiselect", "transfer_transfer_classes", [0, 1])],
 }
@@ -63,7 +64,7 @@ def test_a_view_survives_its_own_link(page):
 
 @pytest.mark.parametrize("page, bad", [
     ("train.py", {"train_epochs": "-4", "train_optimizer": "adamw", "nonsense": "1"}),
-    ("lenet_vs_relu.py", {"lvr_epochs": "1e9", "lvr_train_images": "7"}),
+    ("lenet_vs_relu.py", {"lvr_seeds": "1e9", "lvr_train_images": "7", "lvr_updates": "-3"}),
     ("transfer.py", {"transfer_transfer_classes": "[0,0,99]", "transfer_freeze": "99",
                               "transfer_largest": "{"}),
 ])

@@ -29,6 +29,7 @@ def _make_transfer_tiny(at: AppTest) -> AppTest:
     at.select_slider(key="transfer_smallest").set_value(6)
     at.select_slider(key="transfer_largest").set_value(30)
     at.slider(key="transfer_size_steps").set_value(2)
+    at.slider(key="transfer_seeds").set_value(2)
     return at.run()
 
 
@@ -78,15 +79,24 @@ def test_tiny_experiment_runs_end_to_end_through_every_section():
     assert any("bit for bit" in success.value for success in at.success)
     assert any(chart.proto.spec for chart in at.get("plotly_chart"))
 
-    # Section 5: three strategies at two sizes (6 and 30 images).
+    # Section 5: the split is similar, so the small case's strategy (frozen features) against fine-tuning
+    # and training from scratch, at two sizes (6 and 30 images), 2 seeds each.
+    assert any("at most **30 images per class**" in md.value for md in at.markdown)
     at.button(key="transfer_compare_button").click().run()
     assert not at.exception and not at.error
     curves = at.dataframe[-1].value
-    assert curves["Transfer images"].tolist() == [6, 30]
-    for column in ("Frozen convolutions + new dense layers", "Fine-tune everything", "Train from scratch"):
-        assert curves[column].between(0, 100).all()
-    badges = [md.value for md in at.markdown if "seen in your curves" in md.value]
-    assert 1 <= len(badges) <= 2  # One case per winning strategy: small and/or large data.
+    assert curves["Transfer images"].tolist() == [6, 6, 6, 30, 30, 30]
+    assert curves["Strategy"].tolist()[:3] == ["Frozen features, new output layer only", "Fine-tune everything",
+                                               "Train from scratch"]
+    assert curves["Mean %"].between(0, 100).all() and (curves["Updates"] >= 8).all()
+    assert all(len(per_seed.split()) == 2 for per_seed in curves["Per seed %"])
+    assert any("weight updates" in caption.value for caption in at.caption)
+    # Both sizes are small (2 and 10 per class): only the small case is measured, each verdict from compare.
+    verdicts = [md.value for md in at.markdown if "`frozen_features vs " in md.value]
+    assert len(verdicts) == 2 and all("With 6 transfer images (2 per class, small)" in v for v in verdicts)
+    assert all(any(kind in v for kind in ("better", "worse", "no measurable difference", "undecided"))
+               for v in verdicts)
+    assert sum("measured here" in md.value for md in at.markdown) == 1
     assert sum("**Keep:**" in md.value for md in at.markdown) == 4
 
     # A revisit is served from the caches: nothing trains again.

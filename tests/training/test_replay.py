@@ -243,26 +243,29 @@ def _assert_grows_to(frames: list, total: int, trace_name: str = "") -> None:
 @pytest.mark.slow
 def test_comparison_page_replays_all_models_together_or_one(monkeypatch):
     at = _page("lenet_vs_relu.py").run()
-    at.select_slider(key="lvr_train_images").set_value(300)
+    at.select_slider(key="lvr_train_images").set_value(256)
     at.select_slider(key="lvr_test_images").set_value(100)
-    at.slider(key="lvr_epochs").set_value(2)
+    at.select_slider(key="lvr_updates").set_value(8)
+    at.slider(key="lvr_seeds").set_value(1)
     at.button(key="lvr_run").click().run()
     assert not at.exception, at.exception
     labels = [item.label for item in lenet_vs_relu.VARIANTS]
     assert at.selectbox(key="lvr_replay_run").options == ["All 6 models together", *labels]
 
     monkeypatch.setattr(engine, "_train_now", _no_training)
-    # All six together: two epochs of four curves (loss/accuracy, training/validation) per model.
+    # All six together: four curves (loss/accuracy, training/validation) per model and epoch; with the
+    # same budget of weight updates, each model trains for as many epochs as its batch size allows.
+    settings = at.session_state["lvr_requested"]["settings"]
+    epochs = [lenet_vs_relu.variant_epochs(item.key, settings) for item in lenet_vs_relu.VARIANTS]
     frames = _replay(at, monkeypatch, "lvr_replay", speed="1x")
-    _assert_grows_to(frames, 6 * 4 * 2)
+    _assert_grows_to(frames, 4 * sum(epochs))
 
-    # One model: its live figure, within-epoch points included (this session watched it train).
+    # One model: its figure (the seeds of a comparison train together, so no within-epoch points).
     seed = lenet_vs_relu.variant(lenet_vs_relu.RELU_CNN)
     frames = _replay(at, monkeypatch, "lvr_replay", speed="2x", choice=seed.label)
-    config = lenet_vs_relu.comparison_configs(at.session_state["lvr_requested"]["settings"])[seed.key]
-    points = at.session_state["_replay_live_points"][config.key()]
-    assert points
-    _assert_grows_to(frames, 2 * (len(points) + 2 * 2))
+    config = lenet_vs_relu.comparison_configs(settings)[seed.key]
+    points = at.session_state.get("_replay_live_points", {}).get(config.key(), [])
+    _assert_grows_to(frames, 2 * (len(points) + 2 * lenet_vs_relu.variant_epochs(seed.key, settings)))
     assert "Loss (cross-entropy)" in str(frames[-1].layout.annotations)
 
 
@@ -293,7 +296,7 @@ def test_transfer_page_replays_pre_training_and_the_strategies(monkeypatch):
     at.button(key="transfer_compare_button").click().run()
     assert not at.exception, at.exception
     assert at.selectbox(key="transfer_replay_size").options == ["6 images", "30 images"]
-    strategies = ["Frozen convolutions + new dense layers", "Fine-tune everything", "Train from scratch"]
+    strategies = ["Frozen features, new output layer only", "Fine-tune everything", "Train from scratch"]
     assert at.selectbox(key="transfer_compare_replay_run").options == ["All three strategies together",
                                                                         *strategies]
     monkeypatch.setattr(engine, "_train_now", _no_training)

@@ -54,13 +54,21 @@ def test_train_page_asks_for_the_warmup_default(recorder):
                                                                                     "fashion_mnist")
 
 
-def test_lenet_vs_relu_page_asks_for_the_warmup_default(recorder):
+def test_lenet_vs_relu_page_asks_for_the_warmup_default(monkeypatch):
+    asked = []
+
+    def fake_train_seeds(config, seeds, on_progress=None, **_):
+        asked.extend(training.seed_configs(config, seeds))
+        return []  # Nothing trained: the page says so and stops.
+
+    monkeypatch.setattr(training, "train_seeds", fake_train_seeds)
     at = _page("lenet_vs_relu.py")
     at.button(key="lvr_run").click().run()
     assert not at.exception
-    # The page stops after the first model the (fake) engine refused: it is the plan's first model.
-    assert recorder.configs and recorder.configs[0].key() == _keys(warmup.page_items("lenet_vs_relu"))[0]
-    assert len(warmup.page_items("lenet_vs_relu")) == len(lenet_vs_relu.VARIANTS)
+    # The page stops after the first model the (fake) engine did not train: its seeds open the plan.
+    plan = _keys(warmup.page_items("lenet_vs_relu"))
+    assert asked and [c.key() for c in asked] == plan[:len(asked)]
+    assert len(plan) == len(lenet_vs_relu.VARIANTS) * len(lenet_vs_relu.ComparisonSettings().seeds)
 
 
 def test_transfer_page_asks_for_the_warmup_pretraining(recorder):
@@ -75,16 +83,16 @@ def test_augmentation_page_asks_for_the_warmup_variants(recorder):
     at.button(key="aug_fit_train").click().run()
     assert not at.exception
     assert recorder.configs[0].key() == _keys(warmup.page_items("augmentation"))[0]
-    assert len(warmup.page_items("augmentation")) == len(augmentation.DEFAULT_VARIANTS)
+    assert len(warmup.page_items("augmentation")) == len(augmentation.DEFAULT_VARIANTS) * len(augmentation.DEFAULT_SEEDS)
 
 
 def test_plan_has_each_config_once_and_rejects_unknown_pages():
     plan = warmup.warmup_plan(tiny=True)
     assert len(set(_keys(plan))) == len(plan)
     assert {item.page for item in plan} == set(warmup.PAGES)
-    # The transfer page's defaults: pre-training, one transfer run, three strategies per size.
+    # The transfer page's defaults: pre-training per seed, one transfer run, three strategies per size and seed.
     transfer_items = [item for item in plan if item.page == "transfer"]
-    assert len(transfer_items) == 2 + 3 * 2
+    assert len(transfer_items) == 3 + 1 + 3 * 2 * 3
     with pytest.raises(ValueError, match="Unknown page"):
         warmup.page_items("nope")
 
@@ -175,9 +183,10 @@ def test_tiny_warmup_of_the_other_pages_lets_them_show_results_without_training(
     ui._training_job.clear()
 
     lenet = _page("lenet_vs_relu.py")
-    lenet.select_slider(key="lvr_train_images").set_value(warmup.TINY_TRAIN_IMAGES)
+    lenet.select_slider(key="lvr_train_images").set_value(warmup.TINY_LENET_TRAIN_IMAGES)
     lenet.select_slider(key="lvr_test_images").set_value(warmup.TINY_TEST_IMAGES)
-    lenet.slider(key="lvr_epochs").set_value(warmup.TINY_EPOCHS).run()
+    lenet.select_slider(key="lvr_updates").set_value(warmup.TINY_LENET_UPDATES)
+    lenet.slider(key="lvr_seeds").set_value(len(warmup.TINY_LENET_SEEDS)).run()
     # No click on Run: every model of these settings is on disk, so the results show at once.
     assert not lenet.exception, lenet.exception
     assert not lenet.error, [e.value for e in lenet.error]
@@ -198,7 +207,7 @@ def test_tiny_warmup_of_the_other_pages_lets_them_show_results_without_training(
     assert not transfer_page.error, [e.value for e in transfer_page.error]
     # Every section shows its results at once: nothing asks to press a button.
     assert not [i.value for i in transfer_page.info if "Press" in i.value]
-    assert "What the curves say about the four cases" in [s.value for s in transfer_page.subheader]
+    assert "What the measurements show" in [s.value for s in transfer_page.subheader]
 
     lab = _page("augmentation.py")
     lab.select_slider(key="aug_fit_images").set_value(warmup.TINY_OVERFIT["limit_train"])
@@ -207,4 +216,11 @@ def test_tiny_warmup_of_the_other_pages_lets_them_show_results_without_training(
     assert not lab.error, [e.value for e in lab.error]
     assert not [i.value for i in lab.info if "Train the variants" in i.value]
     tables = [frame.value for frame in lab.dataframe if "gap (points)" in frame.value.columns]
-    assert len(tables) == 1 and len(tables[0]) == len(augmentation.DEFAULT_VARIANTS)
+    assert len(tables) == 1 and len(tables[0]) == len(augmentation.DEFAULT_VARIANTS) * len(augmentation.DEFAULT_SEEDS)
+
+
+def test_the_disk_cache_holds_the_whole_warmup_with_room_for_a_class():
+    """A full warm-up must not evict its own models: the cache keeps at least twice its plan."""
+    from cnnviz.training import cache, warmup
+
+    assert 2 * len(warmup.warmup_plan()) <= cache.MAX_DISK_ENTRIES

@@ -1,0 +1,177 @@
+"""cnnviz.training.seeds and seed_stack: several seeds trained together equal separate single-seed runs."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from cnnviz import training
+from cnnviz.errors import SettingsError
+from cnnviz.training import TrainConfig, inputs, seed_stack, seeds
+
+# A LeNet-like stack at the tiny scale: tanh, 'same' padding, average pooling, two convolutions
+# (the second one has several input channels per seed, so it runs unrolled), a tanh Dense layer.
+TINY_LENET = [
+    {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "tanh", "padding": "same"},
+    {"type": "avgpool2d", "pool_size": 2, "strides": 2},
+    {"type": "conv2d", "filters": 6, "kernel_size": 3, "activation": "tanh"},
+    {"type": "avgpool2d", "pool_size": 2, "strides": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 12, "activation": "tanh"},
+    {"type": "dense", "units": 3, "activation": "softmax"},
+]
+
+# Float tolerances of "seed s trained together == seed s trained alone" (measured: about 1e-7).
+WEIGHT_ATOL = 1e-5
+HISTORY_ATOL = 1e-5
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Counts the groups trained together (and how many seeds each had)."""
+    groups: list[int] = []
+    original = seed_stack.train_together
+
+    def counting(configs, prepared, on_progress=None):
+        groups.append(len(configs))
+        return original(configs, prepared, on_progress)
+    monkeypatch.setattr(seed_stack, "train_together", counting)
+    return groups
+
+
+def assert_same_run(together: training.TrainResult, alone: training.TrainResult) -> None:
+    assert together.config == alone.config
+    assert together.stopped_reason == alone.stopped_reason == "finished"
+    for a, b in zip(together.model.get_weights(), alone.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=WEIGHT_ATOL, rtol=0)
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(together.history[name], alone.history[name], atol=HISTORY_ATOL, rtol=0)
+    assert len(together.history["seconds"]) == len(alone.history["seconds"])
+    assert together.test_accuracy == pytest.approx(alone.test_accuracy, abs=HISTORY_ATOL)
+    assert together.test_loss == pytest.approx(alone.test_loss, abs=HISTORY_ATOL)
+    assert together.class_names == alone.class_names and together.input_shape == alone.input_shape
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig.from_stack([  # the tiny ReLU CNN with Adam
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+        {"type": "maxpool2d", "pool_size": 2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 8, "activation": "relu"},
+        {"type": "dense", "units": 3, "activation": "softmax"},
+    ], epochs=3, batch_size=32, learning_rate=0.01),
+    TrainConfig.from_stack(TINY_LENET, optimizer="sgd", epochs=3, batch_size=50, learning_rate=0.05),
+], ids=["adam-relu-cnn", "sgd-tanh-lenet"])
+def test_seeds_trained_together_equal_single_seed_runs(config, tiny_data, spy):
+    together = training.train_seeds(config, [0, 1, 2], data=tiny_data)
+    assert spy == [3]
+    assert [r.config.seed for r in together] == [0, 1, 2]
+    for result in together:
+        assert_same_run(result, training.train(config.replace(seed=result.config.seed), data=tiny_data))
+    # The seeds really differ (a shared slice would make them equal).
+    assert not np.allclose(together[0].model.get_weights()[0], together[1].model.get_weights()[0])
+    # An ordinary Keras model per seed: it predicts with its own weights.
+    probabilities = together[1].predict(tiny_data.x_test[:5])
+    assert probabilities.shape == (5, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_seeds_loaded_per_seed_train_together_on_their_own_images(tiny_data, tiny_config, spy, monkeypatch):
+    """Without `data`, each seed loads its own subset: the group trains each on its own images."""
+    def load_dataset(config):  # seed-dependent subsets, as `cnnviz.data.load` draws them
+        rng = np.random.default_rng(config.seed)
+        keep_train = rng.permutation(len(tiny_data.x_train))[:400]
+        keep_test = rng.permutation(len(tiny_data.x_test))[:100]
+        return SimpleNamespace(x_train=tiny_data.x_train[keep_train], y_train=tiny_data.y_train[keep_train],
+                               x_test=tiny_data.x_test[keep_test], y_test=tiny_data.y_test[keep_test],
+                               class_names=tiny_data.class_names, source=f"subset {config.seed}")
+    monkeypatch.setattr(inputs, "load_dataset", load_dataset)
+    config = tiny_config(epochs=2)
+    together = training.train_seeds(config, [3, 4], use_cache=False)
+    assert spy == [2]
+    for result in together:
+        alone = training.train(config.replace(seed=result.config.seed), use_cache=False)
+        assert_same_run(result, alone)
+        assert result.data_source == f"subset {result.config.seed}"
+
+
+@pytest.mark.parametrize("changes", [
+    {"fast": False},
+    {"augmentation": (("flip_horizontal", 0.5),)},
+    {"freeze_layers": 1},
+], ids=["fast-false", "augmentation", "frozen-layers"])
+def test_settings_the_vectorised_model_does_not_cover_train_one_by_one(changes, tiny_data, tiny_config, spy):
+    config = tiny_config(epochs=1, **changes)
+    results = training.train_seeds(config, [0, 1], data=tiny_data)
+    assert spy == []
+    assert [r.config.seed for r in results] == [0, 1]
+    assert all(r.stopped_reason == "finished" for r in results)
+
+
+def test_one_seed_and_unsupported_layers_fall_back(tiny_data, tiny_config, spy):
+    config = tiny_config(epochs=1)
+    assert len(training.train_seeds(config, [5], data=tiny_data)) == 1
+    # Dense applied to an image (no Flatten) is not vectorised.
+    stack = [{"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+             {"type": "dense", "units": 4}, {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]
+    odd = TrainConfig.from_stack(stack, epochs=1, batch_size=32)
+    assert seed_stack.unsupported_reason(odd, (12, 12, 1)) == "a dense layer on an image"
+    assert len(training.train_seeds(odd, [0, 1], data=tiny_data)) == 2
+    assert spy == []
+    assert seed_stack.unsupported_reason(config, (12, 12, 1)) is None
+    assert seed_stack.unsupported_reason(config.replace(fast=False), (12, 12, 1)) is not None
+    softmax_conv = TrainConfig.from_stack([{"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "softmax"},
+                                           {"type": "flatten"}, {"type": "dense", "units": 3}])
+    assert seed_stack.unsupported_reason(softmax_conv, (12, 12, 1)) == "softmax inside the network"
+
+
+def test_each_seed_is_cached_under_its_own_config(tiny_data, tiny_config, spy, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    config = tiny_config(epochs=1)
+    first = training.train_seeds(config, [0, 1], data=tiny_data, use_cache=True)
+    assert spy == [2]
+    for result in first:
+        assert training.is_cached(result.config, data=tiny_data)
+        again = training.train(result.config, data=tiny_data, use_cache=True)  # a later single-seed run
+        assert again.from_cache and again.history == result.history
+    # Seeds 0 and 1 come from the cache; 2 and 3 train together.
+    reports = []
+    more = training.train_seeds(config, [0, 1, 2, 3], reports.append, data=tiny_data, use_cache=True)
+    assert spy == [2, 2]
+    assert [r.from_cache for r in more] == [True, True, False, False]
+    assert [r.config.seed for r in more] == [0, 1, 2, 3]
+    assert {p.metrics["seed_index"] for p in reports} == {0.0, 1.0, 2.0}
+    assert all(p.metrics["seeds"] == 4.0 for p in reports)
+    assert all(p.metrics["seeds_together"] == 2.0 for p in reports if p.metrics["seed_index"] == 2.0)
+
+
+def test_stop_from_on_progress_stops_the_group(tiny_data, tiny_config, spy, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    seen = []
+
+    def stop_at_first_batches(progress):
+        seen.append(progress)
+        return not (progress.phase == "train" and progress.batch > 0)
+    config = tiny_config(epochs=3)
+    results = training.train_seeds(config, [0, 1, 2], stop_at_first_batches, data=tiny_data, use_cache=True)
+    assert spy == [3]
+    assert len(results) == 1 and results[0].stopped_reason == "stopped"
+    assert results[0].epochs_completed == 1
+    assert all(p.metrics["seed_index"] == 0.0 and p.metrics["seeds"] == 3.0 for p in seen)
+    assert not any(training.is_cached(config.replace(seed=s), data=tiny_data) for s in (0, 1, 2))
+
+
+def test_divergence_is_judged_per_seed(tiny_data, tiny_config, spy):
+    results = training.train_seeds(tiny_config(epochs=2, learning_rate=1e4, optimizer="sgd"), [0, 1], data=tiny_data)
+    assert spy == [2]
+    assert results[0].stopped_reason == "diverged" and len(results) == 1
+
+
+def test_seed_list_rules():
+    assert seeds.seed_list(3) == (0, 1, 2)
+    assert seeds.seed_list([4, 2]) == (4, 2)
+    for bad in ([], [1, 1], [-1], list(range(seeds.MAX_SEEDS + 1))):
+        with pytest.raises(SettingsError):
+            seeds.seed_list(bad)
