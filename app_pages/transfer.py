@@ -34,15 +34,13 @@ LARGEST_OPTIONS = (30, 90, 300, 900, 3000, ALL)
 SMALLEST_OPTIONS = (6, 15, 30, 60)
 # At most this many test images of the seen classes are drawn behind the unseen ones.
 MAX_SEEN_POINTS = 1400
-# The default runs from an empty cache on 2 idle CPU cores, from bench/transfer_defaults.py (the
-# budget is 30 s each). The machine was loaded when the 3-seed comparison was measured, so these are
-# estimates from ratios: pre-training half of the 4.5 s measured idle for 8 epochs (now 4), the
-# retraining run is unchanged (0.7 s), and the comparison (3 pre-trainings + 27 transfer runs) came
-# out at 18-27 s (RATIO against a reference run, and the sum of the per-run costs measured idle).
+# The default runs from an empty cache on 2 otherwise idle CPU cores, as bench/transfer_defaults.py
+# printed them (one run, bundled sample): pre-training one seed 5.2 s, one retraining run 5.2 s, the
+# 3-seed comparison (3 pre-trainings + 27 transfer runs) 44 s, over the 30 s budget.
 # Every size slider's last option ("all") uses the full data instead (minutes).
-MEASURED_PRETRAIN_SECONDS = 2.3
-MEASURED_RETRAIN_SECONDS = 0.7
-MEASURED_COMPARE_SECONDS = 25
+MEASURED_PRETRAIN_SECONDS = 5.2
+MEASURED_RETRAIN_SECONDS = 5.2
+MEASURED_COMPARE_SECONDS = 44
 _DEFAULT = transfer.ExperimentSettings()
 DEFAULTS = dict(pretrain_per_class=_DEFAULT.pretrain_per_class, test_per_class=_DEFAULT.test_per_class,
                 pretrain_epochs=_DEFAULT.pretrain_epochs, transfer_per_class=_DEFAULT.transfer_per_class,
