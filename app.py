@@ -22,4 +22,6 @@ lesson_pages = [
 ]
 navigation = st.navigation({"cnnviz": [home], "Lessons": lesson_pages})
 ui.presenter_toggle()
-navigation.run()
+ui.show_settings_problems()  # Invalid CNNVIZ_* environment settings, also logged.
+with ui.page_errors():  # The one catch-all: a domain error's message, else an apology with a logged id.
+    navigation.run()

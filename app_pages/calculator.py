@@ -89,7 +89,7 @@ def _import_json() -> None:
         input_shape, layers = calculator.import_stack(upload.getvalue() if upload is not None else None,
                                                       st.session_state.get("calc_import_text", ""))
     except arch.ArchitectureError as error:
-        st.session_state[IMPORT_MESSAGE_KEY] = ("error", f"Nothing imported: {error}")
+        st.session_state[IMPORT_MESSAGE_KEY] = ("error", f"Nothing imported: {ui.markdown_text(error)}")
         return
     _set_base(input_shape, layers, CUSTOM)
     st.session_state[IMPORT_MESSAGE_KEY] = ("success", f"Imported {len(layers)} layers on a "
@@ -168,9 +168,9 @@ def quiz_ui(rows) -> tuple[int | None, str | None]:
         if st.button("Check my guess", key="calc_quiz_check", icon=":material/task_alt:"):
             verdict = calculator.check_guess(row, what, guess)
             if verdict.right is None:
-                st.warning(verdict.message)
+                ui.show_message("warning", verdict.message)
             else:
-                (st.success if verdict.right else st.error)(verdict.message)
+                ui.show_message("success" if verdict.right else "error", verdict.message)
                 st.session_state["calc_quiz_revealed"] = calculator.quiz_key(row, what)
                 revealed = True
         if revealed:

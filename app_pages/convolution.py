@@ -193,7 +193,7 @@ def synthetic_image_ui() -> ChosenImage:
     try:
         pixels = synthetic_image(name, size, char)
     except CnnvizError as error:
-        st.warning(f"{error} Showing the letter A instead.")
+        ui.show_message("warning", f"{error} Showing the letter A instead.")
         pixels = synthetic_image("letter", size, "A")
     return ChosenImage(pixels, f"synthetic {name} ({size} × {size})")
 
@@ -205,8 +205,9 @@ def upload_image_ui() -> ChosenImage:
     try:
         decoded = decode_upload(uploaded.file_id, uploaded.getvalue())
     except images.ImageDecodeError as error:
-        return ChosenImage(None, error=f"**{uploaded.name}**: {error}")
-    return ChosenImage(decoded.pixels, f"upload {uploaded.name}", notes=tuple(decoded.notes))
+        # The file name and the message are the student's text: shown literally (escaped).
+        return ChosenImage(None, error=f"**{ui.markdown_text(uploaded.name)}**: {ui.markdown_text(error)}")
+    return ChosenImage(decoded.pixels, f"upload {ui.markdown_text(uploaded.name)}", notes=tuple(decoded.notes))
 
 
 def image_source_ui() -> ChosenImage:
@@ -322,12 +323,12 @@ with grid_column:
         st.button("Use this kernel", key="conv_kernel_apply", on_click=apply_typed_kernel)
         text_error = st.session_state.pop(TEXT_ERROR_KEY, None)  # Shown once, right after the click.
         if text_error:
-            st.error(f"That kernel was not used: {text_error}", icon=":material/error:")
+            ui.show_message("error", text_error, prefix="That kernel was not used: ", icon=":material/error:")
 
 try:
     raw_kernel = lab.grid_kernel(grid_rows)
 except CnnvizError as error:
-    st.error(f"The kernel cannot be used: {error}", icon=":material/error:")
+    ui.show_error(error, prefix="The kernel cannot be used: ")
     st.stop()
 st.session_state[KERNEL_VIEW_KEY] = raw_kernel.tolist()
 
@@ -339,7 +340,7 @@ st.session_state[KERNEL_VIEW_KEY] = raw_kernel.tolist()
 try:
     view = lab_view(pixels, raw_kernel, color_mode == COLOR_MODES[1], stride, padding, flip, apply_relu, normalise)
 except CnnvizError as error:
-    st.error(f"These settings do not fit this image: {error}", icon=":material/error:")
+    ui.show_error(error, prefix="These settings do not fit this image: ")
     st.stop()
 image, kernel, output = view.image, view.kernel, view.output
 image_height, image_width = image.shape[:2]
@@ -510,7 +511,7 @@ def pooling_section() -> None:
         try:
             pooled_view = pool_view(output, pool_size, pool_stride, pool_kind)
         except CnnvizError as error:
-            st.warning(str(error), icon=":material/warning:")
+            ui.show_error(error, kind="warning", icon=":material/warning:")
             return
         pooled = pooled_view.pooled
         pooled_height, pooled_width = pooled.shape[:2]

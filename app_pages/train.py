@@ -9,13 +9,12 @@ analysis of a trained model needs it (inside `cnnviz.training` and `cnnviz.lesso
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import streamlit as st
 
-from cnnviz import architecture, data, training
+from cnnviz import architecture, data, parsing, training
 from cnnviz.architecture.layers import shape_text
 from cnnviz.errors import CnnvizError
 from cnnviz.figures import train as train_figures
@@ -115,12 +114,11 @@ def architecture_ui(dataset) -> list[dict] | None:
             stack = architecture.stack_for(choice, dataset.image_shape, dataset.num_classes)
             rows = architecture.summarize(dataset.image_shape, stack)
     except CnnvizError as error:
-        st.error(f"This stack cannot work on {shape_text(dataset.image_shape)} images: {error}",
-                 icon=":material/error:")
+        ui.show_error(error, prefix=f"This stack cannot work on {shape_text(dataset.image_shape)} images: ")
         return None
     problem = architecture.classifier_head_problem(rows, dataset.num_classes, data.spec(dataset.name).title)
     if problem:
-        st.error(problem, icon=":material/error:")
+        ui.show_message("error", problem, icon=":material/error:")
         return None
     total = architecture.totals(rows)
     st.markdown(f"**{total.params:,} parameters** in {len(rows)} layers, input {shape_text(dataset.image_shape)}.")
@@ -150,10 +148,9 @@ def custom_stack_ui(dataset) -> list[dict] | None:
         start = st.session_state[CUSTOM_STACK_KEY]
     if text.strip():
         try:
-            document = json.loads(text)
-        except json.JSONDecodeError as error:
-            st.error(f"The pasted stack is not valid JSON ({error.msg}, line {error.lineno}).",
-                     icon=":material/error:")
+            document = parsing.parse_json(text, what="The pasted stack")
+        except CnnvizError as error:
+            ui.show_error(error)
             return None
         layers = document.get("layers") if isinstance(document, dict) else document
         if not isinstance(layers, list) or not layers or not all(isinstance(layer, dict) for layer in layers):
@@ -209,9 +206,9 @@ def training_ui(config: TrainConfig | None, dataset):
     ready = config is not None
     if config is not None:
         try:
-            config.validate(train_images=len(dataset.x_train))
+            config.validate(train_images=len(dataset.x_train), test_images=len(dataset.x_test))
         except CnnvizError as error:
-            st.error(str(error), icon=":material/error:")
+            ui.show_error(error)
             ready = False
     clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train_start",
                         disabled=not ready)
@@ -376,7 +373,7 @@ def filters_ui(result) -> None:
     try:
         filters = train_lesson.first_layer_filters(result.model)
     except CnnvizError as error:
-        st.info(str(error))
+        ui.show_error(error, kind="info", icon=None)
         return
     count, height, width, channels = filters.weights.shape
     if filters.is_rgb:
@@ -454,13 +451,15 @@ def upload_ui(result) -> None:
         prepared = train_lesson.prepare_upload(upload.getvalue(), dataset,
                                              invert={"auto": None, "invert": True, "keep": False}[invert_choice])
     except CnnvizError as error:
-        st.error(str(error), icon=":material/broken_image:")
+        ui.show_error(error, icon=":material/broken_image:")
         return
     probabilities = result.predict(prepared.image)[0]  # (num_classes,), under the model's lock
     left, right = st.columns([1, 2])
     with left:
         original, seen = st.columns(2)
-        original.image(upload.getvalue(), width=110, caption="your picture")
+        # The decoded uint8 picture, not the file: a 16-bit PNG or a CMYK JPEG is shown as the network gets it.
+        original.image(prepared.original if prepared.original is not None else prepared.image[..., 0], width=110,
+                       clamp=True, caption="your picture")
         image = prepared.image
         seen.image(image if image.shape[-1] == 3 else image[..., 0], width=110, clamp=True,
                    caption="what the network sees")

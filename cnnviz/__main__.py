@@ -22,10 +22,10 @@ import os
 import sys
 from types import ModuleType
 
-from cnnviz import training
+from cnnviz import settings, training
 from cnnviz.errors import CnnvizError
 from cnnviz.lessons import augmentation, lenet_vs_relu, transfer
-from cnnviz.training import warmup
+from cnnviz.training import cache, warmup
 
 # Experiment names on the command line -> the lesson module whose default experiment they run.
 EXPERIMENTS: dict[str, ModuleType] = {"lenet-vs-relu": lenet_vs_relu, "transfer": transfer,
@@ -89,6 +89,9 @@ def run_experiment(name: str, seeds: tuple[int, ...], *, as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if bad_settings := settings.problems():
+        print("Invalid environment settings (fix them and run again):", *bad_settings, sep="\n  ", file=sys.stderr)
+        return 2
     if args.command == "experiment":
         return run_experiment(args.name, args.seeds, as_json=args.json)
 
@@ -104,9 +107,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'cached ' if cached else 'missing'}  {warmup.PAGE_TITLES[item.page]}: {item.label} "
                   f"(config {item.config.key()[:8]})")
         return 0
+    if reason := cache.unwritable_reason():
+        print(f"Cannot store the warm-up's models: {reason}. Set CNNVIZ_CACHE_DIR to a folder this user "
+              "can write; nothing was trained.", file=sys.stderr)
+        return 2
     records = warmup.run_warmup(plan)
     print(warmup.summary(records))
-    return 0 if all(record.ok for record in records) else 1
+    if failed := [record for record in records if not record.ok]:
+        print(f"{len(failed)} of {len(records)} models are NOT ready:", *(f"{r.item.label}: {r.error or r.stopped_reason}"
+              for r in failed), sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,10 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnviz.errors import KernelError
+from cnnviz.parsing import MAX_NUMBER_CHARACTERS, parse_float
 
 Padding = str | int  # "valid", "same" or a non-negative number of zeros per side.
 
 MAX_KERNEL_SIDE = 15
+# The largest kernel weight (in size): sums of weights times pixels then stay far from overflow.
+MAX_KERNEL_WEIGHT = 1e6
+MAX_KERNEL_TEXT = 20_000  # Characters of a typed kernel (15×15 numbers with room to spare).
 
 
 # ----------------------------------------------------------------------------------------------
@@ -58,10 +62,14 @@ def _pair(value, name: str) -> tuple[int, int]:
 def validate_kernel(kernel) -> np.ndarray:
     """The kernel as a float array, or a `KernelError` a student can act on.
 
-    A kernel is (kh, kw) or (kh, kw, C); every entry must be a finite number.
+    A kernel is (kh, kw) or (kh, kw, C); every entry must be a finite number no larger than
+    `MAX_KERNEL_WEIGHT` in size.
     """
     try:
         array = np.asarray(kernel, dtype=float)
+    except OverflowError:  # A Python int too large for a float (e.g. 400 digits).
+        raise KernelError(f"Kernel weights must lie between -{MAX_KERNEL_WEIGHT:,.0f} and "
+                          f"{MAX_KERNEL_WEIGHT:,.0f}; one of these numbers is far larger.") from None
     except (TypeError, ValueError) as error:
         raise KernelError(f"The kernel must contain only numbers ({error}).") from None
     if array.ndim not in (2, 3):
@@ -74,6 +82,10 @@ def validate_kernel(kernel) -> np.ndarray:
         bad = [tuple(int(i) for i in index) for index in np.argwhere(~np.isfinite(array))]
         where = ", ".join(f"row {index[0] + 1}, column {index[1] + 1}" for index in bad[:3])
         raise KernelError(f"Every kernel entry must be a finite number; found NaN or infinity at {where}.")
+    if np.any(np.abs(array) > MAX_KERNEL_WEIGHT):
+        index = tuple(int(i) for i in np.argwhere(np.abs(array) > MAX_KERNEL_WEIGHT)[0])
+        raise KernelError(f"Kernel weights must lie between -{MAX_KERNEL_WEIGHT:,.0f} and {MAX_KERNEL_WEIGHT:,.0f}; "
+                          f"the weight at row {index[0] + 1}, column {index[1] + 1} is {array[index]:g}.")
     return array
 
 
@@ -524,6 +536,9 @@ def parse_kernel_text(text: str) -> np.ndarray:
 
     Raises `KernelError` for anything that is not a rectangular grid of finite numbers.
     """
+    if len(text or "") > MAX_KERNEL_TEXT:
+        raise KernelError(f"That is {len(text):,} characters; a kernel of at most {MAX_KERNEL_SIDE}×{MAX_KERNEL_SIDE} "
+                          f"numbers needs far fewer (at most {MAX_KERNEL_TEXT:,}).")
     rows = [line.strip() for line in re.split(r"[;\n]", text or "") if line.strip()]
     if not rows:
         raise KernelError("Type at least one row of numbers, e.g. `-1 0 1`.")
@@ -532,10 +547,15 @@ def parse_kernel_text(text: str) -> np.ndarray:
         cells = [cell for cell in _SEPARATORS.split(line.strip("[] ")) if cell]
         values = []
         for cell in cells:
-            try:
-                values.append(float(cell.strip("[]")))
-            except ValueError:
-                raise KernelError(f"Row {number}: {cell!r} is not a number.") from None
+            cell = cell.strip("[]")
+            if cell.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                values.append(float(cell))  # validate_kernel names where the non-finite entry is.
+                continue
+            if not re.fullmatch(r"[-+0-9.eE]+", cell):
+                raise KernelError(f"Row {number}: {cell[:MAX_NUMBER_CHARACTERS]!r} is not a number.")
+            # The one bounded parser: no 400-digit number or 1e400 reaches float().
+            values.append(parse_float(cell, what=f"Row {number}: the entry {cell[:MAX_NUMBER_CHARACTERS]!r}",
+                                      minimum=-MAX_KERNEL_WEIGHT, maximum=MAX_KERNEL_WEIGHT, error=KernelError))
         grid.append(values)
     widths = {len(row) for row in grid}
     if len(widths) != 1:

@@ -32,12 +32,20 @@ class ArchitectureError(SettingsError):
         self.layer_name = layer_name
 
 
+class BudgetError(SettingsError):
+    """A network or a run too big for the server (memory or run length); the message gives the numbers."""
+
+
 class KernelError(SettingsError):
     """A kernel, stride, padding or pooling window that cannot be applied to the image."""
 
 
 class SplitError(SettingsError):
     """A class split (transfer learning) that cannot be used, with a message a student can act on."""
+
+
+class InputError(CnnvizError, ValueError):
+    """A typed or linked text that cannot be read (a number too long or too large, JSON nested too deeply)."""
 
 
 class LinkError(CnnvizError, ValueError):

@@ -9,10 +9,12 @@ so the page can show a small notice instead of failing. Writing returns strings 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from cnnviz.errors import CnnvizError, LinkError
+from cnnviz.parsing import parse_float, parse_int, parse_json
 
 MAX_PARAM_LENGTH = 8000  # A URL is no place for megabytes; longer values are refused.
 
@@ -29,15 +31,17 @@ class Param:
     validate: Callable[[Any], bool] | None = None  # Extra check for json values.
 
     def decode(self, raw: str) -> Any:
-        """Turn a query-string value back into the widget's value, or raise ValueError."""
+        """Turn a query-string value back into the widget's value, or raise ValueError (a `LinkError`).
+
+        Numbers and JSON go through the one bounded parser (`cnnviz.parsing`): lengths, nesting and
+        magnitudes are checked before anything is converted.
+        """
         if len(raw) > MAX_PARAM_LENGTH:
-            raise ValueError("too long")
+            raise LinkError("too long")
         if self.kind == "int":
-            value: Any = int(raw)
+            value: Any = parse_int(raw, minimum=_whole(self.minimum), maximum=_whole(self.maximum), error=LinkError)
         elif self.kind == "float":
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError("not finite")
+            value = parse_float(raw, minimum=self.minimum, maximum=self.maximum, error=LinkError)
         elif self.kind == "bool":
             if raw not in ("0", "1", "true", "false"):
                 raise ValueError("not a boolean")
@@ -50,7 +54,7 @@ class Param:
         elif self.kind == "str":
             value = raw
         elif self.kind == "json":
-            value = json.loads(raw)
+            value = parse_json(raw, max_characters=MAX_PARAM_LENGTH, error=LinkError)
         else:
             raise ValueError(f"unknown kind {self.kind!r}")
         if self.kind in ("int", "float"):
@@ -73,6 +77,10 @@ class Param:
         return str(value)
 
 
+def _whole(bound: float | None) -> int | None:
+    return None if bound is None else int(bound)
+
+
 def read_params(params: Iterable[Param], query: Mapping[str, str],
                 ignore: Iterable[str] = ()) -> tuple[dict[str, Any], list[str]]:
     """Decode the query parameters a page knows; return (values by key, rejected names).
@@ -92,7 +100,7 @@ def read_params(params: Iterable[Param], query: Mapping[str, str],
             continue
         try:
             values[name] = param.decode(str(raw))
-        except (ValueError, TypeError, RecursionError):
+        except (ValueError, TypeError, OverflowError, RecursionError, CnnvizError):
             rejected.append(name)
     return values, rejected
 

@@ -24,7 +24,9 @@ What is counted:
 
 The modules: `layers` (one class per layer type and the registry `LAYERS`), `stack` (the walk,
 totals, the compact form and JSON), `keras_model` (the Keras builder, the input-scaling rule and
-the logits/softmax rules), `code_export` (Keras source) and `presets`. This file only re-exports.
+the logits/softmax rules), `code_export` (Keras source), `presets` and `budget` (the server's
+memory and run-length budget, checked before a model is built or a run starts). This file only
+re-exports.
 """
 
 from cnnviz.architecture.code_export import keras_code

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.architecture import budget
 from cnnviz.architecture.layers import LAYERS, shape_text
-from cnnviz.architecture.stack import LayerRow, normalize_input_shape, summarize
+from cnnviz.architecture.stack import LayerRow, normalize_input_shape
 
 # ---------------------------------------------------------------------------------------------
 # Input scaling.
@@ -78,10 +79,12 @@ def build_keras_model(input_shape: Sequence[int], layers: Sequence[Mapping[str, 
     """Build the (untrained, uncompiled) `keras.Sequential` model for a stack.
 
     The stack is checked with `summarize` first, so an impossible stack raises
-    `ArchitectureError` before Keras is touched. ``model.layers[i]`` is ``layers[i]`` and is
-    named ``summarize(...)[i].name``. Keras (and so TensorFlow) is imported here, lazily.
+    `ArchitectureError` before Keras is touched, and against the server's budget
+    (`budget.check_model`), so a stack too big to train raises `BudgetError` before Keras
+    allocates anything. ``model.layers[i]`` is ``layers[i]`` and is named
+    ``summarize(...)[i].name``. Keras (and so TensorFlow) is imported here, lazily.
     """
-    rows = summarize(input_shape, layers)
+    rows = budget.check_model(input_shape, layers)
     import keras
 
     return keras.Sequential(

@@ -28,6 +28,7 @@ from cnnviz.architecture.layers import (
     where,
 )
 from cnnviz.errors import ArchitectureError
+from cnnviz.parsing import parse_json
 
 MAX_LAYERS = 200
 BYTES_PER_NUMBER = 4  # float32
@@ -244,18 +245,9 @@ def stack_from_json(text: str | bytes) -> tuple[tuple[int, int, int], list[dict]
     Returns (input_shape, layers) after checking every layer; raises `ArchitectureError` with a
     readable message for malformed JSON or an impossible stack.
     """
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ArchitectureError("The file is not UTF-8 text, so it cannot be JSON.") from None
-    if len(text) > MAX_JSON_CHARACTERS:
-        raise ArchitectureError("The JSON is too long (over 200,000 characters) to be a layer stack.")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ArchitectureError(f"This is not valid JSON ({error.msg} at line {error.lineno}, "
-                                f"column {error.colno}).") from None
+    # The one bounded parser: size, nesting and every number checked before conversion.
+    document = parse_json(text, what="The layer stack", max_characters=MAX_JSON_CHARACTERS,
+                          error=ArchitectureError)
     if isinstance(document, list):
         document = {"input_shape": [28, 28, 1], "layers": document}
     if not isinstance(document, dict) or "layers" not in document:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnviz import settings
 from cnnviz.data.dataset import Arrays
 
 
 def cache_dir() -> Path:
     """cnnviz's disk cache: ``$CNNVIZ_CACHE_DIR``, or ``~/.cache/cnnviz`` when that is not set."""
-    value = os.environ.get("CNNVIZ_CACHE_DIR", "").strip()
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "cnnviz"
+    return settings.cache_dir()
 
 
 CACHE_ARRAYS = ("x_train", "y_train", "x_test", "y_test")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnviz import settings
 from cnnviz.data import cache, folders, readers
 from cnnviz.data.dataset import Arrays
 from cnnviz.data.dataset_spec import DatasetSpec
@@ -88,14 +89,13 @@ def forget() -> None:
 # ---------------------------------------------------------------------------------------------
 
 def offline() -> bool:
-    """True when ``CNNVIZ_OFFLINE`` switches downloads off."""
-    return os.environ.get("CNNVIZ_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when ``CNNVIZ_OFFLINE`` switches downloads off (read by `cnnviz.settings`)."""
+    return settings.offline()
 
 
 def data_dir() -> Path | None:
-    """The folder named by ``CNNVIZ_DATA_DIR``, or None when it is not set."""
-    value = os.environ.get("CNNVIZ_DATA_DIR", "").strip()
-    return Path(value).expanduser() if value else None
+    """The folder named by ``CNNVIZ_DATA_DIR``, or None when it is not set (read by `cnnviz.settings`)."""
+    return settings.data_dir()
 
 
 def keras_homes() -> list[Path]:

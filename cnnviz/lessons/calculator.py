@@ -16,7 +16,8 @@ from typing import Any
 
 from cnnviz import architecture as arch
 from cnnviz.architecture.layers import shape_text
-from cnnviz.errors import ArchitectureError
+from cnnviz.errors import ArchitectureError, InputError
+from cnnviz.parsing import parse_int
 
 DEFAULT_PRESET = "fashion_relu_cnn"
 MAX_IMPORT_BYTES = 200_000
@@ -187,15 +188,22 @@ def import_stack(file_bytes: bytes | None, text: str) -> tuple[Shape, list[dict]
 # "Predict first": one hidden number.
 
 
+GUESS_LIMIT = 10**30  # Larger than any count a stack here can have.
+
+
 def parse_guess(text: str) -> list[int] | None:
-    """Numbers in a guess such as "13x13x8", "(13, 13, 8)" or "37,884" (commas inside a number)."""
+    """Numbers in a guess such as "13x13x8", "(13, 13, 8)" or "37,884" (commas inside a number).
+
+    Each number goes through the one bounded parser: one with more than
+    `parsing.MAX_NUMBER_CHARACTERS` digits raises `InputError` before any conversion.
+    """
     cleaned = text.strip()
     if not cleaned:
         return None
     if re.fullmatch(r"\d{1,3}(,\d{3})+", cleaned):
-        return [int(cleaned.replace(",", ""))]
+        cleaned = cleaned.replace(",", "")
     parts = re.findall(r"\d+", cleaned)
-    return [int(part) for part in parts] if parts else None
+    return [parse_int(part, what="A number in your guess", maximum=GUESS_LIMIT) for part in parts] if parts else None
 
 
 def quiz_key(row: arch.LayerRow, what: str) -> tuple:
@@ -213,7 +221,10 @@ class GuessVerdict:
 
 def check_guess(row: arch.LayerRow, what: str, guess: str) -> GuessVerdict:
     """Compare a student's guess of a layer's output shape or parameter count with the truth."""
-    numbers = parse_guess(guess)
+    try:
+        numbers = parse_guess(guess)
+    except InputError as error:
+        return GuessVerdict(None, str(error))
     if numbers is None:
         return GuessVerdict(None, "Type a number (or a shape such as 13x13x8) first.")
     shape = what == "output shape"

@@ -17,7 +17,7 @@ import numpy as np
 
 from cnnviz import architecture, data
 from cnnviz.errors import ArchitectureError
-from cnnviz.images import decode_image, resize, to_grayscale, to_rgb
+from cnnviz.images import check_proportions, decode_image, resize, to_grayscale, to_rgb
 from cnnviz.training import TrainConfig, TrainResult
 
 # --------------------------------------------------------------------------------------------
@@ -313,6 +313,7 @@ class PreparedUpload:
     inverted: bool
     steps: tuple[str, ...]  # human-readable description of each step, in order
     notes: tuple[str, ...] = ()  # what the decoder converted (`DecodedImage.notes`), sentences
+    original: np.ndarray | None = None  # the decoded picture, uint8 (what pages show as "your picture")
 
 
 def prepare_upload(data: bytes, dataset: str, *, invert: bool | None = None) -> PreparedUpload:
@@ -322,9 +323,9 @@ def prepare_upload(data: bytes, dataset: str, *, invert: bool | None = None) -> 
     not a usable picture. The decoder's notes (16-bit scaled, first frame, transparency, ...) are
     kept in `notes`.
     """
-    decoded = decode_image(data)
+    decoded = check_proportions(decode_image(data))  # A 100000 × 1 picture is refused, not squashed.
     prepared = preprocess_upload(decoded.pixels, dataset, invert=invert)
-    return replace(prepared, notes=decoded.notes)
+    return replace(prepared, notes=decoded.notes, original=decoded.pixels)
 
 
 def preprocess_upload(pixels: np.ndarray, dataset: str, *, invert: bool | None = None) -> PreparedUpload:

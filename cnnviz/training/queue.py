@@ -8,25 +8,21 @@ job on the same two cores; each would crawl and memory would run out. `TrainingQ
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from cnnviz import settings
 from cnnviz.errors import QueueCancelled
 
-DEFAULT_CAPACITY = 2
+DEFAULT_CAPACITY = settings.DEFAULT_MAX_TRAINING_JOBS
 
 
 def capacity_from_environment() -> int:
-    """`CNNVIZ_MAX_TRAINING_JOBS` (a positive integer), else the default of 2."""
-    raw = os.environ.get("CNNVIZ_MAX_TRAINING_JOBS", "")
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_CAPACITY
-    return value if value > 0 else DEFAULT_CAPACITY
+    """`CNNVIZ_MAX_TRAINING_JOBS` (see `cnnviz.settings`): a bad value is reported by
+    `settings.problems()` and the default of 2 is used meanwhile."""
+    return settings.max_training_jobs()
 
 
 class TrainingQueue:

@@ -23,6 +23,7 @@ TensorFlow is imported only when something trains (inside `cnnviz.training`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -35,7 +36,7 @@ from cnnviz.lessons import augmentation, lenet_vs_relu, transfer
 from cnnviz.lessons import train as train_lesson
 from cnnviz.lessons.lenet_vs_relu import ComparisonSettings
 from cnnviz.lessons.transfer import ExperimentSettings
-from cnnviz.training import Progress, TrainConfig, TrainResult
+from cnnviz.training import Progress, TrainConfig, TrainResult, cache
 
 PAGES: tuple[str, ...] = ("train", "lenet_vs_relu", "transfer", "augmentation")
 PAGE_TITLES = {
@@ -95,7 +96,7 @@ def _lenet_vs_relu_items(tiny: bool) -> list[WarmupItem]:
 
 # Tiny transfer experiment: options the transfer page's sliders offer.
 TINY_TRANSFER: dict[str, Any] = {"pretrain_per_class": 20, "test_per_class": 10, "pretrain_epochs": 1,
-                 "transfer_per_class": 10, "transfer_epochs": 1}
+                 "transfer_per_class": 10, "transfer_epochs": 1, "min_transfer_updates": 8}
 TINY_TRANSFER_LADDER: dict[str, int] = {"largest": 30, "smallest": 6, "steps": 2}
 
 
@@ -237,36 +238,95 @@ def _progress_printer(out: Callable[[str], Any], prefix: str) -> Callable[[Progr
     return on_progress
 
 
-def run_warmup(items: Sequence[WarmupItem], *, out: Callable[[str], Any] = print,
-               train_fn: Callable[[TrainConfig, Callable[[Progress], bool] | None], TrainResult] | None = None,
-               ) -> list[WarmupRecord]:
-    """Train (or find in the disk cache) every item, printing progress and the time per model.
+def _uncached_chain(config: TrainConfig) -> list[TrainConfig]:
+    """The configs training `config` would train now: its missing warm starts (the one it copies
+    from first, recursively) and itself, the deepest first, so every process locks them in one order."""
+    chain = [config]
+    ancestor = config.warm_start if config.warm_start_layers > 0 else None
+    while ancestor is not None and not training.is_cached(ancestor):
+        chain.append(ancestor)
+        ancestor = ancestor.warm_start if ancestor.warm_start_layers > 0 else None
+    return chain[::-1]
 
-    A failing item is reported and skipped; the others still train.
+
+TrainFn = Callable[[TrainConfig, Callable[[Progress], bool] | None], TrainResult]
+
+
+def _run_item(item: WarmupItem, prefix: str, out: Callable[[str], Any], train_fn: TrainFn, *,
+              wait: bool) -> WarmupRecord | None:
+    """Find or train one item under the locks of its entries; None when another warm-up holds one
+    of them and `wait` is False (the caller comes back to it later)."""
+    start = time.perf_counter()
+    try:
+        with contextlib.ExitStack() as locks:
+            if not training.is_cached(item.config):
+                for config in _uncached_chain(item.config):
+                    if locks.enter_context(cache.entry_lock(config, blocking=False)):
+                        continue
+                    if not wait:
+                        return None
+                    out(f"{prefix}   waiting: another warm-up is training this model")
+                    locks.enter_context(cache.entry_lock(config))
+            # Another warm-up may have stored it while this one waited for the lock.
+            cached = training.is_cached(item.config)
+            result = train_fn(item.config, None if cached else _progress_printer(out, prefix))
+    except Exception as error:  # noqa: BLE001 - one broken default must not stop the others.
+        seconds = time.perf_counter() - start
+        out(f"{prefix}   FAILED after {seconds:.1f} s: {type(error).__name__}: {error}")
+        return WarmupRecord(item, seconds, False, "failed", float("nan"), error=f"{type(error).__name__}: {error}")
+    seconds = time.perf_counter() - start
+    record = WarmupRecord(item, seconds, cached, result.stopped_reason, float(result.test_accuracy))
+    if result.stopped_reason != "finished":
+        out(f"{prefix}   FAILED: the run ended early ({result.stopped_reason}) after {seconds:.1f} s; "
+            "an unfinished run is not stored")
+        return replace(record, error=f"the run ended early ({result.stopped_reason})")
+    if not cached and not training.is_cached(item.config):
+        reason = cache.unwritable_reason() or "the entry could not be written"
+        out(f"{prefix}   FAILED: trained in {seconds:.1f} s but NOT stored in the disk cache: {reason}")
+        return replace(record, error=f"not stored in the disk cache: {reason}")
+    if not cache.pin(item.config):
+        reason = cache.unwritable_reason() or "the entry is gone"
+        out(f"{prefix}   FAILED: could not pin the stored model in the disk cache: {reason}")
+        return replace(record, error=f"not pinned in the disk cache: {reason}")
+    how = "already in the cache" if cached else "trained and stored"
+    out(f"{prefix}   {how} in {seconds:.1f} s · test accuracy {result.test_accuracy:.1%}")
+    return record
+
+
+def run_warmup(items: Sequence[WarmupItem], *, out: Callable[[str], Any] = print,
+               train_fn: TrainFn | None = None) -> list[WarmupRecord]:
+    """Train (or find in the disk cache) every item, printing progress and the time per model,
+    and pin each in the cache (`cache.pin`) so that student runs never prune it.
+
+    A failing item is reported and skipped; the others still train. A model counts as ready only
+    once it is stored and pinned: a run that ended early or could not be written is a failure.
+    Each item trains under its entry's lock (`cache.entry_lock`): an item another warm-up is
+    training is put aside and taken up again at the end (by then usually in the cache), so two
+    warm-ups at once share the work and never train the same model twice.
     """
 
     if train_fn is None:
         train_fn = training.train
-    records: list[WarmupRecord] = []
+    records: dict[int, WarmupRecord] = {}
     total = len(items)
-    for number, item in enumerate(items, start=1):
-        prefix = f"[{number}/{total}]"
+    put_aside: list[int] = []
+    for index, item in enumerate(items):
+        prefix = f"[{index + 1}/{total}]"
         out(f"{prefix} {PAGE_TITLES.get(item.page, item.page)}: {item.label} (config {item.config.key()[:8]})")
-        cached = training.is_cached(item.config)
-        start = time.perf_counter()
-        try:
-            result = train_fn(item.config, None if cached else _progress_printer(out, prefix))
-        except Exception as error:  # noqa: BLE001 - one broken default must not stop the others.
-            seconds = time.perf_counter() - start
-            records.append(WarmupRecord(item, seconds, cached, "failed", float("nan"),
-                                        error=f"{type(error).__name__}: {error}"))
-            out(f"{prefix}   FAILED after {seconds:.1f} s: {type(error).__name__}: {error}")
-            continue
-        seconds = time.perf_counter() - start
-        records.append(WarmupRecord(item, seconds, cached, result.stopped_reason, float(result.test_accuracy)))
-        how = "already in the cache" if cached else "trained and stored"
-        out(f"{prefix}   {how} in {seconds:.1f} s · test accuracy {result.test_accuracy:.1%}")
-    return records
+        record = _run_item(item, prefix, out, train_fn, wait=False)
+        if record is None:
+            out(f"{prefix}   another warm-up is training this model: coming back to it at the end")
+            put_aside.append(index)
+        else:
+            records[index] = record
+    for index in put_aside:
+        item, prefix = items[index], f"[{index + 1}/{total}]"
+        out(f"{prefix} back to {PAGE_TITLES.get(item.page, item.page)}: {item.label} "
+            f"(config {item.config.key()[:8]})")
+        record = _run_item(item, prefix, out, train_fn, wait=True)
+        assert record is not None  # With wait=True every lock is taken.
+        records[index] = record
+    return [records[index] for index in range(total)]
 
 
 def summary(records: Sequence[WarmupRecord]) -> str:

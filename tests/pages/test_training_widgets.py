@@ -53,7 +53,7 @@ def test_trains_then_reuses_the_shared_result_without_retraining():
 
 
 def test_bad_settings_show_an_error_and_return_none():
-    at = _run(batch=100_000, seed=22)
+    at = _run(batch=1_000, seed=22)  # more than the 300 training images, within the memory budget
     assert not at.exception
     assert any("larger than the training set" in error.value for error in at.error)
     assert not any(text.startswith("RESULT") for text in _texts(at))
@@ -72,3 +72,44 @@ def test_a_stopped_run_is_kept_for_this_session_only_and_fresh_trains_again():
     at.session_state["fresh"] = True  # the Train button pressed again
     at.run()
     assert "RESULT finished 2" in _texts(at) and not at.warning
+
+
+def seeds_script():
+    import streamlit as st
+
+    from cnnviz import training
+    from cnnviz.training import TrainConfig
+    from widgets import ui
+
+    config = TrainConfig(limit_train=300, limit_test=100, epochs=30, batch_size=32, seed=0, learning_rate=0.0011)
+    seeds = (0, 1, 2)
+
+    def work(report):
+        runs = training.train_seeds(config, seeds, lambda progress: report("cnn", progress))
+        return {"cnn": runs}
+
+    run = ui.train_seeds_with_progress(work, key="seedsui", job_key=config.key(), variants={"cnn": "The small CNN"},
+                                       seeds=seeds)
+    if run is not None:
+        st.write(f"RUN complete={run.complete} finished={','.join(run.finished)}")
+
+
+def test_the_seeds_panel_names_the_seeds_of_a_group_that_skips_a_cached_seed(monkeypatch):
+    """Seed 1 is in the disk cache, so seeds 0 and 2 train together (one group whose first seed is 0):
+    the panel names exactly those, and says seed 1 finished."""
+    from cnnviz import training
+    from cnnviz.training import TrainConfig
+    from tests.pages.live_app import LiveRun, markdown
+
+    config = TrainConfig(limit_train=300, limit_test=100, epochs=30, batch_size=32, seed=0, learning_rate=0.0011)
+    assert training.train(config.replace(seed=1)).stopped_reason == "finished"  # now cached
+    at = AppTest.from_function(seeds_script, default_timeout=240)
+    live = LiveRun(at, monkeypatch).start()
+    shown = live.wait_for(lambda t: "training together" in markdown(t), what="the group training")
+    assert "**Variant 1 of 1: The small CNN** · seeds 0 and 2 training together; seed 1 finished" in markdown(shown)
+    at = live.join()
+    assert not at.exception and not at.warning
+    assert "RUN complete=True finished=cnn" in _texts(at)
+    # The oracle: seeds trained together share the group's wall time; seed 1 (trained alone) does not.
+    seconds = {seed: training.load_cached(config.replace(seed=seed)).seconds for seed in (0, 1, 2)}
+    assert seconds[0] == seconds[2] != seconds[1]

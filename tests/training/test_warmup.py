@@ -78,11 +78,20 @@ def test_transfer_page_asks_for_the_warmup_pretraining(recorder):
     assert recorder.configs[0].key() == _keys(warmup.page_items("transfer"))[0]
 
 
-def test_augmentation_page_asks_for_the_warmup_variants(recorder):
+def test_augmentation_page_asks_for_the_warmup_variants(monkeypatch):
+    # The lab trains every seed of every variant through the shared seeds panel: record its work.
+    asked = []
+
+    def fake_panel(work, **_):
+        variants, seeds = work.args[:2]  # functools.partial(train_variants, variants, seeds)
+        asked.extend(augmentation.seed_variant(v, s).config for v in variants for s in seeds)
+        return None  # Nothing trained.
+
+    monkeypatch.setattr(ui, "train_seeds_with_progress", fake_panel)
     at = _page("augmentation.py")
     at.button(key="aug_fit_train").click().run()
     assert not at.exception
-    assert recorder.configs[0].key() == _keys(warmup.page_items("augmentation"))[0]
+    assert [c.key() for c in asked] == _keys(warmup.page_items("augmentation"))
     assert len(warmup.page_items("augmentation")) == len(augmentation.DEFAULT_VARIANTS) * len(augmentation.DEFAULT_SEEDS)
 
 
@@ -158,14 +167,17 @@ def test_tiny_warmup_fills_the_cache_and_the_train_page_trains_nothing(tmp_path,
 def test_a_failing_model_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
     items = warmup.warmup_plan(["augmentation"], tiny=True)[:2]
-    lines = []
+    lines, stored = [], set()
 
     def fake_train(config, on_progress=None):
         if config.key() == items[0].config.key():
             raise ValueError("no data")
+        stored.add(config.key())  # As the engine stores a finished run.
         return training.TrainResult(config=config, model=None, history={}, test_accuracy=0.5,
                                     stopped_reason="finished", class_names=("a", "b"))
 
+    monkeypatch.setattr(training, "is_cached", lambda config, **_: config.key() in stored)
+    monkeypatch.setattr(warmup.cache, "pin", lambda config: config.key() in stored)
     records = warmup.run_warmup(items, out=lines.append, train_fn=fake_train)
     assert [record.ok for record in records] == [False, True]
     assert any("FAILED" in line and "ValueError: no data" in line for line in lines)
@@ -194,7 +206,8 @@ def test_tiny_warmup_of_the_other_pages_lets_them_show_results_without_training(
 
     # The experiment's sizes first: the pre-trained model is on disk, so the later sections appear.
     transfer_page = _page("transfer.py")
-    for key, value in (("transfer_pretrain_per_class", 20), ("transfer_test_per_class", 10)):
+    for key, value in (("transfer_pretrain_per_class", 20), ("transfer_test_per_class", 10),
+                       ("transfer_min_updates", warmup.TINY_TRANSFER["min_transfer_updates"])):
         transfer_page.select_slider(key=key).set_value(value)
     for key, value in (("transfer_pretrain_epochs", 1), ("transfer_epochs", 1)):
         transfer_page.slider(key=key).set_value(value)
@@ -220,7 +233,9 @@ def test_tiny_warmup_of_the_other_pages_lets_them_show_results_without_training(
 
 
 def test_the_disk_cache_holds_the_whole_warmup_with_room_for_a_class():
-    """A full warm-up must not evict its own models: the cache keeps at least twice its plan."""
+    """A warm-up must not evict its own models: the pinned budget holds the full and the tiny plan
+    (and a changed plan beside the old one); student runs have a budget of their own."""
     from cnnviz.training import cache, warmup
 
-    assert 2 * len(warmup.warmup_plan()) <= cache.MAX_DISK_ENTRIES
+    assert 2 * len(warmup.warmup_plan()) + len(warmup.warmup_plan(tiny=True)) <= cache.MAX_PINNED_ENTRIES
+    assert cache.MAX_DISK_ENTRIES >= 100

@@ -1,0 +1,239 @@
+"""The resource budget of a training run, checked before anything is built or trained.
+
+The calculator may count any stack (`summarize` never allocates anything), but a Keras model is
+only built (`build_keras_model`) and a run only starts (`TrainConfig.validate`, the engine) when
+it fits this server's budget:
+
+* memory: a run needs about ``params × STATE_COPIES[optimizer] × 4 bytes`` for the weights,
+  their gradients, the optimizer's state and the working copies of an update, plus the larger
+  of a training batch (``activations per image × batch × ACTIVATION_COPIES × 4 bytes``: the
+  layer outputs kept for the backward pass, their gradients and temporaries) and a forward
+  pass over an evaluation batch, plus the copies of the images the engine makes
+  (`DATA_BYTES_PER_PIXEL`), plus `FIXED_BYTES` for TensorFlow's compiled step. The estimate
+  uses the rows of `summarize` (no second shape calculator); its parameter count is Keras'
+  `count_params()`. Calibrated against the peak memory growth of real runs (one epoch on
+  synthetic data, in a fresh process, measured / estimated): ReLU CNN on 10,000 images 107 /
+  153 MB; CIFAR-10 CNN on all of CIFAR-10 779 / 774 MB; two Dense 4096 layers (20 M
+  parameters) 572 / 580 MB; Conv2D 256 at batch 256 884 / 926 MB; the seeds' plain `model.fit`
+  at batch 32 on all of Fashion-MNIST 575 / 600 MB and on all of CIFAR-10 1,882 / 1,815 MB.
+  The limit is `memory_budget_bytes()`: `DEFAULT_MEMORY_MB` unless the environment variable
+  `MEMORY_ENV` says otherwise. The default is sized for a 2.7 GB Community Cloud server shared
+  by a class: the app with TensorFlow and a dataset loaded takes 0.6-0.75 GB, so one run of at
+  most 800 MB stays near 1.5 GB, and two at once (the default `CNNVIZ_MAX_TRAINING_JOBS`) leave
+  room for the students' sessions;
+* run length: ``epochs × steps per epoch`` weight updates, at most `MAX_TRAINING_STEPS`, so
+  that no run holds a training slot for hours.
+
+Every refusal is a `BudgetError` (a `SettingsError`) whose message says, in numbers a student
+can check, what the run would need, what the limit is and what to change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cnnviz import settings
+from cnnviz.architecture.stack import BYTES_PER_NUMBER, LayerRow, summarize, totals
+from cnnviz.errors import BudgetError
+
+MEMORY_ENV = "CNNVIZ_TRAINING_MEMORY_MB"
+DEFAULT_MEMORY_MB = 800
+SERVER_TEXT = "a 2.7 GB server shared by the whole class"
+MAX_TRAINING_STEPS = 25_000  # Weight updates per run (the seeds' settings make 18,750: 10 epochs of 1,875).
+
+# Copies of every parameter a training step holds: the weights, their gradients and two working
+# copies (the update, the saved model), plus the optimizer's slots (Adam: two moments; RMSprop:
+# one mean square; plain SGD: none). Measured: 20 M parameters with Adam add 547 MB (27 bytes each).
+STATE_COPIES = {"sgd": 4, "rmsprop": 5, "adam": 6}
+# Copies of every activation a training step holds: the forward outputs kept for the backward
+# pass, their gradients, and the temporaries of an activation function or a pooling.
+ACTIVATION_COPIES = 3
+# The fast engine evaluates the test images in batches of this many images (forward only).
+EVAL_BATCH = 2048
+# Bytes per pixel of the copies the engine makes of the images: the training images as a uint8
+# tensor (plain `model.fit`, fast=False, also scales them to float32 and feeds them: 9 more), the test images
+# scaled to float32 and held as a tensor (9).
+DATA_BYTES_PER_PIXEL = {"train": 1, "train_plain_fit": 10, "test": 9}
+FIXED_BYTES = 80 * 1024 * 1024  # TensorFlow's compiled training step, its buffers and the metrics.
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What one training run of a stack needs, in numbers and bytes (float32)."""
+
+    params: int  # As Keras counts them (`model.count_params()`).
+    activations_per_image: int  # Every layer's output for one image, plus the input.
+    batch_size: int
+    optimizer: str
+    parameter_bytes: int  # Weights, gradients, the optimizer's state and working copies.
+    activation_bytes: int  # One training batch, forward and backward.
+    evaluation_bytes: int  # A forward pass over one evaluation batch (its two largest neighbours).
+    data_bytes: int  # The copies of the images the engine holds while training.
+    fixed_bytes: int  # TensorFlow's compiled step and buffers.
+    largest: str  # The layer that needs the most memory, e.g. "dense (Dense 1,000,000)".
+
+    @property
+    def activations_per_batch(self) -> int:
+        return self.activations_per_image * self.batch_size
+
+    @property
+    def total_bytes(self) -> int:
+        # A training step and an evaluation pass do not overlap: the larger of the two counts.
+        return (self.parameter_bytes + max(self.activation_bytes, self.evaluation_bytes) + self.data_bytes
+                + self.fixed_bytes)
+
+
+def memory_budget_bytes() -> int:
+    """The memory one training run may use: `MEMORY_ENV` megabytes (read and checked by
+    `cnnviz.settings`, the one place that reads the environment), or `DEFAULT_MEMORY_MB`.
+
+    An invalid value is refused loudly (`BudgetError`), never silently replaced by the default.
+    """
+    problem = settings.training_memory_problem()
+    if problem:
+        raise BudgetError(f"{problem} Ask the person who runs this server to fix it.")
+    megabytes = settings.training_memory_mb()
+    return (megabytes if megabytes is not None else DEFAULT_MEMORY_MB) * 1024 * 1024
+
+
+def size_text(count: float) -> str:
+    """Bytes as a student reads them: "512 MB", "12.7 GB"."""
+    megabytes = count / (1024 * 1024)
+    if megabytes >= 1024:
+        return f"{megabytes / 1024:,.1f} GB"
+    return f"{megabytes:,.0f} MB" if megabytes >= 10 else f"{megabytes:,.1f} MB"
+
+
+def estimate(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]] | Sequence[LayerRow], *,
+             batch_size: int = 1, optimizer: str = "sgd", train_images: int = 0, test_images: int = 0,
+             fast: bool = True, seeds: int = 1) -> Estimate:
+    """The memory a training run of this stack needs (see the module docstring).
+
+    `layers` is a stack or its `summarize` rows. `train_images` and `test_images` add the copies
+    of the data the engine makes (`DATA_BYTES_PER_PIXEL`). `seeds` models trained together
+    (`cnnviz.training.seed_stack`) multiply the parameters and activations. Raises
+    `ArchitectureError` for an impossible stack, as `summarize` does.
+    """
+    rows = _rows(input_shape, layers)
+    total = totals(rows)
+    batch = max(1, int(batch_size))
+    together = max(1, int(seeds))
+    copies = STATE_COPIES.get(str(optimizer).lower(), max(STATE_COPIES.values()))
+    input_values = math.prod(rows[0].input_shape) if rows else 0
+    sizes = [input_values] + [row.activation_size for row in rows]
+    # Forward only: each layer reads its input and writes its output, so two neighbours are alive.
+    widest_pair = max(a + b for a, b in zip(sizes, sizes[1:])) if len(sizes) > 1 else input_values
+    eval_batch = min(EVAL_BATCH if fast else batch, max(1, int(test_images))) if test_images else 0
+    train_per_pixel = DATA_BYTES_PER_PIXEL["train" if fast else "train_plain_fit"]
+    data = input_values * (int(train_images) * train_per_pixel + int(test_images) * DATA_BYTES_PER_PIXEL["test"])
+    return Estimate(
+        params=total.params,
+        activations_per_image=total.activation_values,
+        batch_size=batch,
+        optimizer=str(optimizer).lower(),
+        parameter_bytes=total.params * copies * BYTES_PER_NUMBER * together,
+        activation_bytes=total.activation_values * batch * ACTIVATION_COPIES * BYTES_PER_NUMBER * together,
+        evaluation_bytes=widest_pair * eval_batch * BYTES_PER_NUMBER * together,
+        data_bytes=data,
+        fixed_bytes=FIXED_BYTES,
+        largest=_largest(rows, batch, copies),
+    )
+
+
+def memory_problem(estimate_: Estimate, *, limit: int | None = None) -> str | None:
+    """Why a run of this size cannot train on this server, or None when it fits."""
+    limit = memory_budget_bytes() if limit is None else limit
+    if estimate_.total_bytes <= limit:
+        return None
+    batch = estimate_.batch_size
+    parts = [f"weights, gradients and the optimizer's state {size_text(estimate_.parameter_bytes)}"]
+    if estimate_.evaluation_bytes > estimate_.activation_bytes:
+        parts.append(f"evaluating the test images in batches {size_text(estimate_.evaluation_bytes)}")
+    else:
+        parts.append(f"the activations of one training batch {size_text(estimate_.activation_bytes)}")
+    if estimate_.data_bytes:
+        parts.append(f"copies of the images {size_text(estimate_.data_bytes)}")
+    parts.append(f"TensorFlow {size_text(estimate_.fixed_bytes)}")
+    network = estimate_.parameter_bytes + max(estimate_.activation_bytes, estimate_.evaluation_bytes)
+    if estimate_.data_bytes > network:
+        headline = "This run needs more memory than this server allows"
+        advice = ("The biggest part is the copies of the images: train on fewer images, or switch the fast "
+                  "engine on (plain model.fit also keeps every image as 32-bit floats)")
+    else:
+        headline = "This network is too big to train on this server"
+        advice = (f"The biggest part is layer {estimate_.largest}: use fewer units or filters, add pooling or "
+                  "strides before the big layer" + (", or a smaller batch" if batch > 1 else "")
+                  + ". (The calculator still counts any network.)")
+    return (f"{headline}: {estimate_.params:,} parameters and "
+            f"{estimate_.activations_per_batch:,} activation values per batch of {batch:,} image"
+            f"{'s' if batch != 1 else ''} need about {size_text(estimate_.total_bytes)} of memory "
+            f"({'; '.join(parts)}). One training run may use at most {size_text(limit)} on "
+            f"{SERVER_TEXT}. {advice}" + ("" if advice.endswith(")") else "."))
+
+
+def steps_problem(epochs: int, train_images: int, batch_size: int) -> str | None:
+    """Why a run of `epochs` × ceil(train_images / batch_size) weight updates is too long, or None."""
+    steps_per_epoch = math.ceil(max(1, int(train_images)) / max(1, int(batch_size)))
+    steps = int(epochs) * steps_per_epoch
+    if steps <= MAX_TRAINING_STEPS:
+        return None
+    largest_epochs = MAX_TRAINING_STEPS // steps_per_epoch
+    smallest_batch = math.ceil(max(1, int(train_images)) * int(epochs) / MAX_TRAINING_STEPS)
+    if largest_epochs >= 1:
+        fix = (f"Train for at most {largest_epochs:,} epoch{'s' if largest_epochs != 1 else ''} at this batch "
+               f"size, or use batches of at least {smallest_batch:,} images, or fewer training images.")
+    else:
+        fix = (f"Even one epoch is too long in batches of {int(batch_size):,}: use batches of at least "
+               f"{smallest_batch:,} images for {int(epochs):,} epochs, or fewer epochs or training images.")
+    return (f"This run is too long for a shared server: {int(epochs):,} epoch{'s' if int(epochs) != 1 else ''} × "
+            f"{steps_per_epoch:,} batches ({int(train_images):,} images in batches of {int(batch_size):,}) = "
+            f"{steps:,} weight updates; one run may make at most {MAX_TRAINING_STEPS:,}, so that no run holds a "
+            f"training slot for hours. {fix}")
+
+
+def check_model(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]]) -> list[LayerRow]:
+    """The `summarize` rows of a stack small enough to build, or `BudgetError`.
+
+    A model is refused when even its smallest training run (one image per batch, plain SGD, no
+    data) would not fit: `build_keras_model` calls this before Keras allocates anything.
+    """
+    rows = summarize(input_shape, layers)
+    problem = memory_problem(estimate(input_shape, rows))
+    if problem:
+        raise BudgetError(problem)
+    return rows
+
+
+def check_training(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]] | Sequence[LayerRow], *,
+                   batch_size: int, optimizer: str, epochs: int, train_images: int | None = None,
+                   test_images: int | None = None, fast: bool = True, seeds: int = 1) -> Estimate:
+    """The estimate of a run that fits the budget (memory and run length), or `BudgetError`.
+
+    `layers` is a stack or its `summarize` rows. Without `train_images` the run length is not checked (the engine checks it once the data is
+    known) and the data is left out of the memory estimate.
+    """
+    measured = estimate(input_shape, layers, batch_size=batch_size, optimizer=optimizer,
+                        train_images=train_images or 0, test_images=test_images or 0, fast=fast, seeds=seeds)
+    problem = memory_problem(measured)
+    if problem is None and train_images is not None:
+        problem = steps_problem(epochs, train_images, batch_size)
+    if problem:
+        raise BudgetError(problem)
+    return measured
+
+
+def _rows(input_shape: Sequence[int], layers: Sequence[Any]) -> list[LayerRow]:
+    if layers and all(isinstance(row, LayerRow) for row in layers):
+        return list(layers)
+    return summarize(input_shape, layers)
+
+
+def _largest(rows: Sequence[LayerRow], batch: int, copies: int) -> str:
+    """The row whose parameters and activations need the most memory, named for a student."""
+    if not rows:
+        return "none"
+    row = max(rows, key=lambda r: r.params * copies + r.activation_size * batch * ACTIVATION_COPIES)
+    return f"{row.index + 1}, {row.name} ({row.description})"
