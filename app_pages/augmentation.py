@@ -4,7 +4,7 @@ Four tabs, each reading top to bottom (widgets, one core call, figures):
 1. the augmentation preview: one image through the real Keras preprocessing layers, 16 times;
 2. overfitting and its cures: the same small CNN on ~1,000 images, plain / augmented / with
    dropout / with batch norm, each with several seeds (seed s is `config.replace(seed=s)`, the run
-   `training.train_seeds` makes), trained through the shared engine (`ui.train_with_progress`);
+   `training.train_seeds` makes), trained through the shared seeds panel (`ui.train_seeds_with_progress`);
    every seed's point, the mean and interval, and verdicts from `cnnviz.verdicts.compare`;
 3. dropout, exactly: the real `keras.layers.Dropout` on a small vector, in both modes;
 4. batch norm, exactly: the real `keras.layers.BatchNormalization` over a few training steps.
@@ -12,6 +12,8 @@ Every number on the page comes from `cnnviz.training.augmenter` / `cnnviz.lesson
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pandas as pd
@@ -95,10 +97,11 @@ def cached_batchnorm(steps: int, batch_size: int, momentum: float, seed: int) ->
     return augmentation.batchnorm_demo(batches, momentum=momentum)
 
 
-@st.cache_data(max_entries=16, show_spinner="Measuring accuracy on the training images…")
-def cached_measurement(config_keys: str, _variant, seeds: tuple[int, ...], _results) -> augmentation.SeedMeasurement:
-    """Keyed by the seeds' configs (data, limits, seeds…); only finished runs get here."""
-    return augmentation.seed_measurement(_variant, seeds, _results)
+def train_variants(variants, seeds: tuple[int, ...], report: ui.VariantReport) -> dict:
+    """{variant key: SeedMeasurement}: every seed of each variant, in order (`train_variant_seeds`, which
+    raises `TrainingStopped` at the first variant that did not finish); `report(key, progress)`."""
+    return {variant.key: augmentation.train_variant_seeds(variant, seeds, functools.partial(report, variant.key))
+            for variant in variants}
 
 
 def _reroll() -> None:
@@ -120,9 +123,9 @@ def preview_image_ui() -> tuple[np.ndarray, str | None, str] | None:
             st.info("Upload a picture to augment it, or switch to a dataset sample.", icon=":material/upload:")
             return None
         try:
-            decoded = images.decode_image(upload.getvalue(), max_side=UPLOAD_MAX_SIDE)
+            decoded = images.check_proportions(images.decode_image(upload.getvalue(), max_side=UPLOAD_MAX_SIDE))
         except images.ImageDecodeError as error:
-            st.error(str(error), icon=":material/broken_image:")
+            ui.show_error(error, icon=":material/broken_image:")
             return None
         for note in decoded.notes:
             st.caption(note)
@@ -134,7 +137,7 @@ def preview_image_ui() -> tuple[np.ndarray, str | None, str] | None:
     try:
         dataset = sample_images(name)
     except data.DatasetUnavailable as error:
-        st.error(str(error), icon=":material/cloud_off:")
+        ui.show_error(error, icon=":material/cloud_off:")
         return None
     with right:
         index = st.number_input("Sample number", 0, len(dataset.x_test) - 1, step=1, key="aug_sample")
@@ -171,7 +174,7 @@ def preview_section() -> None:
         preview = cached_preview(np.ascontiguousarray(image), dataset_name, spec, seed)
     except CnnvizError as error:
         with shown:
-            st.error(str(error), icon=":material/error:")
+            ui.show_error(error)
         return
     with settings:
         for warning in preview.warnings:
@@ -224,10 +227,10 @@ def fit_settings_ui():
     return dataset, int(limit_train), int(epochs), int(seeds), tuple(k for k in VARIANT_KEYS if k in chosen)
 
 
-def fit_curves_ui(results: dict) -> None:
-    """The variants' accuracy and gap curves, replayable: all variants together (each on its own
-    recorded clock) or one variant's live curves, at a chosen speed, without training again."""
-    histories = {title: result.history for title, result in results.items()}
+def fit_curves_ui(histories: dict) -> None:
+    """The variants' accuracy and gap curves ({title: per-epoch history}), replayable: all variants
+    together (each on its own recorded clock) or one variant's curves, at a chosen speed, without
+    training again."""
     gaps = [train - test for history in histories.values()
             for train, test in zip(history.get("accuracy", ()), history.get("val_accuracy", ()))
             if np.isfinite(train - test)]
@@ -241,7 +244,7 @@ def fit_curves_ui(results: dict) -> None:
             figure.update_yaxes(range=gap_range, row=1, col=2)
         return figure
 
-    ui.replay_runs(results, key="aug_fit_replay", together=together,
+    ui.replay_runs(histories, key="aug_fit_replay", together=together,
                    together_label="All variants together", chart_key="aug_fit_curves")
 
 
@@ -253,9 +256,9 @@ def _points_interval(spread) -> str:
     return f"{100 * spread.mean:+.1f} ({100 * spread.low:+.1f} to {100 * spread.high:+.1f})"
 
 
-def fit_results_ui(measured: list, first_results: dict) -> None:
+def fit_results_ui(measured: list) -> None:
     """Curves of the first seed, the per-variant spread table and figure, and the verdicts."""
-    fit_curves_ui(first_results)
+    fit_curves_ui({m.variant.title: m.histories[0] for m in measured})
     st.caption(f"The curves are those of seed {measured[0].seeds[0]}; the table, the figure and the verdicts "
                f"below use every seed ({len(measured[0].seeds)}).")
     table = pd.DataFrame([{
@@ -320,7 +323,7 @@ def overfitting_section() -> None:
                                                        num_classes=num_classes)
         seeds = training.seed_list(seed_count)
     except CnnvizError as error:
-        st.error(str(error), icon=":material/error:")
+        ui.show_error(error)
         return
     config = variants[0].config
     updates = augmentation.weight_updates(config, limit_train)
@@ -344,30 +347,16 @@ def overfitting_section() -> None:
                 "(results are cached).", icon=":material/model_training:")
         return
 
-    # Seed s of a variant trains `config.replace(seed=s)`, the run `training.train_seeds` makes and
-    # caches; here each goes through the shared progress panel.
-    results: dict[str, list] = {variant.key: [] for variant in variants}
-    for number, (variant, seeded) in enumerate(runs, start=1):
-        slot = st.empty()
-        with slot.container():
-            st.markdown(f"**{variant.title}**, seed {seeded.config.seed} — run {number} of {len(runs)}")
-            result = ui.train_with_progress(seeded.config, key=f"aug_fit_{variant.key}_{seeded.config.seed}",
-                                            fresh=clicked)
-        if result is None:
-            return
-        if result.stopped_reason != "finished":
-            st.info(f"{variant.title}, seed {seeded.config.seed} did not finish: train again to see every "
-                    "seed's numbers.", icon=":material/pause_circle:")
-            return
-        slot.empty()
-        results[variant.key].append(result)
-    try:
-        measured = [cached_measurement("|".join(r.config.key() for r in results[v.key]), v, seeds, results[v.key])
-                    for v in variants]
-    except data.DatasetUnavailable as error:
-        st.error(str(error), icon=":material/cloud_off:")
+    # Every seed of every variant through `training.train_seeds` (seeds that can train together do),
+    # with the shared seeds panel and its Stop button; seeds that finished are cached.
+    run = ui.train_seeds_with_progress(
+        functools.partial(train_variants, variants, seeds), key="aug_fit_training", job_key=request,
+        variants={variant.key: variant.title for variant in variants}, seeds=seeds, fresh=clicked,
+        again="Press **Train the variants**")
+    if run is None or not run.complete:
         return
-    fit_results_ui(measured, {variant.title: results[variant.key][0] for variant in variants})
+    measured = [run.result[variant.key] for variant in variants]
+    fit_results_ui(measured)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from cnnviz.figures import lenet_vs_relu as lenet_vs_relu_figures
 from cnnviz.lessons import lenet_vs_relu
 from cnnviz.lessons.lenet_vs_relu import LENET, RELU_CNN, ComparisonSettings
 from cnnviz.shareable import Param
-from cnnviz.training import Progress, replay
+from cnnviz.training import replay
 from cnnviz.verdicts import ExperimentReport
 from widgets import ui
 
@@ -128,32 +128,21 @@ def requested_settings(settings: ComparisonSettings) -> ComparisonSettings | Non
 # Training
 # --------------------------------------------------------------------------------------------
 
-def train_models(settings: ComparisonSettings, keys: list[str], *, first: int) -> dict:
+def train_models(settings: ComparisonSettings, keys: list[str], *, key: str, done_before: tuple[str, ...] = (),
+                 fresh: bool = False) -> dict:
     """Train (or fetch from the cache) every seed of the models `keys`; returns {key: [TrainResult]}.
 
-    Stops the page with a notice when a model did not finish (the comparison would not be fair).
+    The shared seeds panel (`ui.train_seeds_with_progress`) shows which model and seeds train and
+    has the Stop button. When a model did not finish, the panel's message says what finished and
+    the page stops there (the comparison would not be fair).
     """
-    label, bar = st.empty(), st.empty()
-    total = len(lenet_vs_relu.VARIANTS)
-
-    def on_progress(key: str, progress: Progress) -> bool:
-        item = lenet_vs_relu.variant(key)
-        number = first + keys.index(key)
-        seeds = int(progress.metrics.get("seeds", len(settings.seeds)))
-        label.caption(f"Model {number} of {total}: **{item.label}** ({seeds} seeds): {item.description}")
-        done = (progress.epoch - 1 + progress.batch / max(1, progress.batches)) / max(1, progress.epochs)
-        bar.progress(min(1.0, max(0.0, done)), text=f"epoch {progress.epoch} of {progress.epochs}")
-        return True
-
-    results = lenet_vs_relu.run_comparison(settings, keys, on_progress=on_progress)
-    label.empty()
-    bar.empty()
-    missing = [lenet_vs_relu.variant(key).label for key in keys if key not in results]
-    if missing:
-        st.warning(f"{', '.join(missing)} did not finish, so the comparison is incomplete. Press "
-                   "**Run the comparison** to train again.", icon=":material/stop_circle:")
+    run = ui.train_seeds_with_progress(
+        lambda report: lenet_vs_relu.run_comparison(settings, keys, on_progress=report),
+        key=key, job_key=repr((settings, tuple(keys))), variants=LABELS, seeds=settings.seeds,
+        train=keys, done_before=done_before, fresh=fresh, unit="model", again="Press **Run the comparison**")
+    if run is None or not run.complete:
         st.stop()
-    return results
+    return dict(run.result)
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,13 +189,15 @@ def head_to_head_ui(results: dict, report: ExperimentReport, settings: Compariso
 
     first = {key: results[key][0] for key in (LENET, RELU_CNN)}
     histories = {key: run.history for key, run in first.items()}
-    steps = ({key: lenet_vs_relu.steps_per_epoch(key, settings.limit_train) for key in histories}
+    steps = ({key: lenet_vs_relu.steps_per_epoch(key, settings, settings.limit_train) for key in histories}
              if settings.limit_train is not None else None)
     with ui.key_figure():
         ui.plotly_chart(lenet_vs_relu_figures.overlaid_curves(histories, LABELS, steps_per_epoch=steps),
                         key="lvr_curves")
+    measured = ("after every epoch, as in the seeds" if settings.validate_every_epoch or not settings.fast
+                else "once, after the last update")
     st.caption(f"Seed {settings.seeds[0]} of each model. Solid: training; dashed: validation (the test split, "
-               "as in the seeds)." + (" The x-axis counts weight updates." if steps else ""))
+               f"measured {measured})." + (" The x-axis counts weight updates." if steps else ""))
 
     st.subheader("Which classes each model gets right")
     relu_confusion = first[RELU_CNN].confusion_matrix()
@@ -298,22 +289,10 @@ settings = settings_ui()
 ui.load_dataset_or_stop(settings.dataset, limit_train=settings.limit_train,
                         limit_test=settings.limit_test, seed=settings.seeds[0])
 with st.container(horizontal=True, vertical_alignment="center"):
-    run_button()
+    run_clicked = run_button()
     ui.publish_view(VIEW_PARAMS)
 requested = requested_settings(settings)
-if settings.equal_updates:
-    st.caption(
-        f"Every model makes the same number of weight updates ({settings.updates:,} per seed) on the same images: "
-        "the LeNet recipes (batches of 128) train 4x as many epochs as the batch-32 ones. Each keeps its "
-        "optimiser and base learning rate (LeNet: SGD 0.01; ReLU CNN: Adam 0.001); all share the engine's "
-        "schedule (a short warm-up, then a cosine decay). Results are cached per seed."
-    )
-else:
-    st.caption(
-        "The seeds' settings: the LeNet trains with plain SGD (0.01) on batches of 128, the ReLU CNN with Adam "
-        "(0.001) on batches of 32, 10 epochs each with plain `model.fit` at a constant learning rate, so the "
-        "batch-32 models make 4x as many updates. Results are cached per seed."
-    )
+st.caption(lenet_vs_relu.recipe_text(settings))
 
 if requested is None:
     st.info("Press **Run the comparison**. The default trains six models × 3 seeds on a subset "
@@ -321,11 +300,12 @@ if requested is None:
             "a second visit is instant.", icon=":material/compare_arrows:")
     st.stop()
 
-seed_results = train_models(requested, [LENET, RELU_CNN], first=1)
+seed_results = train_models(requested, [LENET, RELU_CNN], key="lvr_seed_models", fresh=run_clicked)
 head_to_head_ui(seed_results, lenet_vs_relu.experiment_report(requested, seed_results), requested)
 
 variant_keys = [item.key for item in lenet_vs_relu.VARIANTS if item.key not in seed_results]
-results = {**seed_results, **train_models(requested, variant_keys, first=len(seed_results) + 1)}
+results = {**seed_results, **train_models(requested, variant_keys, key="lvr_variants",
+                                              done_before=tuple(seed_results), fresh=run_clicked)}
 results = {item.key: results[item.key] for item in lenet_vs_relu.VARIANTS}
 why_ui(lenet_vs_relu.experiment_report(requested, results))
 replay_ui(results)

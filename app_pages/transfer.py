@@ -31,21 +31,26 @@ PRETRAIN_PER_CLASS_OPTIONS = (20, 100, 300, 600, 1000, 2000, ALL)
 TEST_PER_CLASS_OPTIONS = (10, 50, 100, 200, 500, ALL)
 TRANSFER_PER_CLASS_OPTIONS = (10, 30, 100, 300, 1000, ALL)
 LARGEST_OPTIONS = (30, 90, 300, 900, 3000, ALL)
-SMALLEST_OPTIONS = (6, 15, 30, 60)
+SMALLEST_OPTIONS = (6, 15, 30, 60, 90)
+# The budget of every transfer run, in weight updates (at least; the same for every strategy at one size).
+MIN_UPDATES_OPTIONS = (8, 30, 60, 120, 240, 480, 960)
 # At most this many test images of the seen classes are drawn behind the unseen ones.
 MAX_SEEN_POINTS = 1400
-# The default runs from an empty cache on 2 otherwise idle CPU cores, as bench/transfer_defaults.py
-# printed them (one run, bundled sample): pre-training one seed 5.2 s, one retraining run 5.2 s, the
-# 3-seed comparison (3 pre-trainings + 27 transfer runs) 44 s, over the issue's 30 s budget.
+# The default runs from an empty cache on 2 CPU cores, as bench/transfer_defaults.py printed them
+# (one run, full Fashion-MNIST, 2026-12-01; idle estimates = RATIO against the reference run x its
+# idle time, the machine being shared): pre-training one seed 4.7 s, one retraining run 5.3 s, the
+# 3-seed comparison (1 pre-training + 6 transfer runs, each with its 3 seeds together) 25 s.
 # Every size slider's last option ("all") uses the full data instead (minutes).
-MEASURED_PRETRAIN_SECONDS = 5.2
-MEASURED_RETRAIN_SECONDS = 5.2
-MEASURED_COMPARE_SECONDS = 44
+MEASURED_PRETRAIN_SECONDS = 4.7
+MEASURED_RETRAIN_SECONDS = 5.3
+MEASURED_COMPARE_SECONDS = 25
 _DEFAULT = transfer.ExperimentSettings()
 DEFAULTS = dict(pretrain_per_class=_DEFAULT.pretrain_per_class, test_per_class=_DEFAULT.test_per_class,
                 pretrain_epochs=_DEFAULT.pretrain_epochs, transfer_per_class=_DEFAULT.transfer_per_class,
-                transfer_epochs=_DEFAULT.transfer_epochs, largest=transfer.DEFAULT_LARGEST_TRANSFER_SIZE,
-                smallest=transfer.SMALLEST_TRANSFER_SIZE, steps=transfer.DEFAULT_SIZE_STEPS)
+                transfer_epochs=_DEFAULT.transfer_epochs, min_updates=_DEFAULT.min_transfer_updates,
+                largest=transfer.DEFAULT_LARGEST_TRANSFER_SIZE,
+                smallest=transfer.default_smallest_size(len(transfer.DEFAULT_TRANSFER_CLASSES)),
+                steps=transfer.DEFAULT_SIZE_STEPS)
 
 
 # The freeze slider offers 0 (nothing frozen) up to all but the head.
@@ -53,10 +58,11 @@ _DEEPEST_FREEZE, _DEFAULT_FREEZE = transfer.freeze_choices(_DEFAULT)
 WIDGET_DEFAULTS = {
     "transfer_pretrain_classes": list(transfer.DEFAULT_PRETRAIN_CLASSES),
     "transfer_transfer_classes": list(transfer.DEFAULT_TRANSFER_CLASSES),
-    "transfer_pretrain_per_class": DEFAULTS["pretrain_per_class"],
+    "transfer_pretrain_per_class": ALL if DEFAULTS["pretrain_per_class"] is None else DEFAULTS["pretrain_per_class"],
     "transfer_pretrain_epochs": DEFAULTS["pretrain_epochs"],
-    "transfer_test_per_class": DEFAULTS["test_per_class"],
+    "transfer_test_per_class": ALL if DEFAULTS["test_per_class"] is None else DEFAULTS["test_per_class"],
     "transfer_epochs": DEFAULTS["transfer_epochs"],
+    "transfer_min_updates": DEFAULTS["min_updates"],
     "transfer_freeze": _DEFAULT_FREEZE,
     "transfer_transfer_per_class": DEFAULTS["transfer_per_class"],
     "transfer_smallest": DEFAULTS["smallest"],
@@ -79,6 +85,7 @@ VIEW_PARAMS = [
     Param("transfer_pretrain_epochs", "int", minimum=1, maximum=30),
     Param("transfer_test_per_class", "choice", choices=TEST_PER_CLASS_OPTIONS),
     Param("transfer_epochs", "int", minimum=1, maximum=30),
+    Param("transfer_min_updates", "choice", choices=MIN_UPDATES_OPTIONS),
     Param("transfer_freeze", "int", minimum=0, maximum=_DEEPEST_FREEZE),
     Param("transfer_transfer_per_class", "choice", choices=TRANSFER_PER_CLASS_OPTIONS),
     Param("transfer_smallest", "choice", choices=SMALLEST_OPTIONS),
@@ -167,7 +174,7 @@ def split_ui(class_names: tuple[str, ...]) -> transfer.ClassSplit:
     try:
         split = transfer.make_split(pretrain, transfer_classes, class_names)
     except transfer.SplitError as error:
-        st.error(str(error), icon=":material/call_split:")
+        ui.show_error(error, icon=":material/call_split:")
         st.stop()
     with st.expander("Labels as the networks see them", expanded=False):
         st.caption("Each training run only knows its own classes, numbered from 0 in label order: the "
@@ -183,9 +190,9 @@ def split_ui(class_names: tuple[str, ...]) -> transfer.ClassSplit:
 def settings_ui() -> transfer.ExperimentSettings:
     """Experiment sizes and epochs (defaults: seconds per run, see MEASURED_*; 'all' = the full data)."""
     with st.expander("Experiment size (images, epochs)", expanded=False):
-        st.caption("The defaults keep every run under half a minute on two CPU cores. Slide to "
-                   "**all** for the full data (with all 60,000 Fashion-MNIST images: minutes, since the "
-                   "comparison pre-trains one network per seed; closer to the seeds' figures).")
+        st.caption("The defaults pre-train on every training image of the seen classes (the same images "
+                   "for every seed) and score every run on the whole test split of its classes, so that seeds "
+                   "differ only in how they train; smaller choices train faster and spread more.")
         left, right = st.columns(2)
         pretrain_per_class = left.select_slider("Pre-training images per class", PRETRAIN_PER_CLASS_OPTIONS,
                                                 format_func=_images_label,
@@ -195,15 +202,21 @@ def settings_ui() -> transfer.ExperimentSettings:
         test_per_class = right.select_slider("Test images per class", TEST_PER_CLASS_OPTIONS,
                                              format_func=_images_label,
                                              key="transfer_test_per_class",
-                                             help="Every run is scored on the same test images.")
-        transfer_epochs = right.slider("Transfer epochs (more for tiny sets)", 1, 30,
+                                             help="'all': every seed and strategy is scored on the same "
+                                                  "test images (the whole test split); with a limit, each "
+                                                  "seed draws its own subset.")
+        transfer_epochs = right.slider("Transfer epochs (more for small sets)", 1, 30,
                                        key="transfer_epochs",
-                                       help="Sets of a few dozen images also get smaller batches and extra "
-                                            "epochs, so that every run makes at least ~48 weight updates.")
+                                       help="Small sets also get smaller batches and extra epochs, so that "
+                                            "every run makes at least the updates chosen below.")
+        min_updates = right.select_slider("Weight updates per transfer run (at least)", MIN_UPDATES_OPTIONS,
+                                          key="transfer_min_updates",
+                                          help="The budget of every transfer run, the same for every strategy "
+                                               "at one size: too few and a run is still near its random start.")
     return transfer.ExperimentSettings(
         dataset=DATASET, pretrain_per_class=_per_class(pretrain_per_class),
         test_per_class=_per_class(test_per_class), pretrain_epochs=int(pretrain_epochs),
-        transfer_epochs=int(transfer_epochs))
+        transfer_epochs=int(transfer_epochs), min_transfer_updates=int(min_updates))
 
 
 def pretrain_ui(split, settings):
@@ -343,7 +356,8 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
              f"{k} classes) counts as *small*, a larger one as *large*; your transfer classes count as "
              f"**{similarity.verdict}** (by the dataset's class families). Each case is measured with the "
              "strategy it prescribes:")
-    st.markdown("\n".join(f"- **{STRATEGY_LABELS[s]}**: {transfer.STRATEGY_TEXTS[s]}" for s in strategies))
+    st.markdown("\n".join(f"- **{STRATEGY_LABELS[s]}**: {transfer.STRATEGY_TEXTS[s]} {_learning_rate_text(s, settings)}"
+                          for s in strategies))
     st.caption(f"*{small_case.title}* is measured with *{STRATEGY_LABELS[small_case.strategy].lower()}*; the "
                "large cases with *fine-tune everything*, against *train from scratch*. Every strategy trains "
                "at every size, so the curves can be compared.")
@@ -363,12 +377,12 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
         sizes = transfer.comparison_sizes(split, full_per_class, smallest=int(smallest), largest=_per_class(largest),
                                           steps=steps)
     except CnnvizError as error:
-        st.error(str(error))
+        ui.show_error(error, icon=None)
         return
-    runs = len(sizes) * len(strategies) * len(seeds)
+    runs = len(sizes) * len(strategies)
     st.caption(f"Transfer-set sizes: {', '.join(f'{s:,} ({transfer.data_size_of(s // k)})' for s in sizes)} "
-               f"images; {runs} transfer runs and {len(seeds)} pre-training run{'s' if len(seeds) > 1 else ''} "
-               f"(seeds {', '.join(map(str, seeds))}).")
+               f"images; {runs} transfer runs and one pre-training run, each training the {len(seeds)} "
+               f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}) together.")
     job_key = repr((split, settings, sizes, seeds))
     clicked = st.button("Compare the strategies", type="primary", icon=":material/play_arrow:",
                         key="transfer_compare_button")
@@ -407,15 +421,22 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
     assert comparison is not None  # A finished job without an error has its result.
     ui.plotly_chart(transfer_figures.accuracy_curves(comparison, chance=1 / k), key="transfer_curves_chart")
     st.caption("Each small point is one seed; the line is the mean over seeds and the band its 95 % interval "
-               f"(seed-to-seed spread and the sampling of {comparison.test_images:,} test images).")
+               f"(seed-to-seed spread and the sampling of {comparison.test_images:,} test images"
+               + (", the same for every seed and strategy)." if settings.test_per_class is None else
+                  "; each seed draws its own test subset)."))
     st.dataframe(transfer.comparison_records(comparison), hide_index=True, width="stretch")
     st.caption(f"Budget: each seed's pre-training makes {comparison.pretrain_updates:,} weight updates "
                f"(mean test accuracy on the seen classes {100 * np.mean(comparison.pretrain_accuracy):.1f}%); "
                "the Updates column gives each transfer run's, the same for every strategy at one size "
-               f"(at least {transfer.MIN_TRANSFER_UPDATES}).")
+               f"(at least {settings.min_transfer_updates}).")
     strategy_replay_ui(comparison)
     measured = transfer.case_measurements(comparison)
     st.subheader("What the measurements show")
+    st.caption("Every seed trains every strategy (its own pre-trained network and transfer images), so each "
+               "verdict compares the strategies within the seeds: what a seed does to every strategy alike "
+               "cancels, what it does to one alone counts as spread"
+               + (", and the test error is that of the per-image differences on the shared test images."
+                  if settings.test_per_class is None else "."))
     if not measured:
         st.info("No size falls in a case: choose sizes on both sides of the threshold.")
     for case_measurement in measured:
@@ -423,6 +444,15 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
         for verdict in case_measurement.verdicts:
             st.markdown(f"- {VERDICT_BADGES[verdict.kind]} `{verdict.factor}`: {verdict.text}")
     _four_cases_table(similarity.verdict, measured)
+
+
+def _learning_rate_text(strategy: str, settings) -> str:
+    """The strategy's peak learning rate, and how it relates to the shared one."""
+    rate, shared = transfer.strategy_learning_rate(strategy, settings), settings.learning_rate
+    if rate == shared:
+        return f"Peak learning rate {rate:g}."
+    return (f"Peak learning rate {rate:g} ({rate / shared:g}x the others': only the new output layer's few "
+            "weights train, in the same number of updates).")
 
 
 def strategy_replay_ui(comparison) -> None:

@@ -16,6 +16,14 @@ The rule, for one variant (`spread`) and for a difference of two (`compare`):
 - variance of a difference: v_A + v_B. The two test-sampling terms are added as if A and B had
   been measured on independent test sets. When they share one, their errors are positively
   correlated and the true variance is smaller, so the verdicts are conservative, never bolder;
+- blocked seeds (`seed_variance`, `test_variance`): when every seed trains every variant of an
+  experiment (on the same images, in the same order, from the same initial weights where the
+  shapes agree) and all are measured on one shared test set, a seed is a block of a randomized
+  complete block design. The seed part of a difference is then σ²(1/n_A + 1/n_B), σ² the residual
+  variance of the two-way table variants × seeds (`block_residual_variance`, (V - 1)(n - 1)
+  degrees of freedom: what a seed does to all variants alike cancels), and the test-sampling part
+  is the paired one, var over images of the per-image difference in hits / N
+  (`paired_test_variance`): images that both variants get right, or both wrong, carry no error;
 - the 95 % interval is mean ± t·sqrt(v), with t from Student's t at the Welch-Satterthwaite degrees
   of freedom of the seed parts, (Σ s²/n)² / Σ ((s²/n)² / (n - 1)) (the known test-sampling part
   adds to the numerator only). Without `test_images` this is exactly Welch's t interval (and for
@@ -40,6 +48,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
 VerdictKind = Literal["better", "worse", "no measurable difference", "undecided"]
@@ -141,12 +151,16 @@ def _points(value: float) -> str:
 
 def compare(factor: str, a: str, a_values: Sequence[float], b: str, b_values: Sequence[float], *,
             test_images: int | None = None, margin: float = ACCURACY_MARGIN,
-            higher_is_better: bool = True, unit: Literal["points", "seconds"] = "points") -> Verdict:
+            higher_is_better: bool = True, unit: Literal["points", "seconds"] = "points",
+            seed_variance: tuple[float, int] | None = None, test_variance: float | None = None) -> Verdict:
     """The verdict on A against B from each side's per-seed values (accuracies, or seconds).
 
     `test_images` (for accuracies) adds the test set's sampling error; `margin` is the size of a
     difference that does not matter; for times pass `higher_is_better=False, unit="seconds"` and a
-    margin in seconds.
+    margin in seconds. For an experiment in which every seed trains every variant (see the module
+    docstring, "blocked seeds"): `seed_variance` = (variance of one seed's value, its degrees of
+    freedom) from `block_residual_variance`, and `test_variance` = the test-sampling variance of
+    this difference on the shared test set from `paired_test_variance`; each replaces its default.
     """
     sa, sb = spread(a_values, test_images=test_images), spread(b_values, test_images=test_images)
     difference = sa.mean - sb.mean
@@ -156,9 +170,18 @@ def compare(factor: str, a: str, a_values: Sequence[float], b: str, b_values: Se
         low = high = difference
         settle = f"train each with at least {MIN_SEEDS} seeds to measure the spread"
     else:
-        weight_a, weight_b = _seed_part(sa.values)[1], _seed_part(sb.values)[1]
-        variance = sa.standard_error ** 2 + sb.standard_error ** 2
-        half = _quantile(variance, weight_a + weight_b) * math.sqrt(variance)
+        if seed_variance is not None:
+            variance_of_one, degrees = seed_variance
+            seed_part = variance_of_one * (1.0 / n_a + 1.0 / n_b)
+            weight = seed_part * seed_part / degrees if degrees > 0 else 0.0
+        else:
+            (part_a, weight_a), (part_b, weight_b) = _seed_part(sa.values), _seed_part(sb.values)
+            seed_part, weight = part_a + part_b, weight_a + weight_b
+        if test_variance is None:
+            test_variance = (_test_sampling_variance(sa.mean, test_images)
+                             + _test_sampling_variance(sb.mean, test_images))
+        variance = seed_part + test_variance
+        half = _quantile(variance, weight) * math.sqrt(variance)
         low, high = difference - half, difference + half
         if -margin <= low and high <= margin:
             kind = "no measurable difference"
@@ -189,6 +212,44 @@ def compare(factor: str, a: str, a_values: Sequence[float], b: str, b_values: Se
         text = f"Undecided: {measured}. The difference is within the spread; {settle}."
     return Verdict(factor=factor, a=a, b=b, kind=kind, difference=difference, low=low, high=high,
                    seeds=(n_a, n_b), text=text)
+
+
+def block_residual_variance(table: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """(variance of one seed's value, degrees of freedom) when every seed trained every variant.
+
+    `table[v][i]` is variant v's value for seed i (the same seeds, in the same order, for every
+    variant). Each seed is a block: what seed i does to every variant alike (its training images
+    and their order, its initial weights) is its block effect, and what remains after the variant
+    means and the seed effects is the residual, pooled over all variants: the two-way analysis of a
+    randomized complete block design, with (V - 1)(n - 1) degrees of freedom.
+    """
+    rows = [[float(v) for v in row] for row in table]
+    variants, seeds = len(rows), len(rows[0]) if rows else 0
+    if variants < 2 or seeds < 2 or any(len(row) != seeds for row in rows):
+        raise ValueError("A block analysis needs at least two variants with the same two or more seeds each.")
+    grand = sum(map(sum, rows)) / (variants * seeds)
+    variant_means = [sum(row) / seeds for row in rows]
+    seed_means = [sum(row[i] for row in rows) / variants for i in range(seeds)]
+    residual = sum((rows[v][i] - variant_means[v] - seed_means[i] + grand) ** 2
+                   for v in range(variants) for i in range(seeds))
+    degrees = (variants - 1) * (seeds - 1)
+    return residual / degrees, degrees
+
+
+def paired_test_variance(hits_a: npt.ArrayLike, hits_b: npt.ArrayLike) -> float:
+    """The test-sampling variance of mean accuracy A minus mean accuracy B on one shared test set.
+
+    `hits_a[i][j]`: whether seed i's model A classified test image j correctly (the same N images
+    for every seed and both variants). Per image, d_j = (share of A's seeds right) - (share of B's
+    seeds right); the mean difference is the mean of d over the images, whose sampling variance is
+    var(d) / N. Images both get right (or both wrong) add nothing: this is the paired form of the
+    binomial error, smaller than the independent p(1 - p)/N + q(1 - q)/N whenever A and B agree.
+    """
+    a = np.asarray(hits_a, dtype=np.float64).mean(axis=0)
+    b = np.asarray(hits_b, dtype=np.float64).mean(axis=0)
+    if a.shape != b.shape or a.size < 2:
+        raise ValueError("Both variants need the same test images (two or more).")
+    return float(np.var(a - b, ddof=1) / a.size)
 
 
 @dataclass(frozen=True)

@@ -135,3 +135,73 @@ def test_an_experiment_report_prints_every_seed_and_every_verdict():
     assert data["verdicts"][0]["kind"] == "better"
     text = report.table_text()
     assert "80.0 81.0 82.0" in text and "[x] better" in text and "360" in text
+
+
+def test_block_residual_variance_is_the_two_way_anova_residual():
+    """Oracle: the residual mean square of a two-way ANOVA without interaction, computed as the
+    total sum of squares minus the variant and seed sums of squares (a different formula)."""
+    rng = np.random.default_rng(3)
+    table = rng.normal(0.75, 0.02, (6, 3)) + rng.normal(0, 0.03, 3)[None, :]  # seed effects shared
+    variance, degrees = verdicts.block_residual_variance(table.tolist())
+    grand = table.mean()
+    total = ((table - grand) ** 2).sum()
+    between_variants = 3 * ((table.mean(axis=1) - grand) ** 2).sum()
+    between_seeds = 6 * ((table.mean(axis=0) - grand) ** 2).sum()
+    assert degrees == 5 * 2
+    assert variance == pytest.approx((total - between_variants - between_seeds) / 10, rel=1e-9)
+    # A seed effect common to every variant does not change it.
+    shifted = table + np.array([0.05, -0.02, 0.01])[None, :]
+    assert verdicts.block_residual_variance(shifted.tolist())[0] == pytest.approx(variance, rel=1e-9)
+    with pytest.raises(ValueError):
+        verdicts.block_residual_variance([[0.1, 0.2]])
+
+
+def test_paired_test_variance_counts_only_the_images_the_variants_disagree_on():
+    """Oracle: by hand from the counts. One seed each; A right where B is wrong on 30 of 1,000
+    images, B right where A is wrong on 10: d is +1 on 30, -1 on 10, 0 elsewhere."""
+    a = np.zeros(1000, bool)
+    b = np.zeros(1000, bool)
+    a[:700], b[:700] = True, True  # both right on 700
+    a[700:730] = True  # only A right on 30
+    b[730:740] = True  # only B right on 10
+    d = np.concatenate([np.zeros(700), np.ones(30), -np.ones(10), np.zeros(260)])
+    expected = float(np.var(d, ddof=1) / 1000)
+    assert verdicts.paired_test_variance([a], [b]) == pytest.approx(expected, rel=1e-12)
+    independent = 0.73 * 0.27 / 1000 + 0.71 * 0.29 / 1000
+    assert verdicts.paired_test_variance([a], [b]) < independent / 5
+    # Identical models carry no test-sampling error in their difference.
+    assert verdicts.paired_test_variance([a, a], [a, a]) == 0.0
+
+
+def test_blocked_seeds_give_the_block_designs_t_interval():
+    a, b = [0.760, 0.772, 0.781], [0.741, 0.750, 0.762]
+    variance, degrees = 0.004 ** 2, 10
+    verdict = compare("pooling", "A", a, "B", b, test_images=10_000, seed_variance=(variance, degrees),
+                      test_variance=0.0025 ** 2)
+    total = variance * (2 / 3) + 0.0025 ** 2
+    # Satterthwaite: only the seed part spends degrees of freedom.
+    df = total ** 2 / ((variance * 2 / 3) ** 2 / degrees)
+    half = stats.t.ppf(0.975, df) * math.sqrt(total)
+    difference = np.mean(a) - np.mean(b)
+    assert (verdict.low, verdict.high) == pytest.approx((difference - half, difference + half), rel=1e-9)
+    assert verdict.kind == "better"
+    # Without the block information the same numbers use the independent defaults: wider.
+    plain = compare("pooling", "A", a, "B", b, test_images=10_000)
+    assert plain.high - plain.low > verdict.high - verdict.low
+
+
+def test_the_block_design_interval_covers_the_true_difference_about_95_percent_of_the_time():
+    """Monte Carlo oracle: 6 variants x 3 seeds, each seed shifting every variant alike (its block
+    effect, larger than the noise), the same test set for all (no test-sampling error here)."""
+    rng = np.random.default_rng(2)
+    means = np.array([0.74, 0.73, 0.76, 0.77, 0.77, 0.80])
+    covered = decided_wrongly = 0
+    trials = 2_000
+    for _ in range(trials):
+        table = means[:, None] + rng.normal(0, 0.02, 3)[None, :] + rng.normal(0, 0.006, (6, 3))
+        blocks = verdicts.block_residual_variance(table.tolist())
+        verdict = compare("x", "A", table[2], "B", table[0], seed_variance=blocks, test_variance=0.0)
+        covered += verdict.low <= means[2] - means[0] <= verdict.high
+        decided_wrongly += verdict.kind == "worse"
+    assert 0.93 <= covered / trials <= 0.97
+    assert decided_wrongly == 0

@@ -7,20 +7,101 @@ TensorFlow at module level (the home page, convolution lab and calculator never 
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from cnnviz import data, training
+from cnnviz import data, settings, training
 from cnnviz.architecture import EDITOR_ARGUMENTS, LAYER_TYPES, LAYERS
 from cnnviz.errors import CnnvizError, TrainingStopped
 from cnnviz.figures.style import PRESENTER_CSS, style_figure
 from cnnviz.figures.training_curves import live_training_figure
 from cnnviz.shareable import Param, read_params, write_params
 from cnnviz.training import replay
+
+# --------------------------------------------------------------------------------------------
+# Text a student typed or a link carried: shown as text, never as markdown or HTML
+# --------------------------------------------------------------------------------------------
+
+_log = logging.getLogger("cnnviz")
+
+# Markdown's inline syntax (links, images, emphasis, code, HTML, tables, maths, Streamlit's
+# :color[...] directives, entities) and GFM's autolinks; every one is backslash-escaped, which
+# CommonMark defines for any ASCII punctuation, so the text reads the same but is never markup.
+_MARKDOWN_CHARACTERS = re.compile(r"([\\`*_\[\]<>#~$|&@])")
+_AUTOLINKS = re.compile(r"(?i)(:)(//)|(www)(\.)")
+_LINE_INDENT = re.compile(r"(?m)^[ \t]+")
+_LINE_STARTS = re.compile(r"(?m)^(?:([-+=])|(\d+)([.)]))")
+
+
+def _escape_autolink(match: re.Match) -> str:
+    return f"\\:{match.group(2)}" if match.group(1) else f"{match.group(3)}\\."
+
+
+def _escape_line_start(match: re.Match) -> str:
+    return f"\\{match.group(1)}" if match.group(1) else f"{match.group(2)}\\{match.group(3)}"
+
+
+def markdown_text(text: object) -> str:
+    """`text` escaped so that Streamlit's markdown (st.error, st.caption, ...) shows it literally.
+
+    A `[link](http://evil)`, `![image](http://x)`, `<b>html</b>`, `http://site` or `www.site`
+    in a student's input or a link parameter stays text: no link, no image, no request.
+    """
+    escaped = _AUTOLINKS.sub(_escape_autolink, _MARKDOWN_CHARACTERS.sub(r"\\\1", str(text)))
+    # Lists, headings and indented code start a line: no layout from the input either.
+    return _LINE_STARTS.sub(_escape_line_start, _LINE_INDENT.sub("", escaped))
+
+
+def show_message(kind: str, text: object, *, icon: str | None = None, prefix: str = "") -> None:
+    """`st.error` / `st.warning` / `st.info` / `st.success` with `text` shown literally (escaped).
+
+    `prefix` is the page's own sentence (markdown allowed); `text` is anything that may hold a
+    student's or a link's value, e.g. a `CnnvizError` message.
+    """
+    show = {"error": st.error, "warning": st.warning, "info": st.info, "success": st.success}[kind]
+    show(prefix + markdown_text(text), icon=icon)
+
+
+def show_error(error: BaseException, *, prefix: str = "", icon: str | None = ":material/error:",
+               kind: str = "error") -> None:
+    """A domain error (`CnnvizError`) in the page: its student-facing message, as text."""
+    show_message(kind, error, icon=icon, prefix=prefix)
+
+
+def show_unexpected_error(error: BaseException, *, what: str = "Something went wrong on this page") -> str:
+    """What a page shows for an error nobody expected: a short apology and an id, never a traceback.
+
+    The traceback goes to the server's log under the same id (so a teacher can find it);
+    returns the id. `what` is the page's own words for what failed.
+    """
+    error_id = uuid.uuid4().hex[:8]
+    _log.error("Unexpected error %s (%s)", error_id, what, exc_info=error)
+    st.error(f"Sorry: {what} (error id {error_id}). Try again, or change a setting; if it keeps "
+             "happening, tell your teacher this id.", icon=":material/sentiment_sad:")
+    return error_id
+
+
+@contextmanager
+def page_errors():
+    """The one catch-all around a page run (app.py): domain errors as their message, anything else
+    as `show_unexpected_error`. Streamlit's own control flow (st.rerun, st.stop) passes through:
+    it derives from BaseException, not Exception."""
+    try:
+        yield
+    except CnnvizError as error:
+        show_error(error)
+    except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback on any page.
+        show_unexpected_error(error)
 
 
 def page_header(title: str, teaches: str) -> None:
@@ -70,7 +151,7 @@ def load_dataset_or_stop(name: str, *, limit_train: int | None = None, limit_tes
     try:
         dataset = _cached_dataset(name, limit_train, limit_test, seed, allow_download)
     except data.DatasetUnavailable as error:
-        st.error(str(error), icon=":material/cloud_off:")
+        show_error(error, icon=":material/cloud_off:")
         st.stop()
     show_dataset_source(dataset)
     return dataset
@@ -144,8 +225,15 @@ def restore_view(params: list[Param]) -> None:
     for key, value in values.items():
         st.session_state[key] = value
     if rejected:
+        # The page's own parameter names are named (as code: literal text); a name the page does not
+        # know is only counted, never echoed: a link cannot put its words on the page.
+        known = {param.key for param in params}
+        named = [f"`{name}`" for name in sorted(set(rejected) & known)]
+        unknown = len(set(rejected) - known)
+        if unknown:
+            named.append(f"{unknown} unknown parameter{'s' if unknown > 1 else ''}")
         st.caption(f":material/link_off: Ignored link parameters that this page does not understand: "
-                   f"{', '.join(sorted(rejected))}.")
+                   f"{', '.join(named)}.")
 
 
 def publish_view(params: list[Param]) -> None:
@@ -227,11 +315,11 @@ def show_job_error(error: BaseException, *, failed: str, stopped: str | None = N
     as information, a domain error (CnnvizError) as its student-facing message, anything else as
     `failed` with the error's type."""
     if isinstance(error, TrainingStopped):
-        st.info(stopped or str(error), icon=":material/stop_circle:")
+        show_message("info", stopped or str(error), icon=":material/stop_circle:")
     elif isinstance(error, CnnvizError):
-        st.error(str(error), icon=":material/error:")
-    else:
-        st.error(f"{failed}: {type(error).__name__}: {error}", icon=":material/error:")
+        show_error(error)
+    else:  # Not a student's mistake: an apology and an id (the traceback is in the server's log).
+        show_unexpected_error(error, what=failed)
 
 
 def train_with_progress(config: training.TrainConfig, *, key: str, fresh: bool = False,
@@ -323,6 +411,315 @@ def train_with_progress(config: training.TrainConfig, *, key: str, fresh: bool =
         st.session_state[store] = (config_key, result)
         _show_unfinished(result)
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Several variants x several seeds with live progress and Stop (the comparison, augmentation and
+# transfer pages)
+# --------------------------------------------------------------------------------------------
+
+# `report(variant key, progress)` -> False stops the work: what `train_seeds_with_progress` hands its `work`
+# (the shape of `lenet_vs_relu.run_comparison`'s `on_progress`).
+VariantReport = Callable[[str, training.Progress], object]
+SEEDS_JOB_ENTRIES = 4
+
+
+@dataclass(frozen=True)
+class SeedsProgress:
+    """What the reports of a several-seeds run said so far (a snapshot, replaced on every report).
+
+    `order`: the variants that reported, in order (the last one trains now); `done`: per variant,
+    the indices (into its seeds) of the seeds known finished; `training`: the indices of the last
+    variant's seeds training now (one, or a group trained together); `seeds`: how many seeds that
+    variant has; `latest`: its last `Progress`.
+    """
+
+    order: tuple[str, ...] = ()
+    done: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    training: tuple[int, ...] = ()
+    seeds: int = 0
+    latest: training.Progress | None = None
+
+
+def _seeds_progress(state: SeedsProgress, key: str, progress: training.Progress) -> SeedsProgress:
+    """The snapshot after one more report (`metrics["seed_index"]`, `["seeds"]`, `["seeds_together"]`
+    of `training.train_seeds`). Work moves on only from what finished: a variant whose reports stop
+    because the next one reports finished every seed; a seed trained alone finished when the next
+    seed of its variant reports."""
+    done = dict(state.done)
+    order, training_now, count = state.order, state.training, state.seeds
+    if not order or order[-1] != key:
+        if order:
+            done[order[-1]] = tuple(range(max(count, 1)))
+        order, training_now = order + (key,), ()
+    count = int(progress.metrics.get("seeds", 1))
+    index = int(progress.metrics.get("seed_index", 0))
+    finished = set(done.get(key, ()))
+    if training_now and index not in training_now and not (state.latest and state.latest.phase == "warm start"):
+        finished.update(training_now)  # (a warm start's pre-training moving on finishes no seed)
+    together = int(progress.metrics.get("seeds_together", 1))
+    if progress.phase == "train" and progress.batch > 0 and "loss" not in progress.metrics:
+        # The one report of a seed read from the disk cache (`engine.train`): finished already.
+        finished.add(index)
+        training_now = ()
+    elif together > 1:
+        # The group: its first seed and the next seeds that did not come from the cache before it.
+        training_now = tuple([i for i in range(index, count) if i not in finished][:together])
+    else:
+        training_now = (index,)
+    done[key] = tuple(sorted(finished))
+    return SeedsProgress(order=order, done=done, training=training_now, seeds=count, latest=progress)
+
+
+class _SeedsTracker:
+    """Keeps the `SeedsProgress` of one job (written by its thread, read by any page run)."""
+
+    def __init__(self) -> None:
+        self.state = SeedsProgress()
+        self.ended_at: float | None = None
+
+    def wrap(self, work: Callable[[VariantReport], Any]) -> Callable[[Callable[[tuple], bool]], Any]:
+        """`work` as the `training.Job` work: every report updates the snapshot, then reaches the job."""
+
+        def run(on_progress: Callable[[tuple], bool]) -> Any:
+            def report(key: str, progress: training.Progress) -> bool:
+                self.state = _seeds_progress(self.state, key, progress)
+                return on_progress((key, progress))
+            try:
+                return work(report)
+            finally:
+                self.ended_at = time.time()
+        return run
+
+
+@st.cache_resource(max_entries=SEEDS_JOB_ENTRIES, show_spinner=False)
+def _seeds_job(job_key: str, _work: Callable[[VariantReport], Any]) -> tuple[training.Job, _SeedsTracker]:
+    """The shared background job of one several-seeds run (started on a miss, kept when complete).
+    Keyed by `job_key` alone: `_work` is not hashed. No `st.*` call in here."""
+    tracker = _SeedsTracker()
+    job = training.Job(tracker.wrap(_work), name=f"cnnviz-seeds-{abs(hash(job_key)) % 10**8}")
+    return job.start(), tracker
+
+
+@dataclass(frozen=True)
+class SeedsRun:
+    """How a `train_seeds_with_progress` run ended.
+
+    `result` is what the work returned (None when it raised, e.g. stopped while waiting for a
+    training slot); `finished` the variant keys whose every seed finished (`done_before`
+    included), in the order of `variants`; `complete` says every variant finished; `stopped` that
+    the student pressed Stop; `summary` is the message shown when it is not complete.
+    """
+
+    result: Any
+    finished: tuple[str, ...]
+    complete: bool
+    stopped: bool
+    summary: str
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """"seed 0", "seeds 0 and 1", "seeds 0, 1 and 2"."""
+    values = [str(seed) for seed in seeds]
+    if len(values) == 1:
+        return f"seed {values[0]}"
+    return f"seeds {', '.join(values[:-1])} and {values[-1]}"
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _variant_seeds(seeds: Sequence[int] | Mapping[str, Sequence[int]], key: str) -> tuple[int, ...]:
+    return tuple(seeds[key]) if isinstance(seeds, Mapping) else tuple(seeds)
+
+
+def _all_finished(runs: Any) -> bool:
+    """False when a returned variant holds a run (`TrainResult`) that did not finish."""
+    runs = runs if isinstance(runs, Sequence) else [runs]
+    return all(getattr(run, "stopped_reason", "finished") == "finished" for run in runs)
+
+
+def _finished_variants(state: SeedsProgress, variants: Mapping[str, str], done_before: Collection[str],
+                       train: Collection[str], job: training.Job) -> tuple[str, ...]:
+    """The variants whose every seed finished (`done_before` included), in the order of `variants`.
+
+    While running, or when the work raised: those it moved on from. When it returned a mapping
+    (e.g. `run_comparison`'s {variant key: results}), its keys; any other return value means the
+    work completed every variant of `train` (works raise `TrainingStopped` or return a mapping otherwise).
+    """
+    if job.done and job.error is None:
+        if isinstance(job.result, Mapping):
+            known = set(done_before) | {key for key, runs in job.result.items() if _all_finished(runs)}
+        else:
+            known = set(done_before) | set(train)
+    else:
+        known = set(done_before) | set(state.order[:-1])
+    return tuple(key for key in variants if key in known)
+
+
+def _current_seeds_text(state: SeedsProgress, seeds: tuple[int, ...], *, running: bool, where: str = "") -> str:
+    """Which seeds of the last variant train (or were training, `where`) and which finished."""
+    named = [seeds[i] for i in state.training if i < len(seeds)]
+    finished = [seeds[i] for i in state.done.get(state.order[-1], ()) if i < len(seeds)] if state.order else []
+    if not named:
+        return f"{seeds_text(finished)} finished" if finished else ""
+    if len(named) > 1:
+        text = f"{seeds_text(named)} {'training' if running else 'were training'} together"
+    elif running:
+        text = f"{seeds_text(named)} ({seeds.index(named[0]) + 1} of {len(seeds)})"
+    else:
+        text = f"{seeds_text(named)} was training"
+    text += where
+    if finished:
+        text += f"; {seeds_text(finished)} finished"
+    return text
+
+
+def _seeds_summary(state: SeedsProgress, variants: Mapping[str, str],
+                   seeds: Sequence[int] | Mapping[str, Sequence[int]], finished: tuple[str, ...], *,
+                   stopped: bool, seconds: float, unit: str, again: str) -> str:
+    """What finished and what did not, after a run that did not complete."""
+    how = f"Stopped after {_elapsed(seconds)}." if stopped else \
+        f"The run ended early after {_elapsed(seconds)}: a training diverged or ended before its last epoch."
+    lines = [how]
+    if finished:
+        lines.append(f"**Finished** (every seed; cached, so they will not train again): "
+                     f"{', '.join(variants[key] for key in finished)}.")
+    else:
+        lines.append(f"No {unit} finished.")
+    current = next((key for key in reversed(state.order) if key in variants and key not in finished), None)
+    if current is not None:
+        latest = state.latest
+        where = ""
+        if latest is not None and latest.phase == "train":
+            where = f", in epoch {latest.epoch} of {latest.epochs}"
+        elif latest is not None and latest.phase == "waiting":
+            where = ", waiting for a free training slot"
+        detail = _current_seeds_text(state, _variant_seeds(seeds, current), running=False, where=where)
+        lines.append(f"**Not finished**: {variants[current]}" + (f" ({detail})" if detail else "") + ".")
+    rest = [label for key, label in variants.items() if key not in finished and key != current]
+    if rest:
+        lines.append(f"**Not trained**: {', '.join(rest)}.")
+    lines.append(f"{again}: what finished comes from the cache, the rest trains.")
+    return "  \n".join(lines)
+
+
+def _seeds_status(state: SeedsProgress, variants: Mapping[str, str],
+                  seeds: Sequence[int] | Mapping[str, Sequence[int]], finished: tuple[str, ...], *,
+                  unit: str) -> tuple[str, float, str]:
+    """(status markdown, overall fraction, bar text) of a running several-seeds job."""
+    total = len(variants)
+    current = state.order[-1] if state.order else None
+    if current is None or current not in variants:
+        return "Preparing the data and building the models…", len(finished) / max(1, total), \
+            f"{len(finished)} of {total} {unit}s done"
+    number = len(finished) + 1 if current not in finished else len(finished)
+    chosen = _variant_seeds(seeds, current)
+    line = f"**{unit.capitalize()} {number} of {total}: {variants[current]}**"
+    detail = _current_seeds_text(state, chosen, running=True)
+    if detail:
+        line += f" · {detail}"
+    text = f"{line}  \n{_describe_progress(state.latest)}"
+    waiting = [label for key, label in variants.items() if key not in finished and key != current]
+    if finished:
+        text += f"  \nFinished: {', '.join(variants[key] for key in finished)}"
+    if waiting:
+        text += f"  \nStill to train: {', '.join(waiting)}"
+    within = 0.0
+    latest = state.latest
+    if latest is not None and latest.phase == "train" and state.seeds:
+        done_seeds = len(state.done.get(current, ()))
+        within = min(1.0, (done_seeds + latest.fraction * len(state.training)) / state.seeds)
+    fraction = min(1.0, (len(finished) + within) / max(1, total))
+    return text, fraction, f"{len(finished)} of {total} {unit}s done"
+
+
+def train_seeds_with_progress(work: Callable[[VariantReport], Any], *, key: str, job_key: str,
+                              variants: Mapping[str, str], seeds: Sequence[int] | Mapping[str, Sequence[int]],
+                              train: Collection[str] | None = None, done_before: Collection[str] = (),
+                              fresh: bool = False, unit: str = "variant", again: str = "Run again") -> SeedsRun | None:
+    """Run `work(report)` (several variants, each with several seeds) in a background job, with a
+    live panel and a Stop button; returns how it ended (a `SeedsRun`), or None after an error.
+
+    `work` trains the variants, calling `report(variant key, progress)` with the `Progress` of
+    `training.train_seeds` (its `metrics["seed_index"]`, `["seeds"]`, `["seeds_together"]`);
+    `report` returns False once Stop is pressed, which stops `train_seeds`. It returns a mapping
+    {variant key: results} of the variants that finished (as `lenet_vs_relu.run_comparison`
+    does), or anything else when every variant finished; it may raise `TrainingStopped`.
+    `variants` maps every variant key of the whole experiment to its label, in teaching order (the
+    panel numbers them "<unit> 3 of 6"); `train` are the keys this work trains (default: all),
+    `done_before` those the page finished earlier (listed as finished); `seeds` are each
+    variant's seeds (one sequence for all, or {key: seeds}; `seed_index` counts in them).
+    `job_key` names the work (its settings): the job is shared by every session and every rerun
+    (a Stop click's rerun reaches the running job) and kept in memory when complete.
+
+    While it runs the panel shows the variant and the seeds training (together as one group, or
+    seed i of n), the epoch and running metrics, the variants done, the elapsed time and
+    "Stop" (`key + "_stop"`). A run that did not complete is dropped from the shared jobs: this
+    session keeps its `SeedsRun` (shown again, with its message, on reruns) until `fresh=True`
+    (pass the Run button's value) or another `job_key` starts anew; its finished seeds are in the
+    disk cache. `again` names the button in the message ("Press **Run** again").
+    """
+
+    store = f"{key}__incomplete"
+    kept = st.session_state.get(store)
+    if kept is not None and (fresh or kept[0] != job_key):
+        del st.session_state[store]
+        kept = None
+    if kept is not None:
+        st.warning(kept[1].summary, icon=":material/stop_circle:")
+        return kept[1]
+
+    train = tuple(variants) if train is None else tuple(train)
+    shared_key = f"{key}:{job_key}"
+    job, tracker = _seeds_job(shared_key, work)
+    if fresh and job.done and (job.error is not None or job.stop_requested):
+        _seeds_job.clear(shared_key, None)
+        job, tracker = _seeds_job(shared_key, work)
+
+    if not job.done:
+        panel = st.empty()
+        with panel.container(border=True):
+            status = st.empty()
+            bar = st.progress(0.0)
+            st.button("Stop", key=f"{key}_stop", on_click=job.request_stop, icon=":material/stop_circle:",
+                      help="Stops the seeds training now (within about a second). Seeds and variants that "
+                           "finished stay in the cache.")
+        shown_text, shown_bar = None, None
+        while not job.wait(0.3):
+            state = tracker.state
+            finished_now = _finished_variants(state, variants, done_before, train, job)
+            text, fraction, bar_text = _seeds_status(state, variants, seeds, finished_now, unit=unit)
+            if job.stop_requested:
+                text = "Stopping…  \n" + text
+            bar_text = f"{bar_text} · {_elapsed(time.time() - job.started_at)} elapsed"
+            if text != shown_text:
+                status.markdown(text)
+                shown_text = text
+            if (fraction, bar_text) != shown_bar:
+                bar.progress(fraction, text=bar_text)
+                shown_bar = (fraction, bar_text)
+        panel.empty()
+
+    if job.error is not None and not isinstance(job.error, TrainingStopped):
+        _seeds_job.clear(shared_key, None)
+        show_job_error(job.error, failed="Training failed unexpectedly")
+        return None
+    state = tracker.state
+    finished = _finished_variants(state, variants, done_before, train, job)
+    complete = job.error is None and set(train) <= set(finished)
+    seconds = (tracker.ended_at or time.time()) - job.started_at
+    summary = "" if complete else _seeds_summary(state, variants, seeds, finished, stopped=job.stop_requested,
+                                                 seconds=seconds, unit=unit, again=again)
+    run = SeedsRun(result=job.result, finished=finished, complete=complete, stopped=job.stop_requested,
+                   summary=summary)
+    if not complete:
+        _seeds_job.clear(shared_key, None)
+        st.session_state[store] = (job_key, run)
+        st.warning(summary, icon=":material/stop_circle:")
+    return run
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,8 +992,8 @@ def layer_stack_editor(key: str, layers, input_shape=None) -> list[dict]:
 
 
 def show_architecture_error(error) -> None:
-    """An impossible stack explained in the page (never a traceback)."""
-    st.error(str(error), icon=":material/error:")
+    """An impossible stack explained in the page (never a traceback), shown as text."""
+    show_error(error)
 
 
 def lesson_link(lesson) -> None:
@@ -610,3 +1007,11 @@ def lesson_link(lesson) -> None:
         st.page_link(lesson.file, label=f"Open {lesson.title}", icon=lesson.icon)
     except StreamlitAPIException:
         st.markdown(f"[Open {lesson.title}](./{lesson.url_path})")
+
+
+def show_settings_problems() -> None:
+    """On every page (app.py): the server's invalid `CNNVIZ_*` settings (`cnnviz.settings`), each
+    also written once to the server log. The values are shown as plain text."""
+    for message in settings.report_once():
+        show_message("error", message, icon=":material/settings_alert:",
+                     prefix="**A server setting is invalid** (the person who runs this server should fix it): ")

@@ -13,7 +13,10 @@ the strategy comparison over transfer-set sizes with several seeds. The four tex
 defined up front by the data: "small"/"large" by the images per class of the transfer set
 (`SMALL_PER_CLASS`), "similar"/"different" by the dataset's class families; each case is measured
 with the strategy it prescribes, and every verdict between strategies comes from
-`cnnviz.verdicts.compare`. `run_default_experiment` is the page's default comparison for
+`cnnviz.verdicts.compare`. Every seed trains every strategy (its own pre-trained network, its own
+transfer images and order; the seeds of one run train together) and, by default, every run is
+scored on the same whole test split, so the verdicts treat each seed as a block
+(`verdicts.block_residual_variance`) and use the paired per-image test error. `run_default_experiment` is the page's default comparison for
 `python -m cnnviz experiment transfer`.
 TensorFlow and Keras are imported lazily, inside the functions that need them.
 """
@@ -180,8 +183,7 @@ STRATEGY_LABELS = {
 }
 STRATEGY_TEXTS = {
     "frozen_features": "copy every layer but the output layer and freeze them all; only a new output "
-                       "layer (random) trains, at 10x the learning rate (it has only a few weights to move "
-                       "in the same number of updates).",
+                       "layer (random) trains.",
     "early_features": "copy only the first convolution and its pooling, frozen; every later layer is "
                       "new (random) and trains.",
     "fine_tune": "copy every layer but the output layer; every weight trains from there.",
@@ -302,8 +304,9 @@ def judge_similarity(split: ClassSplit, families: Mapping[int, str]) -> Similari
 class StrategyComparison:
     """Every strategy's test accuracy at every transfer-set size, one value per seed.
 
-    Every run is scored on `test_images` test images of the transfer classes; the runs of one seed
-    on the same ones (with a test limit, each seed draws its own subset). Seed s pre-trains its own
+    Every run is scored on `test_images` test images of the transfer classes: by default (no test
+    limit) the whole test split, the same images for every seed and strategy; with a test limit
+    the runs of one seed share the subset that seed draws. Seed s pre-trains its own
     network (seed s, its own training subset) and transfers from it with seed s, so the spread
     covers pre-training as well as transfer randomness.
     """
@@ -320,6 +323,10 @@ class StrategyComparison:
     pretrain_accuracy: tuple[float, ...] = ()  # per seed, on the seen classes' test images
     pretrain_updates: int = 0
     pretrain_test_images: int = 0
+    # strategy -> per size -> per seed: which test images the run classified correctly (None: unknown)
+    hits: dict[str, tuple[tuple[np.ndarray | None, ...], ...]] = field(default_factory=dict, repr=False)
+    # True when every run of every seed was scored on the same test images (no test limit)
+    shared_test_set: bool = False
 
     def __post_init__(self):
         for strategy, per_size in self.accuracy.items():
@@ -378,16 +385,47 @@ def case_measurements(comparison: StrategyComparison) -> tuple[CaseMeasurement, 
         size, per_class = comparison.sizes[index], comparison.per_class(index)
         lead = f"With {size:,} transfer images ({per_class} per class, {data_size}): "
         found = []
+        seed_variance = _block_seed_variance(comparison, index)
         for other in case.compared_with:
             if other not in comparison.accuracy:
                 continue
             verdict = verdicts.compare(
                 pair_factor(case.strategy, other), STRATEGY_LABELS[case.strategy],
                 comparison.accuracy[case.strategy][index], STRATEGY_LABELS[other],
-                comparison.accuracy[other][index], test_images=comparison.test_images or None)
+                comparison.accuracy[other][index], test_images=comparison.test_images or None,
+                seed_variance=seed_variance, test_variance=_paired_test_variance(comparison, case.strategy,
+                                                                                 other, index))
             found.append(dataclasses.replace(verdict, text=lead + verdict.text))
         measured.append(CaseMeasurement(case, size, per_class, tuple(found)))
     return tuple(measured)
+
+
+def _block_seed_variance(comparison: StrategyComparison, index: int) -> tuple[float, int] | None:
+    """The seed part of the verdicts at one size: every seed trains every strategy (on its own
+    transfer images, in its own order, copying from its own pre-trained network), so a seed is a
+    block and what it does to every strategy alike cancels: the two-way analysis of the whole
+    strategies x seeds table at that size (`verdicts.block_residual_variance`, pooled over every
+    strategy, as the LeNet-vs-ReLU lesson pools its variants). None with fewer than two seeds or
+    strategies (then `compare` uses each side's own spread)."""
+    table = [comparison.accuracy[strategy][index] for strategy in comparison.strategies]
+    if len(table) < 2 or len(comparison.seeds) < 2 or any(len(row) != len(comparison.seeds) for row in table):
+        return None
+    return verdicts.block_residual_variance(table)
+
+
+def _paired_test_variance(comparison: StrategyComparison, a: str, b: str, index: int) -> float | None:
+    """`verdicts.paired_test_variance` of two strategies at one size, when every run was scored on the
+    same test images and knows its per-image hits; else None (`compare`'s independent default)."""
+    if not comparison.shared_test_set:
+        return None
+    hits = [comparison.hits.get(strategy, ())[index] if len(comparison.hits.get(strategy, ())) > index else ()
+            for strategy in (a, b)]
+    if any(not per_seed or any(h is None for h in per_seed) for per_seed in hits):
+        return None
+    arrays = [[h for h in per_seed if h is not None] for per_seed in hits]
+    if len({len(h) for per_seed in arrays for h in per_seed}) != 1:
+        return None
+    return verdicts.paired_test_variance(np.stack(arrays[0]), np.stack(arrays[1]))
 
 # --------------------------------------------------------------------------------------------
 # Feature space and "predicted as which seen class"
@@ -558,17 +596,26 @@ class ExperimentSettings:
 
     Sizes are in images PER CLASS (None = every image of the split). The dataset loader draws
     the same number of images from every class, so a limit of `per_class * num_dataset_classes`
-    images leaves `per_class` images of each chosen class after the class filter. Every run uses
-    the same test images of its classes (the same `test_per_class` and seed).
+    images leaves `per_class` images of each chosen class after the class filter. Every run of one
+    seed uses the same test images of its classes (the same `test_per_class` and seed); without a
+    test limit (the default) every seed uses the whole test split, so seeds differ only in training.
     """
 
     dataset: str = "fashion_mnist"
-    pretrain_per_class: int | None = 1000
-    test_per_class: int | None = 200
-    pretrain_epochs: int = 4
+    # None: every training image of the pre-training classes (6,000 per class in Fashion-MNIST), the
+    # same for every seed. Measured with seeds 3-5 at 90 transfer images: pre-trained on a drawn
+    # 1,000 per class (16 epochs), frozen features scored 56-77 % by seed; on every image (2 epochs)
+    # 68-75 %: the pre-training subset each seed drew was the largest source of their spread. One
+    # epoch of every image keeps the default comparison within its time budget.
+    pretrain_per_class: int | None = None
+    # None: the whole test split (1,000 images per class), the same images for every seed and run.
+    test_per_class: int | None = None
+    pretrain_epochs: int = 1
     pretrain_batch_size: int = 64
     transfer_per_class: int | None = 300
     transfer_epochs: int = 5
+    # Every transfer run makes at least this many weight updates (see `transfer_schedule`).
+    min_transfer_updates: int = 240
     learning_rate: float = 0.003
     seed: int = 0
     fast: bool = True
@@ -582,6 +629,8 @@ class ExperimentSettings:
         for name in ("pretrain_epochs", "transfer_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError("Train for at least one epoch.")
+        if self.min_transfer_updates < 1:
+            raise ValueError("Make at least one weight update per transfer run.")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -596,34 +645,46 @@ class ExperimentSettings:
         return None if per_class is None else int(per_class) * self.num_dataset_classes
 
 
-# The default ladder of the strategy comparison: about 30 to 900 transfer images in 4 sizes
-# (12 training runs; each run has a fixed cost of about half a second for building and compiling).
-# The default ladder of the strategy comparison: 30 to 900 transfer images (10 to 300 per class of
-# the 3 default transfer classes) in 3 sizes, the smallest "small", the others "large"; with 3
-# seeds that is 27 transfer runs and 3 pre-trainings (see bench/transfer_defaults.py).
+# The default ladder of the strategy comparison: two sizes, the largest "small" set (SMALL_PER_CLASS
+# = 30 images per class: 90 for the 3 default transfer classes) and a "large" one (900 images, 300
+# per class), so each of the split's two cases is measured once. With 3 seeds that is 6 transfer
+# runs and 1 pre-training, each training its 3 seeds together (see bench/transfer_defaults.py).
+# Measured with seeds 3-5: at 10 images per class the draw of the transfer set alone moved
+# training from scratch between 64 and 87 %; at 30 per class between 92 and 94 %.
 DEFAULT_LARGEST_TRANSFER_SIZE = 900
-DEFAULT_SIZE_STEPS = 3
-# Every transfer run makes at least this many weight updates (small sets get more epochs).
-MIN_TRANSFER_UPDATES = 48
+DEFAULT_SIZE_STEPS = 2
+# Every transfer run makes at least this many weight updates by default (small sets get more
+# epochs), so that every strategy leaves its start-up regime (measured with 3 seeds: at 48-75
+# updates a new output layer on frozen features was still near its random start, 25-52 % at 30
+# images). `ExperimentSettings.min_transfer_updates` is the setting.
+MIN_TRANSFER_UPDATES = ExperimentSettings.min_transfer_updates
 
 
 def default_sizes(num_classes: int, full_per_class: int) -> tuple[int, ...]:
     """The comparison's default transfer-set sizes (capped by the images each class has)."""
     largest = min(DEFAULT_LARGEST_TRANSFER_SIZE, full_per_class * num_classes)
-    return size_ladder(largest, num_classes, smallest=min(SMALLEST_TRANSFER_SIZE, largest),
+    return size_ladder(largest, num_classes, smallest=min(default_smallest_size(num_classes), largest),
                        steps=DEFAULT_SIZE_STEPS)
 
 
-def transfer_schedule(num_images: int, epochs: int) -> tuple[int, int]:
+def default_smallest_size(num_classes: int) -> int:
+    """The comparison's default smallest transfer set: the largest "small" one (SMALL_PER_CLASS per class)."""
+    return SMALL_PER_CLASS * int(num_classes)
+
+
+def transfer_schedule(num_images: int, epochs: int,
+                      min_updates: int = MIN_TRANSFER_UPDATES) -> tuple[int, int]:
     """(batch_size, epochs) for a transfer run on `num_images` images.
 
-    Small sets get small batches (about eight steps per epoch) and, when needed, more epochs, so
-    that even 30 images see at least MIN_TRANSFER_UPDATES weight updates. Every strategy at one
-    size gets the same schedule, so the same number of updates.
+    The batch size spreads the `min_updates` weight updates over `epochs` epochs (between 4 and 64
+    images a batch); sets too small for that get more epochs, so that every run makes at least
+    `min_updates` updates (the budget is stated in updates). Every run is scored on the test split
+    after each epoch, so fewer, longer epochs cost less. Every strategy at one size gets the same
+    schedule, so the same number of updates.
     """
-    batch_size = int(min(64, max(4, num_images // 8), max(1, num_images)))
+    batch_size = int(min(64, max(4, (num_images * epochs) // max(1, min_updates)), max(1, num_images)))
     steps_per_epoch = math.ceil(num_images / batch_size)
-    return batch_size, int(max(epochs, min(4 * epochs, math.ceil(MIN_TRANSFER_UPDATES / steps_per_epoch))))
+    return batch_size, int(max(epochs, math.ceil(min_updates / steps_per_epoch)))
 
 
 def weight_updates(num_images: int, config: TrainConfig) -> int:
@@ -662,7 +723,7 @@ def transfer_config(split: ClassSplit, settings: ExperimentSettings, *, freeze_l
     if num_images is None:
         # Unknown size ("every image"): a large set, which gets the standard batch size and epochs.
         num_images = (images_per_class or 100_000) * len(split.transfer)
-    batch_size, epochs = transfer_schedule(num_images, settings.transfer_epochs)
+    batch_size, epochs = transfer_schedule(num_images, settings.transfer_epochs, settings.min_transfer_updates)
     return TrainConfig.from_stack(
         stack, dataset=settings.dataset, classes=split.transfer,
         limit_train=settings.limit(images_per_class), limit_test=settings.limit(settings.test_per_class),
@@ -708,15 +769,22 @@ def strategy_config(strategy: str, split: ClassSplit, settings: ExperimentSettin
     copy_layers, freeze_layers = strategy_copy_and_freeze(strategy, stack)
     config = transfer_config(split, settings, freeze_layers=freeze_layers, copy_layers=copy_layers,
                              per_class=per_class, num_images=num_images)
-    factor = HEAD_ONLY_LEARNING_RATE_FACTOR.get(strategy, 1.0)
-    return config if factor == 1.0 else config.replace(learning_rate=settings.learning_rate * factor)
+    rate = strategy_learning_rate(strategy, settings)
+    return config if rate == config.learning_rate else config.replace(learning_rate=rate)
+
+
+def strategy_learning_rate(strategy: str, settings: ExperimentSettings) -> float:
+    """The peak learning rate of a strategy's runs: the settings' rate, times
+    `HEAD_ONLY_LEARNING_RATE_FACTOR` for a strategy that trains only a new output layer."""
+    return float(settings.learning_rate * HEAD_ONLY_LEARNING_RATE_FACTOR.get(strategy, 1.0))
 
 
 PRETRAIN_RUN = "pretrain"
 # Strategies that train only a new output layer (a handful of weights on frozen features) use a
 # larger peak learning rate, so that the head leaves its random start within the same number of
-# updates (measured: at the shared rate, 48-75 updates left it near its random start, below chance).
-HEAD_ONLY_LEARNING_RATE_FACTOR = {"frozen_features": 10.0}
+# updates as the others (measured with 3 seeds at 30 images: at 10x the shared rate, 160 updates
+# left it at 48-82 %, and it needed about 960 to settle).
+HEAD_ONLY_LEARNING_RATE_FACTOR = {"frozen_features": 30.0}
 
 
 @dataclass(frozen=True)
@@ -724,7 +792,7 @@ class RunProgress:
     """Where a strategy comparison is: run `run` (from 1) of `runs`, and that run's progress (0-1).
 
     Run 1 pre-trains every seed's network (`strategy` PRETRAIN_RUN, `size` 0); each later run is
-    one strategy at one size with one seed. `phase` is the engine's ("waiting" for a free
+    one strategy at one size with every seed (trained together). `phase` is the engine's ("waiting" for a free
     training slot, "warm start", "train", "evaluate"); while waiting, `queue_position` is the
     run's 1-based place in the queue (else 0).
     """
@@ -736,7 +804,7 @@ class RunProgress:
     fraction: float
     phase: str = "train"
     queue_position: int = 0
-    seed: int | None = None
+    seeds: tuple[int, ...] = ()  # the seeds this run trains (together, when they can)
 
     @property
     def overall(self) -> float:
@@ -750,8 +818,8 @@ def describe_run_progress(progress: RunProgress) -> str:
     else:
         text = (f"Run {progress.run} of {progress.runs}: **{STRATEGY_LABELS[progress.strategy]}** "
                 f"on {progress.size:,} images")
-        if progress.seed is not None:
-            text += f", seed {progress.seed}"
+        if progress.seeds:
+            text += f", seed{'s' if len(progress.seeds) > 1 else ''} {', '.join(str(s) for s in progress.seeds)}"
     if progress.phase == "waiting":
         return (f"{text} · waiting for a free training slot (place {progress.queue_position} in the queue): "
                 "other students are training right now.")
@@ -781,7 +849,7 @@ def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: S
     (raises `ComparisonStopped`).
     """
     if train_fn is None:
-        train_fn = training.train_seeds
+        train_fn = train_strategy_seeds
     seeds = training.seed_list(seeds)
     k = len(split.transfer)
     for size in sizes:
@@ -790,24 +858,26 @@ def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: S
                              f"classes (the same number of images per class), not {size}.")
     similarity = judge_similarity(split, data.spec(settings.dataset).class_families).verdict
     strategies = tuple(strategies) if strategies is not None else strategies_for(similarity)
-    runs = [(strategy, size, seed) for size in sizes for strategy in strategies for seed in seeds]
+    runs = [(strategy, size) for size in sizes for strategy in strategies]
     total = len(runs) + 1
+    first_seed = dataclasses.replace(settings, seed=seeds[0])
 
-    def run_callback(number: int, strategy: str, size: int, seed: int | None):
+    def run_callback(number: int, strategy: str, size: int):
         if on_progress is None:
             return None
-        if on_progress(RunProgress(number, total, strategy, size, 0.0, seed=seed)) is False:
+        if on_progress(RunProgress(number, total, strategy, size, 0.0, seeds=seeds)) is False:
             raise ComparisonStopped("The comparison was stopped.")
 
         def callback(progress):
             fraction = progress.fraction if progress.phase == "train" else 0.0
-            if strategy == PRETRAIN_RUN and progress.phase == "train":
+            together = int(progress.metrics.get("seeds_together", 1.0))
+            if progress.phase == "train" and together < len(seeds):  # seeds one after another
                 index, count = progress.metrics.get("seed_index", 0.0), progress.metrics.get("seeds", 1.0)
                 fraction = (index + progress.fraction) / max(1.0, count)
             waiting = progress.phase == "waiting"
             position = int(progress.metrics.get("queue_position", 0)) if waiting else 0
             return on_progress(RunProgress(number, total, strategy, size, fraction, phase=progress.phase,
-                                           queue_position=position, seed=seed))
+                                           queue_position=position, seeds=seeds))
         return callback
 
     def finished(results: Sequence[TrainResult], expected: int) -> Sequence[TrainResult]:
@@ -816,34 +886,50 @@ def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: S
         return results
 
     # Run 1: every seed's pre-trained network (the transfer runs' warm starts, then read from the cache).
-    pretrained = finished(train_fn(pretrain_config(split, settings), seeds,
-                                   run_callback(1, PRETRAIN_RUN, 0, None)), len(seeds))
-    accuracy: dict[str, list[list[float]]] = {s: [[] for _ in sizes] for s in strategies}
+    pretrain = pretrain_config(split, first_seed)
+    pretrained = finished(train_fn(pretrain, seeds, run_callback(1, PRETRAIN_RUN, 0)), len(seeds))
+    accuracy: dict[str, list[tuple[float, ...]]] = {s: [() for _ in sizes] for s in strategies}
     updates: dict[str, list[int]] = {s: [0] * len(sizes) for s in strategies}
     histories: dict[str, list[dict]] = {s: [{} for _ in sizes] for s in strategies}
+    hits: dict[str, list[tuple[np.ndarray | None, ...]]] = {s: [() for _ in sizes] for s in strategies}
     test_images = 0
-    for number, (strategy, size, seed) in enumerate(runs, start=2):
+    for number, (strategy, size) in enumerate(runs, start=2):
         index = list(sizes).index(size)
-        config = strategy_config(strategy, split, dataclasses.replace(settings, seed=seed), size // k,
-                                 num_images=size)
-        result = finished(train_fn(config, (seed,), run_callback(number, strategy, size, seed)), 1)[0]
-        accuracy[strategy][index].append(float(result.test_accuracy))
+        # Seed s of this run copies from the network pre-trained with seed s (`train_strategy_seeds`).
+        config = strategy_config(strategy, split, first_seed, size // k, num_images=size)
+        results = finished(train_fn(config, seeds, run_callback(number, strategy, size)), len(seeds))
+        accuracy[strategy][index] = tuple(float(result.test_accuracy) for result in results)
         updates[strategy][index] = weight_updates(size, config)
-        if not histories[strategy][index]:
-            histories[strategy][index] = {name: list(values) for name, values in result.history.items()}
+        histories[strategy][index] = {name: list(values) for name, values in results[0].history.items()}
+        hits[strategy][index] = tuple(_hits_of(result) for result in results)
         if not test_images:
-            test_images = _count_test_images(result)
-    pretrain = pretrain_config(split, settings)
+            test_images = _count_test_images(results[0])
     pretrain_images = (settings.pretrain_per_class * len(split.pretrain) if settings.pretrain_per_class
                        else _count_train_images(settings, split.pretrain))
     return StrategyComparison(
         tuple(sizes), k, similarity, seeds,
-        {s: tuple(tuple(v) for v in per_size) for s, per_size in accuracy.items()},
+        {s: tuple(per_size) for s, per_size in accuracy.items()},
         {s: tuple(v) for s, v in updates.items()}, test_images,
         {s: tuple(v) for s, v in histories.items()},
         pretrain_accuracy=tuple(float(r.test_accuracy) for r in pretrained),
         pretrain_updates=weight_updates(pretrain_images, pretrain),
-        pretrain_test_images=_count_test_images(pretrained[0]))
+        pretrain_test_images=_count_test_images(pretrained[0]),
+        hits={s: tuple(v) for s, v in hits.items()},
+        # No test limit: every seed loads the whole test split, so image j is the same for every run.
+        shared_test_set=settings.test_per_class is None)
+
+
+def _hits_of(result: TrainResult) -> np.ndarray | None:
+    """Which test images the run classified correctly (kept by the engine and the cache), or None."""
+    hits = getattr(result, "test_hits", None)
+    return None if hits is None else np.asarray(hits, dtype=bool)
+
+
+def train_strategy_seeds(config: TrainConfig, seeds: Sequence[int],
+                         on_progress: Callable | None = None) -> list[TrainResult]:
+    """`training.train_seeds` for the comparison: seed s trains `config` with seed s and, for a
+    warm start, copies from the network pre-trained with seed s (the seeds train together)."""
+    return training.train_seeds(config, seeds, on_progress, warm_start_per_seed=True)
 
 
 def _count_test_images(result: TrainResult) -> int:

@@ -3,6 +3,8 @@
 `TrainConfig.key()` hashes every field (and `ENGINE_VERSION`): it names the model in the disk
 cache and in the pages' shared jobs. `TrainConfig.validate()` is the one place that says, in words
 a student understands, why settings cannot train (`SettingsError`); pages show its message as it is.
+It includes the server's resource budget (`cnnviz.architecture.budget`: memory and run length),
+so a run too big for the server is refused (`BudgetError`) before anything is built.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import SettingsError
+from cnnviz import architecture, data
+from cnnviz.architecture import budget
+from cnnviz.errors import ArchitectureError, SettingsError
 from cnnviz.training.augmenter import AUGMENTATIONS
 
 # Bump this when the engine changes in a way that changes trained results, so disk-cache
@@ -83,7 +87,9 @@ class TrainConfig:
     output layer needs k units). `augmentation` is a spec of `cnnviz.training.augmenter` applied
     while training only. `warm_start` + `warm_start_layers` copy the first N layers' weights from
     the model trained under that config (trained first if not cached); `freeze_layers` makes the
-    first N layers untrainable.
+    first N layers untrainable. `validate_every_epoch=False` (fast mode only) measures the test split
+    once, after the last epoch, instead of after every epoch: for experiments that judge the final
+    accuracy on a large test set, where evaluating it every epoch would cost more than training.
     """
 
     dataset: str = "fashion_mnist"
@@ -101,6 +107,7 @@ class TrainConfig:
     warm_start_layers: int = 0
     freeze_layers: int = 0
     fast: bool = True
+    validate_every_epoch: bool = True
 
     def __post_init__(self) -> None:
         # Normalise friendly inputs (lists, dicts, numpy numbers) into the hashable canonical form,
@@ -121,6 +128,7 @@ class TrainConfig:
             set_(self, name, int(getattr(self, name)))
         set_(self, "learning_rate", float(self.learning_rate))
         set_(self, "fast", bool(self.fast))
+        set_(self, "validate_every_epoch", bool(self.validate_every_epoch))
         set_(self, "optimizer", str(self.optimizer).lower())
 
     @classmethod
@@ -148,6 +156,8 @@ class TrainConfig:
                 value = [list(pair) for pair in value]
             elif isinstance(value, tuple):
                 value = list(value)
+            elif f.name == "validate_every_epoch" and value:
+                continue  # the default is left out, so that the keys of earlier configs stay as they were
             out[f.name] = value
         return out
 
@@ -157,11 +167,13 @@ class TrainConfig:
                           default=repr, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
-    def validate(self, *, train_images: int | None = None) -> None:
+    def validate(self, *, train_images: int | None = None, test_images: int | None = None) -> None:
         """Raise `SettingsError` with a student-readable message for settings that cannot train.
 
         `train_images`, when the caller knows how many training images the run will see, also
         checks that one batch fits into them (the engine checks it once the data is prepared).
+        The budget (`check_budget`) is checked on the dataset's image shape, with `train_images`
+        and `test_images` (or the configured limits) when known.
         """
         if not self.layers:
             raise SettingsError("The layer stack is empty: add at least an output Dense layer.")
@@ -198,8 +210,40 @@ class TrainConfig:
             self.warm_start.validate()
             if self.warm_start_layers > len(self.warm_start.layers):
                 raise SettingsError("The pre-trained model has fewer layers than the number to copy.")
+        if not self.fast and not self.validate_every_epoch:
+            raise SettingsError("Plain model.fit (fast=False) validates after every epoch; "
+                                "validating only after the last one needs the fast engine.")
         if train_images is not None:
             self.check_batch_fits(train_images)
+        self.check_budget(train_images=train_images, test_images=test_images)
+
+    def check_budget(self, image_shape: tuple[int, int, int] | None = None, train_images: int | None = None,
+                     test_images: int | None = None, *, seeds: int = 1) -> None:
+        """Raise `BudgetError` when this run needs more memory, or more weight updates, than the
+        server allows (`cnnviz.architecture.budget.check_training`), before anything is built.
+
+        Without `image_shape` the dataset's is used (an unknown dataset, or a stack that does not
+        fit its images, is left to the engine, which calls this again on the prepared images);
+        without `train_images` / `test_images` the configured limits (the run length is only
+        checked when the number of training images is known). `seeds` models trained together
+        multiply the memory.
+        """
+        if image_shape is None:
+            try:
+                image_shape = data.spec(self.dataset).image_shape
+            except ValueError:
+                return
+        if train_images is None:
+            train_images = self.limit_train
+        if test_images is None:
+            test_images = self.limit_test
+        try:
+            rows = architecture.summarize(image_shape, self.stack())
+        except ArchitectureError:
+            return  # Not this check's business: the engine explains an impossible stack.
+        budget.check_training(image_shape, rows, batch_size=self.batch_size, optimizer=self.optimizer,
+                              epochs=self.epochs, train_images=train_images, test_images=test_images,
+                              fast=self.fast, seeds=seeds)
 
     def check_batch_fits(self, train_images: int) -> None:
         """Raise `SettingsError` when one batch is larger than the `train_images` the run trains on."""

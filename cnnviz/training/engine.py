@@ -99,6 +99,7 @@ def train(config: TrainConfig, on_progress: OnProgress | None = None, *,
     stack = config.stack()
     _check_output_layer(prepared.image_shape, stack, len(prepared.class_names))
     config.check_batch_fits(len(prepared.x_train))
+    config.check_budget(prepared.image_shape, len(prepared.x_train), len(prepared.x_test))  # Before any build.
 
     try:
         with queue.training_queue.slot(waiting_reporter(config, on_progress), poll_seconds=PROGRESS_INTERVAL):
@@ -140,10 +141,11 @@ def _train_now(config: TrainConfig, on_progress: OnProgress | None, prepared: Pr
                         num_classes=len(prepared.class_names))
     x_test = scale_images(prepared.x_test)
     start = time.perf_counter()
+    hits = None
     if config.fast:
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=None)
         steps_per_call = _steps_per_execution(config, steps_per_epoch, model.count_params())
-        _fit_fast(model, prepared, config, augmenter, loss_fn, reporter, steps_per_call)
+        hits = _fit_fast(model, prepared, config, augmenter, loss_fn, reporter, steps_per_call)
     elif train_data is None:
         # Plain `model.fit` semantics, as in the seeds (float arrays, shuffled every epoch).
         model.fit(scale_images(prepared.x_train), prepared.y_train, batch_size=config.batch_size,
@@ -159,12 +161,13 @@ def _train_now(config: TrainConfig, on_progress: OnProgress | None, prepared: Pr
     if history["val_loss"] and math.isfinite(history["val_loss"][-1]):
         test_loss, test_accuracy = history["val_loss"][-1], history["val_accuracy"][-1]
     else:
+        hits = None  # the latest evaluation (if any) is not of the final model
         test_loss, test_accuracy = (float(v) for v in model.evaluate(
             x_test, prepared.y_test, batch_size=1024, verbose=0))
     seconds = time.perf_counter() - start
     return TrainResult(config=config, model=model, history=history, test_accuracy=float(test_accuracy),
                        test_loss=float(test_loss), stopped_reason=reason, class_names=prepared.class_names,
-                       input_shape=prepared.image_shape, seconds=seconds,
+                       input_shape=prepared.image_shape, seconds=seconds, test_hits=hits,
                        _test_images=prepared.x_test, _test_labels=prepared.y_test)
 
 
@@ -264,6 +267,36 @@ def _next_steps_per_call(steps: int, seconds: float) -> int:
     return int(max(1, min(most, steps * 2, round(wanted))))
 
 
+def validates(config: TrainConfig, epoch: int, go_on: bool) -> bool:
+    """Whether the fast loop measures the test split after this epoch: every epoch, or with
+    `validate_every_epoch=False` only after the last one (and never after a stop: the caller
+    then evaluates the final model once)."""
+    return config.validate_every_epoch or (go_on and epoch == config.epochs - 1)
+
+
+def epoch_calls(run_steps: Any, order: Any, steps_per_epoch: int, state: dict[str, Any]) -> Any:
+    """One epoch of the fast loop as graph calls: yields (steps done, the call's outputs) after each.
+
+    `run_steps(order, first_step, steps)` runs `steps` batches in one compiled call. The number of
+    batches per call starts at `state["steps_per_call"]` and adapts towards `seconds_per_call`
+    (`_next_steps_per_call`), except after the very first call, which also traced the graph
+    (`state["traced"]`). `state` carries both across epochs. Both loops (`_fit_fast` here and
+    `seed_stack`'s seeds trained together) run their epochs through this.
+    """
+    import tensorflow as tf
+
+    step = 0
+    while step < steps_per_epoch:
+        steps = min(state["steps_per_call"], steps_per_epoch - step)
+        call_start = time.perf_counter()
+        parts = run_steps(order, tf.constant(step, tf.int32), tf.constant(steps, tf.int32))
+        step += steps
+        yield step, parts  # the caller reads the outputs, which waits for the call to finish
+        if state["traced"]:
+            state["steps_per_call"] = _next_steps_per_call(steps, time.perf_counter() - call_start)
+        state["traced"] = True  # the first call also traced the graph: not a fair timing
+
+
 def _train_dataset(prepared: Prepared, config: TrainConfig, augmenter: Any) -> tf.data.Dataset:
     """A tf.data pipeline over in-memory tensors (used with `fast=False` and augmentation)."""
     import tensorflow as tf
@@ -316,8 +349,9 @@ def _keras_callback(reporter: Reporter) -> keras.callbacks.Callback:
 
 
 def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augmenter: Any, loss_fn: Any,
-              reporter: Reporter, steps_per_call: int) -> None:
-    """The engine's own training loop (fast=True).
+              reporter: Reporter, steps_per_call: int) -> np.ndarray | None:
+    """The engine's own training loop (fast=True); returns, per test image, whether the latest
+    evaluation classified it correctly (None when nothing was evaluated).
 
     The images stay in memory as one uint8 tensor (N, H, W, C); each epoch draws a seeded
     permutation, and one compiled graph call runs `steps_per_call` batches in a `tf.while_loop`
@@ -349,7 +383,7 @@ def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augme
         return per_example, correct
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32),
-                                  tf.TensorSpec([], tf.int32)])
+                                  tf.TensorSpec([], tf.int32)], autograph=False)
     def run_steps(order: tf.Tensor, first_step: tf.Tensor, steps: tf.Tensor) -> tuple[tf.Tensor, ...]:
         def body(step: tf.Tensor, loss_sum: tf.Tensor, correct_sum: tf.Tensor,
                  seen: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -372,46 +406,48 @@ def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augme
 
     eval_batch = 2048
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
-    def evaluate_chunk(begin: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], autograph=False)
+    def evaluate_chunk(begin: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         end = tf.minimum(begin + eval_batch, tf.shape(test_labels)[0])
-        per_example, correct = batch_stats(test_images[begin:end], test_labels[begin:end], False)
-        return tf.reduce_sum(per_example), correct
+        predictions = model(tf.cast(test_images[begin:end], tf.float32) * scale, training=False)
+        y = test_labels[begin:end]
+        hits = tf.equal(tf.argmax(predictions, axis=-1, output_type=tf.int32), y)
+        return tf.reduce_sum(loss_fn(y, predictions)), tf.reduce_sum(tf.cast(hits, tf.float32)), hits
+
+    last_hits: list[np.ndarray] = []  # per test image: right or wrong at the latest evaluation
 
     def evaluate() -> tuple[float, float]:
         n_test = len(prepared.x_test)
         loss_sum = correct_sum = 0.0
+        last_hits.clear()
         for begin in range(0, n_test, eval_batch):
-            loss_part, correct_part = evaluate_chunk(tf.constant(begin, tf.int32))
+            loss_part, correct_part, hits = evaluate_chunk(tf.constant(begin, tf.int32))
             loss_sum += float(loss_part)
             correct_sum += float(correct_part)
+            last_hits.append(hits.numpy())
         return loss_sum / n_test, correct_sum / n_test
 
     rng = np.random.default_rng(config.seed)
-    traced = False
+    calls = {"steps_per_call": steps_per_call, "traced": False}
     reporter.begin()
     for epoch in range(config.epochs):
         reporter.epoch_begin(epoch)
         order = tf.constant(rng.permutation(n_train).astype(np.int32))
         loss_sum = correct_sum = seen = 0.0
         step, go_on = 0, True
-        while step < steps_per_epoch and go_on:
-            steps = min(steps_per_call, steps_per_epoch - step)
-            call_start = time.perf_counter()
-            parts = run_steps(order, tf.constant(step, tf.int32), tf.constant(steps, tf.int32))
-            step += steps
+        for step, parts in epoch_calls(run_steps, order, steps_per_epoch, calls):
             loss_sum += float(parts[0])  # float() waits for the call to finish
             correct_sum += float(parts[1])
             seen += float(parts[2])
-            if traced:
-                steps_per_call = _next_steps_per_call(steps, time.perf_counter() - call_start)
-            traced = True  # the first call also traced the graph: not a fair timing
             go_on = reporter.batches_done(step, {"loss": loss_sum / seen, "accuracy": correct_sum / seen})
+            if not go_on:
+                break
         reporter.train_part_done()
         metrics = {"loss": loss_sum / max(seen, 1.0), "accuracy": correct_sum / max(seen, 1.0)}
-        if reporter.reason != "diverged":
-            metrics["val_loss"], metrics["val_accuracy"] = evaluate()
-        else:
+        if reporter.reason == "diverged":
             metrics["val_loss"] = metrics["val_accuracy"] = float("nan")
+        elif validates(config, epoch, go_on):
+            metrics["val_loss"], metrics["val_accuracy"] = evaluate()
         if not reporter.epoch_end(metrics, step) or not go_on:
             break
+    return np.concatenate(last_hits) if last_hits else None

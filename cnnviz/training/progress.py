@@ -129,7 +129,10 @@ class Reporter:
         self.history["seconds"].append(now - self.epoch_start)
         images = min(self.n_train, batch_done * self.config.batch_size)
         self.images_per_second = images / max(1e-9, (self.train_end or now) - self.epoch_start)
-        if diverged(self.history["loss"][-1], self.threshold) or not math.isfinite(self.history["val_loss"][-1]):
+        # An epoch without validation (`validate_every_epoch=False`) has no val_loss to judge.
+        validated = "val_loss" in metrics
+        if diverged(self.history["loss"][-1], self.threshold) or (
+                validated and not math.isfinite(self.history["val_loss"][-1])):
             self.reason = "diverged"
         go_on = self._report(batch_done, metrics, force=True, rate=self.images_per_second)
         return go_on and self.reason is None

@@ -102,6 +102,10 @@ class TrainResult:
     seconds: float = 0.0
     from_cache: bool = False
     data_source: str = ""
+    # Per test image (in `test_data()` order): whether the final evaluation classified it correctly.
+    # The fast engine records it; None for `model.fit` runs and results cached before it existed.
+    # Experiments use it for the test-sampling error of a difference on a shared test set.
+    test_hits: np.ndarray | None = field(default=None, repr=False)
     # The dataset the run was asked to use (None: `cnnviz.data.load`), for `test_data`.
     _data: Any = field(default=None, repr=False)
     _test_images: np.ndarray | None = field(default=None, repr=False)

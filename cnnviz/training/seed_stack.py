@@ -9,8 +9,11 @@ by side in one `SeedStack`:
   channel ``c`` of seed ``s``), so pooling, elementwise activations and batch-norm statistics
   (per channel) never mix seeds, and one pooling op serves all seeds;
 * a convolution whose input has one channel per seed (the first layer on grey images) is exactly
-  a depthwise convolution with F filters per channel (one op for all seeds); the other
-  convolutions run as S ordinary convolutions inside the same graph;
+  a depthwise convolution with F filters per channel (one op for all seeds); one whose 'valid'
+  kernel covers its whole input (LeNet's C5) is a batched matmul; the other convolutions run as
+  S ordinary convolutions inside the same graph;
+* a convolution followed by max pooling with a non-decreasing activation pools first and then adds
+  its bias and activates (the same numbers: max and the activation commute);
 * after Flatten (or global pooling) the layout is ``(S, B, D)`` and Dense is one batched matmul.
 
 Each seed keeps what it has alone (`engine._train_now`, `engine._fit_fast`): its initial weights
@@ -22,8 +25,12 @@ of each seed's mean loss, so each slice receives exactly the gradient it would g
 elementwise optimizers (Adam, SGD, RMSprop) update it exactly as alone. Divergence is judged per
 seed by its own `Reporter`; progress is reported for the whole group.
 
+A warm start copies each seed's first layers from its own pre-trained model (`warm_models`,
+trained before by `seeds.train_seeds`); frozen layers are left out of the trainable variables, so
+the optimizer never sees them, as in `engine._train_now`.
+
 Not vectorised (`unsupported_reason` says why, and `train_seeds` trains those seeds one after
-another through `engine.train`): `fast=False`, augmentation, warm starts, frozen layers, a dense
+another through `engine.train`): `fast=False`, augmentation, a frozen batch-norm layer, a dense
 layer on an image (no Flatten before it), softmax inside the network, models above
 `MAX_PARAMS` parameters. Dropout masks are drawn per seed but not as a lone run draws them, so
 with dropout the seeds match single runs statistically rather than step by step.
@@ -54,7 +61,10 @@ SUPPORTED_LAYERS = ("conv2d", "maxpool2d", "avgpool2d", "flatten", "dense", "dro
 # Above this many parameters per seed one batch is already slow (the engine runs one batch per
 # call): stacking gains nothing, so such models train one seed after another.
 MAX_PARAMS = 500_000
-EVAL_BATCH = 1024
+EVAL_BATCH = 512  # measured: 1024 images x 3 LeNet seeds per call is 1.5x slower than 512
+# Non-decreasing activations: they commute with max pooling (see `SeedStack`'s "pool_first").
+MONOTONE_ACTIVATIONS = (None, "linear", "relu", "relu6", "tanh", "sigmoid", "elu", "selu", "softplus",
+                        "leaky_relu", "hard_sigmoid", "softsign", "exponential")
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -67,12 +77,12 @@ def unsupported_reason(config: TrainConfig, image_shape: Sequence[int]) -> str |
         return "fast=False trains with model.fit"
     if any(strength > 0 for _, strength in config.augmentation):
         return "augmentation"
-    if config.warm_start is not None and config.warm_start_layers > 0:
-        return "warm start"
-    if config.freeze_layers:
-        return "frozen layers"
     rows = summarize(tuple(int(d) for d in image_shape), config.stack())
+    if config.freeze_layers >= len(rows):
+        return "every layer frozen"
     for row in rows:
+        if row.type == "batchnorm" and row.index < config.freeze_layers:
+            return "a frozen batch-norm layer"  # Keras runs it in inference mode
         if row.type not in SUPPORTED_LAYERS:
             return f"layer type {row.type}"
         if row.type == "dense" and len(row.input_shape) != 1:
@@ -94,7 +104,7 @@ class SeedStack:
     """
 
     def __init__(self, stack: Sequence[Mapping[str, Any]], input_shape: Sequence[int],
-                 models: Sequence[Any], dropout_seeds: Sequence[int]) -> None:
+                 models: Sequence[Any], dropout_seeds: Sequence[int], *, frozen_layers: int = 0) -> None:
         import keras
 
         self.S = S = len(models)
@@ -113,10 +123,17 @@ class SeedStack:
             variables = {}
             for position, name in enumerate(names):
                 value = np.stack([per_seed[s][index][position] for s in range(S)]).astype(np.float32)
-                variables[name] = keras.Variable(value, trainable=name not in ("moving_mean", "moving_variance"),
-                                                 name=f"{row.name}_{name}")
+                # The first `frozen_layers` layers keep their weights: left out of the trainable variables.
+                trainable = index >= frozen_layers and name not in ("moving_mean", "moving_variance")
+                variables[name] = keras.Variable(value, trainable=trainable, name=f"{row.name}_{name}")
             if row.type == "conv2d":
-                entry["impl"] = "depthwise" if row.input_shape[2] == 1 else "unrolled"
+                entry["impl"] = _conv_impl(row)
+                following = self.rows[index + 1] if index + 1 < len(self.rows) else None
+                # conv -> max pooling with a monotone activation: pool first, then add the bias and
+                # activate (max(f(x + b)) = f(max(x) + b) for a non-decreasing f and a per-channel b):
+                # the same numbers, with the bias and activation on a pool's worth fewer values.
+                entry["pool_first"] = (following is not None and following.type == "maxpool2d"
+                                       and cfg.get("activation") in MONOTONE_ACTIVATIONS)
             if row.type == "dropout":
                 entry["seed_gen"] = keras.random.SeedGenerator(int(dropout_seeds[0]) * 7919 + index)
             self.vars.append(variables)
@@ -143,15 +160,24 @@ class SeedStack:
         import tensorflow as tf
 
         S = self.S
+        pending: tuple[dict[str, Any], dict[str, Any]] | None = None
         for entry, variables in zip(self.plan, self.vars):
             kind, cfg = entry["type"], entry["cfg"]
             if kind == "conv2d":
-                x = _activate(self._conv(x, entry, variables), cfg.get("activation"))
+                x = self._conv(x, entry, variables)
+                if entry["pool_first"]:
+                    pending = (entry, variables)  # bias and activation come after the pooling
+                else:
+                    x = _activate(self._bias(x, entry, variables), cfg.get("activation"))
             elif kind in ("maxpool2d", "avgpool2d"):
                 pool = _pair(cfg["pool_size"])
                 strides = _pair(cfg["strides"] if cfg.get("strides") is not None else cfg["pool_size"])
                 op = tf.nn.max_pool2d if kind == "maxpool2d" else tf.nn.avg_pool2d
                 x = op(x, pool, strides, str(cfg.get("padding", "valid")).upper())
+                if pending is not None:
+                    conv_entry, conv_variables = pending
+                    x = _activate(self._bias(x, conv_entry, conv_variables), conv_entry["cfg"].get("activation"))
+                    pending = None
             elif kind in ("globalavgpool2d", "globalmaxpool2d"):
                 op = tf.reduce_mean if kind == "globalavgpool2d" else tf.reduce_max
                 x = tf.transpose(tf.reshape(op(x, axis=[1, 2]), [-1, S, entry["in_shape"][2]]), [1, 0, 2])
@@ -182,14 +208,22 @@ class SeedStack:
         padding = str(cfg["padding"]).upper()
         if entry["impl"] == "depthwise":  # one input channel per seed: output channel s*F + f
             depthwise = tf.reshape(tf.transpose(kernel, [1, 2, 0, 3, 4]), [kh, kw, S * C, F])
-            y = tf.nn.depthwise_conv2d(x, depthwise, [1, strides[0], strides[1], 1], padding, dilations=dilation)
-        else:
-            parts = tf.split(x, S, axis=-1)
-            y = tf.concat([tf.nn.conv2d(parts[s], kernel[s], strides, padding, dilations=dilation)
-                           for s in range(S)], axis=-1)
-        if "bias" in variables:
-            y = y + tf.reshape(variables["bias"].value, [S * F])
-        return y
+            return tf.nn.depthwise_conv2d(x, depthwise, [1, strides[0], strides[1], 1], padding, dilations=dilation)
+        if entry["impl"] == "dense":  # the kernel covers the whole input: one batched matmul per batch
+            h, w, _ = entry["in_shape"]
+            flat = tf.reshape(tf.transpose(tf.reshape(x, [-1, h * w, S, C]), [2, 0, 1, 3]), [S, -1, h * w * C])
+            y = tf.matmul(flat, tf.reshape(kernel, [S, kh * kw * C, F]))  # (S, B, F)
+            return tf.reshape(tf.transpose(y, [1, 0, 2]), [-1, 1, 1, S * F])
+        parts = tf.split(x, S, axis=-1)
+        return tf.concat([tf.nn.conv2d(parts[s], kernel[s], strides, padding, dilations=dilation)
+                          for s in range(S)], axis=-1)
+
+    def _bias(self, x: Any, entry: dict[str, Any], variables: dict[str, Any]) -> Any:
+        import tensorflow as tf
+
+        if "bias" not in variables:
+            return x
+        return x + tf.reshape(variables["bias"].value, [self.S * int(entry["cfg"]["filters"])])
 
     def _batchnorm(self, x: Any, entry: dict[str, Any], variables: dict[str, Any], training: bool) -> Any:
         import tensorflow as tf
@@ -210,6 +244,20 @@ class SeedStack:
                                          tf.reshape(variables["gamma"].value, shape), epsilon)
 
 
+def _conv_impl(row: Any) -> str:
+    """How the S copies of one Conv2D run: "depthwise" (one input channel per seed: one op for all
+    seeds), "dense" (a 'valid' kernel as large as its input, e.g. LeNet's C5: a batched matmul, the
+    same sums as the convolution) or "unrolled" (S ordinary convolutions in the graph)."""
+    cfg = row.config
+    height, width, channels = row.input_shape
+    if channels == 1:
+        return "depthwise"
+    if (str(cfg["padding"]).lower() == "valid" and _pair(cfg["kernel_size"]) == (height, width)
+            and _pair(cfg["dilation_rate"]) == (1, 1)):
+        return "dense"
+    return "unrolled"
+
+
 def _activate(x: Any, name: Any) -> Any:
     import keras
 
@@ -226,11 +274,15 @@ def _stacked(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def train_together(configs: Sequence[TrainConfig], prepared: Sequence[Prepared],
-                   on_progress: OnProgress | None = None) -> list[TrainResult]:
+                   on_progress: OnProgress | None = None, *,
+                   warm_models: Sequence[Any] | None = None) -> list[TrainResult]:
     """Train configs that differ only in their seed together; one `TrainResult` per config.
 
     `prepared[i]` is config i's data (the same object for every seed when the data is shared;
-    otherwise every seed's must have the same numbers of images). The whole group holds one
+    otherwise every seed's must have the same numbers of images). With a warm start,
+    `warm_models[i]` is the trained Keras model config i copies its first `warm_start_layers`
+    layers from (as `engine.train` copies them: after building seed i's model); the first
+    `freeze_layers` layers are left out of the trainable variables. The whole group holds one
     training slot. `on_progress` sees the group: running metrics are the means over the seeds
     still training; returning False stops every seed ("stopped"). A diverged seed stops alone.
     The caller checks `unsupported_reason` and stores the results in the cache.
@@ -240,20 +292,31 @@ def train_together(configs: Sequence[TrainConfig], prepared: Sequence[Prepared],
     first = configs[0]
     stack = first.stack()
     image_shape = prepared[0].image_shape
+    if first.warm_start is not None and first.warm_start_layers and (
+            warm_models is None or len(warm_models) != len(configs)):
+        raise ValueError("A warm start needs one trained model per config (warm_models).")
     for config, data in zip(configs, prepared):
         config.validate()
         engine._check_output_layer(data.image_shape, stack, len(data.class_names))
         config.check_batch_fits(len(data.x_train))
+        # The seeds' models live side by side: the group must fit the budget as a whole.
+        config.check_budget(data.image_shape, len(data.x_train), len(data.x_test), seeds=len(configs))
     steps_per_epoch = math.ceil(len(prepared[0].x_train) / first.batch_size)
 
     try:
         with queue.training_queue.slot(waiting_reporter(first, on_progress), poll_seconds=PROGRESS_INTERVAL):
             with engine._SETUP_LOCK:
                 models = []
-                for config in configs:
+                for index, config in enumerate(configs):
                     keras.utils.set_random_seed(config.seed)
                     models.append(build_keras_model(image_shape, stack))
-                model = SeedStack(stack, image_shape, models, [c.seed for c in configs])
+                    layers = engine._keras_layers(models[-1])
+                    if warm_models is not None and config.warm_start_layers:
+                        engine._copy_warm_start(warm_models[index], layers, config.warm_start_layers)
+                    for layer in layers[:config.freeze_layers]:
+                        layer.trainable = False  # as engine.train leaves a frozen layer
+                model = SeedStack(stack, image_shape, models, [c.seed for c in configs],
+                                  frozen_layers=first.freeze_layers)
                 optimizer = engine._make_optimizer(first, steps_per_epoch)
                 optimizer.build(model.trainable_variables)
             results = _fit_together(model, models, optimizer, configs, prepared, on_progress)
@@ -293,7 +356,7 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
         return tf.reduce_sum(tf.cast(hits, tf.float32), axis=1)
 
     @tf.function(input_signature=[tf.TensorSpec([S, None], tf.int32), tf.TensorSpec([], tf.int32),
-                                  tf.TensorSpec([], tf.int32)])
+                                  tf.TensorSpec([], tf.int32)], autograph=False)
     def run_steps(order: Any, first_step: Any, steps: Any) -> Any:
         def body(step: Any, loss_sum: Any, correct_sum: Any, seen: Any) -> Any:
             begin = step * batch_size
@@ -314,7 +377,7 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
             lambda step, *_: step < first_step + steps, body, (first_step, zeros, zeros, tf.constant(0.0)))
         return loss_sum, correct_sum, seen
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], autograph=False)
     def evaluate_chunk(begin: Any) -> Any:
         end = tf.minimum(begin + EVAL_BATCH, n_test)
         x = tf.cast(test_images[:, begin:end], tf.float32) * scale
@@ -323,22 +386,27 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
         else:  # the same images for every seed: tile them into the seeds-as-channels layout
             predictions = model.forward_channels(tf.tile(x[0], [1, 1, 1, S]), training=False)
         y = tf.broadcast_to(test_labels[:, begin:end], tf.shape(predictions)[:2])
-        return tf.reduce_sum(loss_fn(y, predictions), axis=1), correct_count(predictions, y)
+        hits = tf.equal(tf.argmax(predictions, axis=-1, output_type=tf.int32), y)  # (S, chunk)
+        return tf.reduce_sum(loss_fn(y, predictions), axis=1), correct_count(predictions, y), hits
+
+    last_hits: list[np.ndarray] = []  # (S, chunk) per chunk: right or wrong at the latest evaluation
 
     def evaluate() -> tuple[np.ndarray, np.ndarray]:
         loss_sum, correct_sum = np.zeros(S), np.zeros(S)
+        last_hits.clear()
         for begin in range(0, n_test, EVAL_BATCH):
-            loss_part, correct_part = evaluate_chunk(tf.constant(begin, tf.int32))
+            loss_part, correct_part, hits = evaluate_chunk(tf.constant(begin, tf.int32))
             loss_sum += loss_part.numpy()
             correct_sum += correct_part.numpy()
+            last_hits.append(hits.numpy())
         return loss_sum / n_test, correct_sum / n_test
 
     reporters = [Reporter(config, None, steps_per_epoch, n_train, num_classes=num_classes) for config in configs]
     group = Reporter(first, _group_progress(on_progress, configs), steps_per_epoch, n_train, num_classes=num_classes)
     rngs = [np.random.default_rng(config.seed) for config in configs]
     alive = [True] * S  # still training (a seed stops at the end of the epoch it diverged or was stopped in)
-    steps_per_call = engine._steps_per_execution(first, steps_per_epoch, models[0].count_params())
-    traced = False
+    calls = {"steps_per_call": engine._steps_per_execution(first, steps_per_epoch, models[0].count_params()),
+             "traced": False}
     start = time.perf_counter()
     for reporter in reporters:
         reporter.begin()
@@ -349,17 +417,10 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
         order = tf.constant(np.stack([rng.permutation(n_train) for rng in rngs]).astype(np.int32))
         loss_sum, correct_sum, seen = np.zeros(S), np.zeros(S), 0.0
         step, go_on = 0, True
-        while step < steps_per_epoch and go_on:
-            steps = min(steps_per_call, steps_per_epoch - step)
-            call_start = time.perf_counter()
-            parts = run_steps(order, tf.constant(step, tf.int32), tf.constant(steps, tf.int32))
-            step += steps
+        for step, parts in engine.epoch_calls(run_steps, order, steps_per_epoch, calls):
             loss_sum += parts[0].numpy()
             correct_sum += parts[1].numpy()
             seen += float(parts[2])
-            if traced:
-                steps_per_call = engine._next_steps_per_call(steps, time.perf_counter() - call_start)
-            traced = True
             training = []
             for s in range(S):
                 if alive[s] and reporters[s].reason is None:
@@ -373,24 +434,28 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
             if not go_on:
                 for s in training:
                     reporters[s].reason = "stopped"
+                break
         for reporter in (*reporters, group):
             reporter.train_part_done()
-        val_loss, val_accuracy = evaluate()
+        validated = engine.validates(first, epoch, go_on)
+        if validated:
+            val_loss, val_accuracy = evaluate()
         for s in range(S):
             if not alive[s]:
                 continue
             metrics = {"loss": loss_sum[s] / max(seen, 1.0), "accuracy": correct_sum[s] / max(seen, 1.0)}
-            if reporters[s].reason != "diverged":
-                metrics["val_loss"], metrics["val_accuracy"] = float(val_loss[s]), float(val_accuracy[s])
-            else:
+            if reporters[s].reason == "diverged":
                 metrics["val_loss"] = metrics["val_accuracy"] = float("nan")
+            elif validated:
+                metrics["val_loss"], metrics["val_accuracy"] = float(val_loss[s]), float(val_accuracy[s])
             if not reporters[s].epoch_end(metrics, step):
                 alive[s] = False
         reporting = [s for s in range(S) if reporters[s].reason in (None, "stopped")
                      and len(reporters[s].history["loss"]) == epoch + 1]
         if reporting:
+            names = ("loss", "accuracy", "val_loss", "val_accuracy") if validated else ("loss", "accuracy")
             group.epoch_end({name: float(np.mean([reporters[s].history[name][-1] for s in reporting]))
-                             for name in ("loss", "accuracy", "val_loss", "val_accuracy")}, step)
+                             for name in names}, step)
         if not any(alive):
             break
     seconds = time.perf_counter() - start
@@ -401,14 +466,16 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
             if weights:
                 layer.set_weights(weights)
         history = reporters[s].history
+        hits = None
         if history["val_loss"] and math.isfinite(history["val_loss"][-1]):
             test_loss, test_accuracy = history["val_loss"][-1], history["val_accuracy"][-1]
+            hits = np.concatenate([part[s] for part in last_hits])  # the latest evaluation is of this model
         else:
             test_loss, test_accuracy = _evaluate_model(keras_model, data, loss_fn)
         results.append(TrainResult(config=config, model=keras_model, history=history,
                                    test_accuracy=float(test_accuracy), test_loss=float(test_loss),
                                    stopped_reason=reporters[s].reason or "finished", class_names=data.class_names,
-                                   input_shape=data.image_shape, seconds=seconds,
+                                   input_shape=data.image_shape, seconds=seconds, test_hits=hits,
                                    _test_images=data.x_test, _test_labels=data.y_test))
     return results
 

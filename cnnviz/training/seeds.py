@@ -35,14 +35,19 @@ def seed_list(seeds: Sequence[int] | int) -> tuple[int, ...]:
     return chosen
 
 
-def seed_configs(config: TrainConfig, seeds: Sequence[int] | int) -> list[TrainConfig]:
-    """The configuration of each seed (the warm start, if any, keeps its own seed)."""
+def seed_configs(config: TrainConfig, seeds: Sequence[int] | int, *,
+                 warm_start_per_seed: bool = False) -> list[TrainConfig]:
+    """The configuration of each seed. The warm start, if any, keeps its own seed, or with
+    `warm_start_per_seed` takes the seed too (seed s copies from the model pre-trained with seed s)."""
+    if warm_start_per_seed and config.warm_start is not None:
+        warm = config.warm_start
+        return [config.replace(seed=seed, warm_start=warm.replace(seed=seed)) for seed in seed_list(seeds)]
     return [config.replace(seed=seed) for seed in seed_list(seeds)]
 
 
 def train_seeds(config: TrainConfig, seeds: Sequence[int] | int = DEFAULT_SEEDS,
                 on_progress: OnProgress | None = None, *, data: Any = None, use_cache: bool | None = None,
-                source: str | None = None) -> list[TrainResult]:
+                source: str | None = None, warm_start_per_seed: bool = False) -> list[TrainResult]:
     """Train `config` once per seed and return the results in the seeds' order.
 
     Seeds found in the disk cache are read from it (`use_cache`, `data` and `source` as for
@@ -51,8 +56,13 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int] | int = DEFAULT_SEEDS,
     the `TrainResult` that `engine.train(config.replace(seed=s))` gives (to float tolerance) and
     is cached under its own config (its `seconds` and `history["seconds"]` are the group's wall
     time: the seeds shared it). Configurations the vectorised model does not cover
-    (`seed_stack.unsupported_reason`: fast=False, augmentation, warm start, frozen layers, ...)
-    train one seed after another through `engine.train`.
+    (`seed_stack.unsupported_reason`: fast=False, augmentation, ...) train one seed after another
+    through `engine.train`.
+
+    A warm start (`config.warm_start`) is trained first, through this function and the cache:
+    with `warm_start_per_seed` once per seed (seed s copies from its own pre-trained model, and
+    those train together too), else once, shared by every seed. Frozen layers stay out of the
+    trainable variables, as in `engine.train`.
 
     `on_progress` sees each seed's progress with `metrics["seed_index"]` and `metrics["seeds"]`
     added; seeds training together report as one group whose `seed_index` is its first seed's
@@ -61,7 +71,7 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int] | int = DEFAULT_SEEDS,
     ends at the first seed that did not finish: the seeds after it are not trained one by one,
     and those that finished in its group are only stored in the cache.
     """
-    configs = seed_configs(config, seeds)
+    configs = seed_configs(config, seeds, warm_start_per_seed=warm_start_per_seed)
     if use_cache is None:
         use_cache = data is None
     results: dict[int, TrainResult] = {}
@@ -77,9 +87,12 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int] | int = DEFAULT_SEEDS,
                     pending.remove(index)
         group = _together(configs, pending, data)
         if group is not None:
-            together = seed_stack.train_together(
-                [configs[i] for i in pending], [prepared for prepared, _ in group],
-                _seed_reporter(on_progress, pending[0], len(configs)))
+            warm_models = _warm_models([configs[i] for i in pending], on_progress, data, use_cache, source)
+            together: list[TrainResult] = []
+            if warm_models is None or len(warm_models) == len(pending):  # else the warm start was stopped
+                together = seed_stack.train_together(
+                    [configs[i] for i in pending], [prepared for prepared, _ in group],
+                    _seed_reporter(on_progress, pending[0], len(configs)), warm_models=warm_models)
             for index, result, (_, images) in zip(pending, together, group):
                 result.data_source = inputs.data_source(configs[index], images)
                 if use_cache and result.stopped_reason == "finished":
@@ -114,8 +127,41 @@ def _seed_reporter(on_progress: OnProgress | None, index: int, count: int) -> On
 
 def _may_train_together(config: TrainConfig) -> bool:
     """The settings-only part of `seed_stack.unsupported_reason` (no data needed)."""
-    return (config.fast and not any(strength > 0 for _, strength in config.augmentation)
-            and not (config.warm_start is not None and config.warm_start_layers > 0) and not config.freeze_layers)
+    return config.fast and not any(strength > 0 for _, strength in config.augmentation)
+
+
+def _warm_models(configs: Sequence[TrainConfig], on_progress: OnProgress | None, data: Any,
+                 use_cache: bool, source: str | None) -> list[Any] | None:
+    """Each config's pre-trained Keras model to copy from (None without a warm start): the warm
+    starts that differ only in their seed train together (through the cache), as one call of
+    `train_seeds`; a shared warm start trains once. Fewer models than configs: it was stopped."""
+    first = configs[0]
+    if first.warm_start is None or not first.warm_start_layers:
+        return None
+    warm_progress: OnProgress | None = None
+    if on_progress is not None:
+        report = on_progress
+
+        def warm_progress(p: Progress) -> Any:
+            # A wait for a training slot stays "waiting", so its queue position still shows.
+            return report(p if p.phase == "waiting" else dataclasses.replace(p, phase="warm start"))
+    warm = [c.warm_start for c in configs if c.warm_start is not None]
+    same_source = data is not None or first.warm_start.dataset == first.dataset
+    warm_source = source if same_source else None
+    if all(w == warm[0] for w in warm):
+        result = engine.train(warm[0], warm_progress, data=data, use_cache=use_cache, source=warm_source)
+        results = [result] * len(configs) if result.stopped_reason == "finished" else []
+    elif all(w == warm[0].replace(seed=w.seed) for w in warm):
+        results = train_seeds(warm[0], [w.seed for w in warm], warm_progress, data=data, use_cache=use_cache,
+                              source=warm_source)
+    else:
+        results = [engine.train(w, warm_progress, data=data, use_cache=use_cache, source=warm_source) for w in warm]
+    finished = []
+    for result in results:
+        if result.stopped_reason != "finished":
+            break
+        finished.append(result.model)
+    return finished
 
 
 def _together(configs: Sequence[TrainConfig], pending: Sequence[int],

@@ -79,31 +79,34 @@ def test_variants_cover_one_factor_at_a_time_plus_all_three_and_both_seeds():
         lenet_vs_relu.variant("alexnet")
 
 
-def test_configs_keep_each_recipe_and_give_every_variant_the_same_updates():
+def test_the_equal_budget_gives_every_variant_one_batch_size_and_the_same_updates():
     settings = ComparisonSettings(dataset="fashion_mnist", limit_train=640, limit_test=200, updates=60, seeds=(3, 4))
     configs = lenet_vs_relu.comparison_configs(settings)
     assert list(configs) == [item.key for item in lenet_vs_relu.VARIANTS]
     recipes = {key: (config.optimizer, config.learning_rate, config.batch_size) for key, config in configs.items()}
-    assert recipes[LENET] == recipes["lenet_activation"] == recipes["lenet_pooling"] == ("sgd", 0.01, 128)
+    sgd = ("sgd", lenet_vs_relu.EQUAL_BUDGET_SGD_LR, lenet_vs_relu.EQUAL_BATCH)
+    assert recipes[LENET] == recipes["lenet_activation"] == recipes["lenet_pooling"] == sgd
     assert recipes[RELU_CNN] == recipes["lenet_optimizer"] == recipes[ALL_THREE] == ("adam", 0.001, 32)
-    # 640 images: 5 batches of 128 (12 epochs for 60 updates), 20 batches of 32 (3 epochs).
-    epochs = {key: config.epochs for key, config in configs.items()}
-    assert epochs[LENET] == epochs["lenet_activation"] == epochs["lenet_pooling"] == 12
-    assert epochs[RELU_CNN] == epochs["lenet_optimizer"] == epochs[ALL_THREE] == 3
+    # 640 images: 20 batches of 32, so 3 epochs for 60 updates, for every variant.
+    assert {config.epochs for config in configs.values()} == {3}
     for key, config in configs.items():
         assert (config.dataset, config.limit_train, config.limit_test, config.seed) == ("fashion_mnist", 640, 200, 3)
         assert config.fast is True  # One schedule for all; the seeds train together.
         assert lenet_vs_relu.variant_updates(key, settings) == 60
     assert len({config.key() for config in configs.values()}) == len(configs)
     assert configs[RELU_CNN].stack() == lenet_vs_relu.variant_stack(RELU_CNN, MNIST_SHAPE, 10)
+    text = lenet_vs_relu.recipe_text(settings)
+    assert "60 per seed" in text and f"learning rate {lenet_vs_relu.EQUAL_BUDGET_SGD_LR:g}" in text
 
 
 def test_the_budget_rounds_up_to_whole_epochs_and_says_so():
-    settings = ComparisonSettings(limit_train=320, limit_test=100, updates=10, seeds=(0, 1))
-    # 320 images: 3 batches of 128 (the last one partial), so 4 epochs = 12 updates; 10 batches of 32.
-    assert lenet_vs_relu.steps_per_epoch(LENET, 320) == 3 and lenet_vs_relu.variant_epochs(LENET, settings) == 4
-    assert lenet_vs_relu.variant_updates(LENET, settings) == 12
-    assert lenet_vs_relu.variant_updates(RELU_CNN, settings) == 10
+    settings = ComparisonSettings(limit_train=330, limit_test=100, updates=10, seeds=(0, 1))
+    # 330 images: 11 batches of 32 (the last one partial), so 1 epoch = 11 updates.
+    assert lenet_vs_relu.steps_per_epoch(LENET, settings, 330) == 11 and lenet_vs_relu.variant_epochs(LENET, settings) == 1
+    assert lenet_vs_relu.variant_updates(LENET, settings) == 11
+    # The seeds' batch of 128: 3 batches per epoch.
+    seeds = ComparisonSettings.as_in_the_seeds()
+    assert lenet_vs_relu.steps_per_epoch(LENET, seeds, 330) == 3 and lenet_vs_relu.steps_per_epoch(RELU_CNN, seeds, 330) == 11
 
 
 def test_the_default_comparison_trains_three_seeds_for_the_same_updates():
@@ -124,6 +127,7 @@ def test_the_seeds_settings_are_the_seeds_runs():
     assert (lenet.optimizer, lenet.batch_size, relu.optimizer, relu.batch_size) == ("sgd", 128, "adam", 32)
     assert lenet_vs_relu.variant_updates(LENET, settings, 60_000) == 10 * 469
     assert lenet_vs_relu.variant_updates(RELU_CNN, settings, 60_000) == 10 * 1875
+    assert "batches of 128" in lenet_vs_relu.recipe_text(settings) and "4x as many updates" in lenet_vs_relu.recipe_text(settings)
 
 
 def test_cifar_retargeting_builds_with_keras_parameter_counts():
@@ -161,12 +165,14 @@ def test_seconds_per_epoch_is_the_median_epoch_duration():
     assert np.isnan(lenet_vs_relu.seconds_per_epoch({}))
 
 
-def fake_run(config, accuracy: float, seconds: float = 1.0, test_images: int = 1000, params: int = 100):
+def fake_run(config, accuracy: float, seconds: float = 1.0, test_images: int = 1000, params: int = 100,
+             test_hits=None):
     """What `experiment_report` reads from a TrainResult."""
     labels = np.zeros(test_images, dtype=np.int64)
     return SimpleNamespace(config=config, test_accuracy=accuracy, history={"seconds": [seconds] * 3},
                            stopped_reason="finished", model=SimpleNamespace(count_params=lambda: params),
-                           test_data=lambda: (np.zeros((test_images, 28, 28, 1), np.uint8), labels))
+                           test_data=lambda: (np.zeros((test_images, 28, 28, 1), np.uint8), labels),
+                           test_hits=test_hits)
 
 
 def fake_results(settings, accuracies: dict[str, list[float]], seconds: dict[str, float] | None = None):
@@ -188,8 +194,12 @@ def test_the_report_has_every_seed_and_the_verdicts_of_compare():
     assert [v.factor for v in report.verdicts] == ["seed_models", "activation", "pooling", "optimizer", "all_three",
                                                    "architecture"]
     labels = {item.key: item.label for item in lenet_vs_relu.VARIANTS}
+    # Every seed trained every variant: the block design's residual spread (no per-image hits here,
+    # so the test-sampling part is compare's independent default).
+    blocks = verdicts.block_residual_variance([CLEAR[item.key] for item in lenet_vs_relu.VARIANTS])
     for verdict, (factor, a, b) in zip(report.verdicts, lenet_vs_relu.COMPARISONS):
-        expected = verdicts.compare(factor, labels[a], CLEAR[a], labels[b], CLEAR[b], test_images=1000)
+        expected = verdicts.compare(factor, labels[a], CLEAR[a], labels[b], CLEAR[b], test_images=1000,
+                                    seed_variance=blocks)
         assert verdict == expected
     kinds = {v.factor: v.kind for v in report.verdicts}
     assert kinds["optimizer"] == kinds["all_three"] == "better"  # +15 points, three seeds each.
@@ -197,6 +207,28 @@ def test_the_report_has_every_seed_and_the_verdicts_of_compare():
     assert kinds["activation"] == kinds["pooling"] == "undecided"  # Within ±3.6 points of test sampling.
     json = report.to_json()
     assert json["variants"][0]["test_accuracy"] == CLEAR[LENET] and json["variants"][0]["seeds"] == [0, 1, 2]
+
+
+def test_per_image_hits_give_the_paired_test_sampling_error():
+    """With every run's hits on the same test images, the verdicts use `paired_test_variance`."""
+    settings = ComparisonSettings(seeds=(0, 1))
+    rng = np.random.default_rng(0)
+    common = rng.random(1000) < 0.7  # images every model gets right
+    hits = {key: [common | (rng.random(1000) < 0.05 * (index + 1)) for _ in settings.seeds]
+            for index, key in enumerate(item.key for item in lenet_vs_relu.VARIANTS)}
+    configs = lenet_vs_relu.comparison_configs(settings)
+    results = {key: [fake_run(seed_config, float(h.mean()), test_hits=h)
+                     for seed_config, h in zip(training.seed_configs(configs[key], settings.seeds), hits[key])]
+               for key in configs}
+    report = lenet_vs_relu.experiment_report(settings, results)
+    accuracy = {key: [float(h.mean()) for h in hits[key]] for key in hits}
+    blocks = verdicts.block_residual_variance([accuracy[item.key] for item in lenet_vs_relu.VARIANTS])
+    for verdict, (factor, a, b) in zip(report.verdicts, lenet_vs_relu.COMPARISONS):
+        # Oracle for the test part: var over images of the per-image difference in mean hits, / N.
+        d = np.mean(hits[a], axis=0).astype(float) - np.mean(hits[b], axis=0).astype(float)
+        expected = verdicts.compare(factor, verdict.a, accuracy[a], verdict.b, accuracy[b], test_images=1000,
+                                    seed_variance=blocks, test_variance=float(np.var(d, ddof=1) / 1000))
+        assert (verdict.low, verdict.high, verdict.kind) == (expected.low, expected.high, expected.kind)
 
 
 def test_one_seed_decides_nothing():
@@ -235,8 +267,8 @@ def test_report_records_show_the_budget_the_mean_the_interval_and_every_seed():
     assert [record["Model"] for record in records] == [item.label for item in lenet_vs_relu.VARIANTS]
     assert records[0]["Changed from LeNet"] == "—" and records[-1]["Changed from LeNet"] == "other architecture"
     assert records[0]["Updates per seed"] == lenet_vs_relu.DEFAULT_UPDATES
-    assert records[0]["Epochs"] == lenet_vs_relu.DEFAULT_UPDATES / 30  # 3,840 images: 30 batches of 128.
-    assert records[-1]["Epochs"] == lenet_vs_relu.DEFAULT_UPDATES / 120  # 120 batches of 32.
+    # 3,840 images: 120 batches of 32 for every variant.
+    assert records[0]["Epochs"] == records[-1]["Epochs"] == lenet_vs_relu.DEFAULT_UPDATES / 120
     assert records[-1]["Per seed (%)"] == "80.0, 81.0, 79.0"
     assert records[-1]["Mean test accuracy (%)"] == 80.0
     text = lenet_vs_relu.budget_text(report, settings)

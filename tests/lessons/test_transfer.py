@@ -175,6 +175,52 @@ def test_one_lucky_seed_does_not_decide_and_undecided_says_what_would_settle_it(
     assert case.case.key == "small_different" and [v.kind for v in case.verdicts] == ["undecided"]
 
 
+def test_a_seed_that_moves_every_strategy_alike_cancels_in_the_blocked_verdict():
+    """Every seed trains every strategy (its own transfer images and pre-trained network), so what a
+    seed does to all strategies alike is a block effect: the verdict uses the two-way residual, and
+    on a shared test set the paired per-image test error."""
+    from scipy import stats
+
+    from cnnviz import verdicts
+
+    frozen, fine_tune, scratch = (0.60, 0.80, 0.70), (0.70, 0.90, 0.79), (0.68, 0.88, 0.79)
+    comparison = StrategyComparison(sizes=(90,), num_classes=3, similarity="similar", seeds=(0, 1, 2),
+                                    accuracy={"frozen_features": (frozen,), "fine_tune": (fine_tune,),
+                                              "scratch": (scratch,)}, test_images=3000)
+    (small,) = case_measurements(comparison)
+    # The residual of the 3 x 3 table (strategies x seeds), computed here by hand: 4 degrees of freedom.
+    table = np.array([frozen, fine_tune, scratch])
+    residual = table - table.mean(axis=1, keepdims=True) - table.mean(axis=0, keepdims=True) + table.mean()
+    variance_of_one = float((residual ** 2).sum() / 4)
+    seed_part = variance_of_one * (2 / 3)
+    p_a, p_b = np.mean(frozen), np.mean(fine_tune)
+    test_part = p_a * (1 - p_a) / 3000 + p_b * (1 - p_b) / 3000
+    first = small.verdicts[0]
+    assert first.factor == "frozen_features vs fine_tune" and first.kind == "worse"
+    assert first.difference == pytest.approx(np.mean(frozen) - np.mean(fine_tune))
+    variance = seed_part + test_part
+    # Student's t at the Satterthwaite degrees of freedom of the residual part.
+    assert (first.high - first.low) / 2 == pytest.approx(
+        float(stats.t.ppf(0.975, variance ** 2 / (seed_part ** 2 / 4))) * variance ** 0.5, rel=1e-6)
+    # Each side's own spread (no blocks) cannot tell: the seeds moved every strategy by up to 20 points.
+    unblocked = verdicts.compare("x", "a", frozen, "b", fine_tune, test_images=3000)
+    assert unblocked.kind == "undecided"
+    # On a shared test set the per-image hits give the paired test error.
+    rng = np.random.default_rng(0)
+    base = rng.random((3, 3000)) < 0.7
+    flipped = base.copy()
+    flipped[:, :150] = True  # B gets 150 more images right than A, on every seed
+    shared = dataclasses.replace(comparison, shared_test_set=True,
+                                 hits={"frozen_features": ((*base,),), "fine_tune": ((*flipped,),),
+                                       "scratch": ((*base,),)})
+    paired = case_measurements(shared)[0].verdicts[0]
+    d = base.mean(axis=0) - flipped.mean(axis=0)
+    expected = verdicts.compare("x", "a", frozen, "b", fine_tune, test_images=3000,
+                                seed_variance=(variance_of_one, 4), test_variance=float(np.var(d, ddof=1) / 3000))
+    assert (paired.low, paired.high) == pytest.approx((expected.low, expected.high))
+    assert (paired.low, paired.high) != pytest.approx((first.low, first.high))
+
+
 def test_comparison_validates_its_shape_and_reports_as_an_experiment():
     with pytest.raises(ValueError, match="2 sizes' accuracies for 3 sizes"):
         _comparison(((0.1,),) * 2, ((0.1,),) * 3, ((0.1,),) * 3)
@@ -265,7 +311,7 @@ def test_layer_roles_figure_builds():
 # ---------------------------------------------------------------------------------------------
 
 TINY = transfer.ExperimentSettings(pretrain_per_class=20, test_per_class=10, pretrain_epochs=1,
-                                   transfer_epochs=1)
+                                   transfer_epochs=1, min_transfer_updates=8)
 
 
 @pytest.fixture(scope="module")
@@ -302,8 +348,10 @@ def test_strategy_configs_copy_and_freeze_what_each_strategy_says(seeds_split):
     scratch = transfer.strategy_config("scratch", seeds_split, TINY, 10)
     # Small + similar: everything but the output layer copied and frozen; only the output layer trains.
     assert (frozen.warm_start_layers, frozen.freeze_layers) == (len(stack) - 1, len(stack) - 1)
-    assert frozen.learning_rate == pytest.approx(10 * TINY.learning_rate) == 10 * fine_tune.learning_rate
-    assert "10x" in transfer.STRATEGY_TEXTS["frozen_features"]
+    # Only the new output layer trains, at 30x the shared peak rate (the others train at the shared one).
+    assert frozen.learning_rate == pytest.approx(30 * TINY.learning_rate) == 30 * fine_tune.learning_rate
+    assert frozen.learning_rate == transfer.strategy_learning_rate("frozen_features", TINY)
+    assert fine_tune.learning_rate == early.learning_rate == scratch.learning_rate == TINY.learning_rate
     # Small + different: only the first convolution and its pooling, frozen; the rest is new.
     assert (early.warm_start_layers, early.freeze_layers) == (2, 2)
     assert [layer["type"] for layer in stack[:2]] == ["conv2d", "maxpool2d"]
@@ -323,11 +371,21 @@ def test_strategy_configs_copy_and_freeze_what_each_strategy_says(seeds_split):
 
 def test_transfer_schedule_gives_small_sets_small_batches_and_enough_steps():
     batch_size, epochs = transfer.transfer_schedule(30, 8)
-    assert batch_size <= 30 // 4 + 1 and math.ceil(30 / batch_size) * epochs >= 48
+    assert batch_size <= 30 // 4 + 1 and math.ceil(30 / batch_size) * epochs >= transfer.MIN_TRANSFER_UPDATES == 240
     assert transfer.transfer_schedule(18_000, 8) == (64, 8)
-    for size in (3, 6, 30, 90, 300, 3000):
-        batch_size, epochs = transfer.transfer_schedule(size, 2)
-        assert 1 <= batch_size <= size and epochs >= 2
+    for size in (3, 6, 30, 90, 300, 900, 3000):
+        for min_updates in (8, 240):
+            batch_size, epochs = transfer.transfer_schedule(size, 2, min_updates)
+            updates = math.ceil(size / batch_size) * epochs
+            assert 1 <= batch_size <= size and epochs >= 2 and updates >= min_updates
+            # No more epochs than the budget needs (beyond the minimum epoch count).
+            assert epochs == 2 or math.ceil(size / batch_size) * (epochs - 1) < min_updates
+    # The default settings' budget: every transfer run makes at least 240 updates.
+    settings = transfer.ExperimentSettings()
+    split = transfer.default_split()
+    for size in (30, 900):
+        config = transfer.strategy_config("fine_tune", split, settings, size // 3, num_images=size)
+        assert transfer.weight_updates(size, config) >= 240
 
 
 def test_layer_plan_counts_match_keras_trainable_weights():
@@ -397,21 +455,33 @@ def test_bottleneck_features_equal_a_layer_by_layer_forward_pass(tiny_transfer):
 
 
 @pytest.mark.slow
-def test_strategy_comparison_measures_every_seed_of_every_strategy_and_size(seeds_split):
-    from cnnviz import training
+def test_strategy_comparison_measures_every_seed_of_every_strategy_and_size(seeds_split, monkeypatch, tmp_path):
+    from cnnviz.training import seed_stack
 
-    runs = []
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))  # nothing cached by other tests: every run trains
+
+    runs, calls, groups = [], [], []
+    original = seed_stack.train_together
+
+    def counting(configs, prepared, on_progress=None, **options):
+        groups.append(len(configs))
+        return original(configs, prepared, on_progress, **options)
 
     def recording_train(config, seeds, on_progress=None):
-        results = training.train_seeds(config, seeds, on_progress)
-        runs.extend((config.replace(seed=seed), result) for seed, result in zip(seeds, results))
+        results = transfer.train_strategy_seeds(config, seeds, on_progress)
+        calls.append(tuple(seeds))
+        runs.extend((result.config, result) for result in results)
         return results
 
     progress = []
+    monkeypatch.setattr(seed_stack, "train_together", counting)
     comparison = transfer.compare_strategies(seeds_split, TINY, (6, 12), seeds=(0, 1), train_fn=recording_train,
                                              on_progress=progress.append)
     assert comparison.sizes == (6, 12) and comparison.seeds == (0, 1) and comparison.similarity == "similar"
     assert comparison.strategies == ("frozen_features", "fine_tune", "scratch")
+    # One call per run with both seeds: the pre-training, then 3 strategies x 2 sizes; the two seeds
+    # of every run trained together (warm starts and frozen layers included).
+    assert calls == [(0, 1)] * 7 and groups == [2] * 7
     # 2 pre-trainings, then 3 strategies x 2 sizes x 2 seeds, each its own config.
     assert len(runs) == 2 + 12 and len({config.key() for config, _ in runs}) == 14
     for strategy in comparison.strategies:
@@ -428,14 +498,36 @@ def test_strategy_comparison_measures_every_seed_of_every_strategy_and_size(seed
         labels = [result.test_data()[1] for config, result in runs if config.classes == (0, 1, 2) and config.seed == seed]
         assert len(labels) == 6 and all(np.array_equal(labels[0], other) for other in labels[1:])
     assert comparison.test_images == len(labels[0]) == 30
-    # The budget in weight updates: the same for every strategy at one size (4 images a batch, 4 epochs).
-    assert comparison.updates == {strategy: (8, 12) for strategy in comparison.strategies}
+    # The budget in weight updates: the same for every strategy at one size, at least TINY's 8
+    # (4 images a batch: 6 images x 4 epochs = 8, 12 images x 3 epochs = 9).
+    assert comparison.updates == {strategy: (8, 9) for strategy in comparison.strategies}
+    for config, result in runs:
+        if config.classes == (0, 1, 2):
+            assert len(result.history["loss"]) == config.epochs == {20: 4, 40: 3}[config.limit_train]
     assert progress[0].run == 1 and progress[0].strategy == transfer.PRETRAIN_RUN
-    assert progress[-1].run == 13 and progress[-1].runs == 13 and progress[-1].seed == 1
+    assert progress[-1].run == 7 and progress[-1].runs == 7 and progress[-1].seeds == (0, 1)
+    assert max(p.overall for p in progress) <= 1.0
     assert transfer.comparison_cached(seeds_split, TINY, (6, 12), (0, 1))
     assert not transfer.comparison_cached(seeds_split, TINY, (6, 12), (0, 1, 2))
     # Both sizes are small (2 and 4 per class): only the small case is measured.
     assert [m.case.key for m in case_measurements(comparison)] == ["small_similar"]
+
+
+def test_by_default_every_seed_and_strategy_is_scored_on_the_same_whole_test_split(seeds_split):
+    """No test limit: each seed's transfer runs load the same test images (the whole split), while
+    their training subsets differ."""
+    settings = transfer.ExperimentSettings()
+    configs = [transfer.strategy_config(strategy, seeds_split, dataclasses.replace(settings, seed=seed), 10,
+                                        num_images=30)
+               for strategy in ("frozen_features", "scratch") for seed in (0, 1)]
+    assert all(config.limit_test is None for config in configs)
+    loaded = [data.load(c.dataset, limit_train=c.limit_train, limit_test=c.limit_test, seed=c.seed) for c in configs]
+    full = data.load("fashion_mnist")
+    for dataset in loaded:
+        np.testing.assert_array_equal(dataset.y_test, full.y_test)
+        np.testing.assert_array_equal(dataset.x_test[:50], full.x_test[:50])
+    assert not np.array_equal(loaded[0].y_train, loaded[1].y_train) or not np.array_equal(loaded[0].x_train,
+                                                                                          loaded[1].x_train)
 
 
 def test_strategy_comparison_rejects_sizes_that_are_not_whole_classes_and_can_stop(seeds_split):

@@ -255,3 +255,69 @@ def test_presenter_mode_puts_the_augmented_grid_in_the_key_figure_slot():
     z = json.loads(charts[0].proto.spec)["data"][0]["z"]
     shape = tuple(int(v) for v in str(z["shape"]).split(",")) if isinstance(z, dict) else np.shape(z)
     assert shape[:2] == (2 * 28 + 2, 8 * 28 + 7 * 2)
+
+
+@pytest.mark.slow
+def test_the_seeds_panel_shows_variants_and_seeds_and_stop_leaves_a_usable_page(app, monkeypatch):
+    """While the variants train, the panel names the variant and its seeds (together, or one at a
+    time); a Stop click mid-run (a real rerun of the running script) stops the training, says what
+    finished, and a new Train starts again with the finished seeds read from the cache."""
+    from cnnviz import training
+    from cnnviz.training import seed_stack
+    from tests.pages.live_app import LiveRun, markdown
+
+    epochs = 12  # Long enough to click Stop while the augmented variant's second seed trains.
+    variants = augmentation.overfitting_variants("fashion_mnist", keys=("baseline", "augmentation"),
+                                                   limit_train=200, epochs=epochs)
+    baseline, augmented = variants
+    # The oracle for "together": the vectorised model covers the plain CNN, not the augmented one.
+    assert seed_stack.unsupported_reason(baseline.config, (28, 28, 1)) is None
+    assert seed_stack.unsupported_reason(augmented.config, (28, 28, 1)) == "augmentation"
+
+    app.select_slider(key="aug_fit_images").set_value(200)
+    app.slider(key="aug_fit_epochs").set_value(epochs)
+    app.number_input(key="aug_fit_seeds").set_value(2)
+    app.multiselect(key="aug_fit_variants").set_value(["baseline", "augmentation"])
+    app.button(key="aug_fit_train").click()
+    live = LiveRun(app, monkeypatch).start()
+    first = live.wait_for(lambda t: "Epoch" in markdown(t) and "Variant 1 of 2: No regularisation" in markdown(t),
+                          what="the first variant training")
+    assert "seeds 0 and 1 training together" in markdown(first)
+    assert "Still to train: Augmentation" in markdown(first)
+    assert [button.key for button in first.button if button.key == "aug_fit_training_stop"]
+    second = live.wait_for(lambda t: "Variant 2 of 2: Augmentation** · seed 1 (2 of 2); seed 0 finished"
+                           in markdown(t), what="the augmented variant's second seed")
+    assert "Finished: No regularisation" in markdown(second)
+    live.click("aug_fit_training_stop")
+    at = live.join()
+    assert not at.exception, at.exception
+
+    # What the disk cache holds is what the message says finished.
+    cached = {(v.key, s): training.is_cached(v.config.replace(seed=s)) for v in variants for s in (0, 1)}
+    assert cached == {("baseline", 0): True, ("baseline", 1): True,
+                      ("augmentation", 0): True, ("augmentation", 1): False}
+    message = [w.value for w in at.warning if "Stopped after" in w.value]
+    assert len(message) == 1
+    assert "**Finished** (every seed; cached, so they will not train again): No regularisation." in message[0]
+    assert "**Not finished**: Augmentation (seed 1 was training, in epoch " in message[0]
+    assert "; seed 0 finished)." in message[0]
+    assert "Press **Train the variants**" in message[0]
+    assert not [d for d in at.dataframe if "gap (points)" in d.value.columns]  # No partial results table.
+    assert not [button for button in at.button if button.key == "aug_fit_training_stop"]
+    assert {m.label for m in at.metric} >= {"Mean, training", "Mean, inference"}  # The other tabs work.
+
+    # A rerun (any widget) keeps the message and trains nothing.
+    at.slider(key="aug_drop_rate").set_value(0.3).run()
+    assert not at.exception
+    assert any("Stopped after" in w.value for w in at.warning)
+    assert not training.is_cached(augmented.config.replace(seed=1))
+
+    # Train again: the finished seeds come from the cache (their recorded times are unchanged), the rest trains.
+    before = {s: training.load_cached(baseline.config.replace(seed=s)).history["seconds"] for s in (0, 1)}
+    at.button(key="aug_fit_train").click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert not any("Stopped after" in w.value for w in at.warning)
+    table = _frame(at, "gap (points)")
+    assert table["variant"].tolist() == ["No regularisation"] * 2 + ["Augmentation"] * 2
+    assert {s: training.load_cached(baseline.config.replace(seed=s)).history["seconds"] for s in (0, 1)} == before
+    assert training.is_cached(augmented.config.replace(seed=1))

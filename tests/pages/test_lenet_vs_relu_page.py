@@ -77,9 +77,9 @@ def test_tiny_comparison_trains_every_seed_and_its_verdicts_are_computed():
     assert list(variants.index) == ["tanh LeNet (seed)", "LeNet + ReLU", "LeNet + max pooling", "LeNet + Adam/32",
                                     "LeNet + all three", "ReLU CNN (seed)"]
     assert list(variants["Parameters"]) == [61_610] * 5 + [38_254]
-    # The budget in updates: 256 images are 2 batches of 128 (4 epochs) or 8 batches of 32 (1 epoch).
+    # The budget in updates: 256 images are 8 batches of 32, one epoch for every model.
     assert list(variants["Updates per seed"]) == [8] * 6
-    assert list(variants["Epochs"]) == [4, 4, 4, 1, 1, 1]
+    assert list(variants["Epochs"]) == [1] * 6
     for per_seed, mean in zip(variants["Per seed (%)"], variants["Mean test accuracy (%)"]):
         values = [float(v) for v in per_seed.split(", ")]
         assert len(values) == 2 and mean == pytest.approx(sum(values) / 2, abs=0.051)
@@ -123,3 +123,57 @@ def test_tiny_comparison_in_a_real_browser(streamlit_app, browser, wait_idle, ar
     assert browser.locator('[data-testid="stException"]').count() == 0
     browser.get_by_text("weight updates").first.wait_for()
     browser.screenshot(path=str(artifacts_dir / "lenet-vs-relu-tiny.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_the_seeds_panel_shows_each_model_and_its_seeds_and_stop_keeps_the_page_usable(monkeypatch):
+    """While the models train, the panel names the model and the seeds training together; a Stop
+    click mid-run (a real rerun of the running script) stops the comparison, the message says
+    which models finished (as the disk cache holds them), and Run trains the rest."""
+    from cnnviz import training
+    from tests.pages.live_app import LiveRun, markdown
+
+    at = tiny_page()
+    at.select_slider(key="lvr_updates").set_value(120)  # 15 epochs of 8 batches: long enough to click Stop.
+    settings = lenet_vs_relu.ComparisonSettings(limit_train=256, limit_test=100, updates=120, seeds=(0, 1))
+    configs = lenet_vs_relu.comparison_configs(settings)
+    at.button(key="lvr_run").click()
+    live = LiveRun(at, monkeypatch).start()
+    first = live.wait_for(lambda t: "Model 1 of 6: tanh LeNet (seed)** · seeds 0 and 1 training together"
+                          in markdown(t), what="the first model training")
+    assert "Still to train: LeNet + ReLU, LeNet + max pooling" in markdown(first)
+    live.wait_for(lambda t: "Model 3 of 6: LeNet + ReLU** · seeds 0 and 1 training together" in markdown(t)
+                  and "Finished: tanh LeNet (seed), ReLU CNN (seed)" in markdown(t), what="the third model")
+    live.click("lvr_variants_stop")
+    at = live.join()
+    assert not at.exception, at.exception
+
+    # The message agrees with the disk cache: the models whose every seed is cached are "finished",
+    # the first one that is not was stopped, and nothing after it trained.
+    done = [key for key, config in configs.items()
+            if all(training.is_cached(c) for c in training.seed_configs(config, settings.seeds))]
+    order = [key for key in (lenet_vs_relu.LENET, lenet_vs_relu.RELU_CNN)] + [
+        item.key for item in lenet_vs_relu.VARIANTS if item.key not in (lenet_vs_relu.LENET, lenet_vs_relu.RELU_CNN)]
+    assert done == [key for key in configs if key in order[:len(done)]] and 2 <= len(done) < 6
+    stopped = order[len(done)]
+    message = [w.value for w in at.warning if "Stopped after" in w.value]
+    assert len(message) == 1, [w.value for w in at.warning]
+    labels = {item.key: item.label for item in lenet_vs_relu.VARIANTS}
+    assert (f"**Finished** (every seed; cached, so they will not train again): "
+            f"{', '.join(labels[key] for key in configs if key in done)}.") in message[0]
+    assert f"**Not finished**: {labels[stopped]} (seeds 0 and 1 were training together, in epoch " in message[0]
+    assert "Press **Run the comparison**" in message[0]
+    # The head to head (both seed models finished) is there; the variants' sections are not.
+    assert [header.value for header in at.header] == ["Head to head"]
+    assert not [button for button in at.button if (button.key or "").endswith("_stop")]
+
+    # A rerun keeps the message and trains nothing; Run trains the rest, the finished models from the cache.
+    at.run()
+    assert not at.exception and any("Stopped after" in w.value for w in at.warning)
+    assert not all(training.is_cached(c) for c in training.seed_configs(configs[stopped], settings.seeds))
+    before = {key: training.load_cached(configs[key]).history["seconds"] for key in done}
+    at.button(key="lvr_run").click().run()
+    assert not at.exception, at.exception
+    assert not any("Stopped after" in w.value for w in at.warning)
+    assert [header.value for header in at.header] == ["Head to head", "Why", "Inside: the first layer's activations"]
+    assert {key: training.load_cached(configs[key]).history["seconds"] for key in done} == before

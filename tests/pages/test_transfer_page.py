@@ -20,6 +20,7 @@ def _make_tiny(at: AppTest) -> AppTest:
     at.select_slider(key="transfer_test_per_class").set_value(10)
     at.slider(key="transfer_pretrain_epochs").set_value(1)
     at.slider(key="transfer_epochs").set_value(1)
+    at.select_slider(key="transfer_min_updates").set_value(8)
     return at.run()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cnnviz import training
-from cnnviz.errors import TrainingCancelled
+from cnnviz.errors import SettingsError, TrainingCancelled
 from cnnviz.training import Progress, TrainConfig
 
 # ------------------------------------------------------------------------------------------
@@ -222,3 +222,47 @@ def test_concurrent_trainings_stay_deterministic(tiny_data, tiny_config):
         thread.join()
     alone = training.train(tiny_config(seed=0, epochs=2), data=tiny_data)
     np.testing.assert_allclose(results[0].history["loss"], alone.history["loss"], rtol=1e-5)
+
+
+def test_validating_only_after_the_last_epoch_trains_the_same_model(tiny_data, tiny_config):
+    """`validate_every_epoch=False` skips the test split until the last epoch; training is unchanged."""
+    every = training.train(tiny_config(epochs=3), data=tiny_data)
+    last = training.train(tiny_config(epochs=3, validate_every_epoch=False), data=tiny_data)
+    assert last.stopped_reason == "finished"
+    assert [math.isnan(v) for v in last.history["val_accuracy"]] == [True, True, False]
+    for a, b in zip(last.model.get_weights(), every.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(last.history["loss"], every.history["loss"], atol=1e-6, rtol=0)
+    assert last.test_accuracy == pytest.approx(every.test_accuracy, abs=1e-6)
+    # Oracle: Keras's own evaluation of the returned model on the test split.
+    x_test, y_test = last.test_data()
+    probabilities = last.predict(x_test)
+    assert last.test_accuracy == pytest.approx(float(np.mean(probabilities.argmax(axis=1) == y_test)), abs=1e-6)
+    # Seeds trained together skip the same evaluations and match single runs.
+    together = training.train_seeds(tiny_config(epochs=3, validate_every_epoch=False), [0, 1], data=tiny_data)
+    assert together[0].test_accuracy == pytest.approx(last.test_accuracy, abs=1e-5)
+    assert [math.isnan(v) for v in together[1].history["val_accuracy"]] == [True, True, False]
+
+
+def test_validate_every_epoch_keeps_earlier_keys_and_needs_the_fast_engine(tiny_config):
+    config = tiny_config()
+    assert "validate_every_epoch" not in config.to_json()  # default: the cache keys of earlier runs stay valid
+    assert config.replace(validate_every_epoch=False).key() != config.key()
+    with pytest.raises(SettingsError, match="fast engine"):
+        config.replace(fast=False, validate_every_epoch=False).validate()
+
+
+def test_the_final_evaluation_records_every_test_images_hit_and_the_cache_keeps_it(
+        tiny_data, tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    result = training.train(tiny_config(epochs=2), data=tiny_data)
+    x_test, y_test = result.test_data()
+    # Oracle: the returned Keras model's own predictions.
+    np.testing.assert_array_equal(result.test_hits, result.predict(x_test).argmax(axis=1) == y_test)
+    assert result.test_hits.mean() == pytest.approx(result.test_accuracy, abs=1e-9)
+    together = training.train_seeds(tiny_config(epochs=2), [0, 1], data=tiny_data)
+    for run in together:
+        np.testing.assert_array_equal(run.test_hits, run.predict(x_test).argmax(axis=1) == y_test)
+    training.store_cached(result)
+    cached = training.load_cached(result.config, data=tiny_data)
+    np.testing.assert_array_equal(cached.test_hits, result.test_hits)

@@ -9,7 +9,7 @@ import pytest
 
 from cnnviz import training
 from cnnviz.errors import SettingsError
-from cnnviz.training import TrainConfig, inputs, seed_stack, seeds
+from cnnviz.training import TrainConfig, engine, inputs, seed_stack, seeds
 
 # A LeNet-like stack at the tiny scale: tanh, 'same' padding, average pooling, two convolutions
 # (the second one has several input channels per seed, so it runs unrolled), a tanh Dense layer.
@@ -20,6 +20,18 @@ TINY_LENET = [
     {"type": "avgpool2d", "pool_size": 2, "strides": 2},
     {"type": "flatten"},
     {"type": "dense", "units": 12, "activation": "tanh"},
+    {"type": "dense", "units": 3, "activation": "softmax"},
+]
+
+# Max pooling after tanh and ReLU convolutions (pooled before bias and activation when seeds train
+# together) and a last convolution whose kernel covers its 2x2 input (a batched matmul together).
+POOL_FIRST_AND_COVERING = [
+    {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "tanh", "padding": "same"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 6, "kernel_size": 3, "activation": "relu"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 8, "kernel_size": 2, "activation": "tanh"},
+    {"type": "flatten"},
     {"type": "dense", "units": 3, "activation": "softmax"},
 ]
 
@@ -34,9 +46,9 @@ def spy(monkeypatch):
     groups: list[int] = []
     original = seed_stack.train_together
 
-    def counting(configs, prepared, on_progress=None):
+    def counting(configs, prepared, on_progress=None, **options):
         groups.append(len(configs))
-        return original(configs, prepared, on_progress)
+        return original(configs, prepared, on_progress, **options)
     monkeypatch.setattr(seed_stack, "train_together", counting)
     return groups
 
@@ -63,7 +75,8 @@ def assert_same_run(together: training.TrainResult, alone: training.TrainResult)
         {"type": "dense", "units": 3, "activation": "softmax"},
     ], epochs=3, batch_size=32, learning_rate=0.01),
     TrainConfig.from_stack(TINY_LENET, optimizer="sgd", epochs=3, batch_size=50, learning_rate=0.05),
-], ids=["adam-relu-cnn", "sgd-tanh-lenet"])
+    TrainConfig.from_stack(POOL_FIRST_AND_COVERING, epochs=2, batch_size=40, learning_rate=0.01),
+], ids=["adam-relu-cnn", "sgd-tanh-lenet", "max-pool-first-and-covering-conv"])
 def test_seeds_trained_together_equal_single_seed_runs(config, tiny_data, spy):
     together = training.train_seeds(config, [0, 1, 2], data=tiny_data)
     assert spy == [3]
@@ -97,11 +110,60 @@ def test_seeds_loaded_per_seed_train_together_on_their_own_images(tiny_data, tin
         assert result.data_source == f"subset {result.config.seed}"
 
 
+@pytest.mark.parametrize("copy, freeze", [(4, 4), (2, 2), (4, 0)],
+                         ids=["frozen-all-but-the-head", "frozen-early-conv-new-head", "fine-tune-everything"])
+def test_warm_started_and_frozen_seeds_train_together_equal_single_seed_runs(copy, freeze, tiny_data, tiny_config,
+                                                                              spy, tmp_path, monkeypatch):
+    """Each seed copies from its own pre-trained model (those train together first), its frozen
+    layers stay out of the trainable variables; every seed equals `engine.train` on its own
+    (pre-training included), and its frozen layers hold its pre-trained weights bit for bit."""
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    pretrain = tiny_config(epochs=1, learning_rate=0.02, seed=0)
+    config = tiny_config(epochs=2, warm_start=pretrain, warm_start_layers=copy, freeze_layers=freeze)
+    together = training.train_seeds(config, [0, 1, 2], data=tiny_data, use_cache=True, warm_start_per_seed=True)
+    assert spy == [3, 3]  # the three pre-trainings together, then the three transfer runs together
+    for result in together:
+        seed = result.config.seed
+        assert result.config.warm_start == pretrain.replace(seed=seed)
+        alone = training.train(result.config, data=tiny_data, use_cache=False)  # pre-trains seed s alone too
+        assert_same_run(result, alone)
+        pretrained = training.train(result.config.warm_start, data=tiny_data, use_cache=True)
+        assert pretrained.from_cache
+        weights = [layer.get_weights() for layer in engine._keras_layers(result.model)]
+        before = [layer.get_weights() for layer in engine._keras_layers(pretrained.model)]
+        assert len(weights) == len(before) == 5
+        for index in range(copy):
+            frozen = index < freeze
+            for new, old in zip(weights[index], before[index]):
+                assert np.array_equal(new, old) == frozen
+    # A cached transfer run needs no pre-training: nothing trains again.
+    again = training.train_seeds(config, [0, 1, 2], data=tiny_data, use_cache=True, warm_start_per_seed=True)
+    assert spy == [3, 3] and all(r.from_cache for r in again)
+
+
+def test_a_shared_warm_start_trains_once(tiny_data, tiny_config, spy):
+    pretrain = tiny_config(epochs=1, learning_rate=0.02, seed=7)
+    config = tiny_config(epochs=1, warm_start=pretrain, warm_start_layers=4, freeze_layers=2)
+    together = training.train_seeds(config, [0, 1], data=tiny_data)
+    assert spy == [2]  # the one warm start trains alone, the two seeds together
+    for result in together:
+        assert result.config.warm_start == pretrain
+        assert_same_run(result, training.train(result.config, data=tiny_data))
+
+
+def test_a_frozen_batch_norm_layer_is_not_vectorised(tiny_config):
+    stack = [{"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"}, {"type": "batchnorm"},
+             {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]
+    config = TrainConfig.from_stack(stack, freeze_layers=2)
+    assert seed_stack.unsupported_reason(config, (12, 12, 1)) == "a frozen batch-norm layer"
+    assert seed_stack.unsupported_reason(config.replace(freeze_layers=1), (12, 12, 1)) is None
+    assert seed_stack.unsupported_reason(config.replace(freeze_layers=4), (12, 12, 1)) == "every layer frozen"
+
+
 @pytest.mark.parametrize("changes", [
     {"fast": False},
     {"augmentation": (("flip_horizontal", 0.5),)},
-    {"freeze_layers": 1},
-], ids=["fast-false", "augmentation", "frozen-layers"])
+], ids=["fast-false", "augmentation"])
 def test_settings_the_vectorised_model_does_not_cover_train_one_by_one(changes, tiny_data, tiny_config, spy):
     config = tiny_config(epochs=1, **changes)
     results = training.train_seeds(config, [0, 1], data=tiny_data)
@@ -175,3 +237,24 @@ def test_seed_list_rules():
     for bad in ([], [1, 1], [-1], list(range(seeds.MAX_SEEDS + 1))):
         with pytest.raises(SettingsError):
             seeds.seed_list(bad)
+
+
+def test_the_vectorised_plan_uses_the_shortcuts():
+    """The covering convolution runs as a matmul and both max-pooled convolutions pool first."""
+    import keras
+
+    from cnnviz.architecture import build_keras_model
+
+    models = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        models.append(build_keras_model((12, 12, 1), POOL_FIRST_AND_COVERING))
+    stack = seed_stack.SeedStack(POOL_FIRST_AND_COVERING, (12, 12, 1), models, [0, 1])
+    convs = [entry for entry in stack.plan if entry["type"] == "conv2d"]
+    assert [entry["impl"] for entry in convs] == ["depthwise", "unrolled", "dense"]
+    assert [entry["pool_first"] for entry in convs] == [True, True, False]
+    # The stacked forward pass equals each seed's Keras model on its own images.
+    x = np.random.default_rng(0).random((2, 5, 12, 12, 1)).astype(np.float32)
+    together = np.asarray(stack(x, training=False))
+    for s, model in enumerate(models):
+        np.testing.assert_allclose(together[s], np.asarray(model(x[s], training=False)), atol=1e-6)
