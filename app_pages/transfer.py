@@ -36,14 +36,14 @@ SMALLEST_OPTIONS = (6, 15, 30, 60, 90)
 MIN_UPDATES_OPTIONS = (8, 30, 60, 120, 240, 480, 960)
 # At most this many test images of the seen classes are drawn behind the unseen ones.
 MAX_SEEN_POINTS = 1400
-# The default runs from an empty cache on 2 CPU cores, as bench/transfer_defaults.py printed them
-# (one run, full Fashion-MNIST, 2026-12-01; idle estimates = RATIO against the reference run x its
-# idle time, the machine being shared): pre-training one seed 4.7 s, one retraining run 5.3 s, the
-# 3-seed comparison (1 pre-training + 6 transfer runs, each with its 3 seeds together) 25 s.
+# The default runs from an empty cache on 2 CPU cores, as bench/transfer_defaults.py measured them
+# (one run, full Fashion-MNIST, 2026-12-01, nearly idle machine, load average 1.6; wall-clock
+# seconds): pre-training one seed 7.9 s, one retraining run 9.9 s, the 3-seed comparison
+# (1 pre-training + 6 transfer runs, each with its 3 seeds together) 46 s.
 # Every size slider's last option ("all") uses the full data instead (minutes).
-MEASURED_PRETRAIN_SECONDS = 4.7
-MEASURED_RETRAIN_SECONDS = 5.3
-MEASURED_COMPARE_SECONDS = 25
+MEASURED_PRETRAIN_SECONDS = 7.9
+MEASURED_RETRAIN_SECONDS = 9.9
+MEASURED_COMPARE_SECONDS = 46
 _DEFAULT = transfer.ExperimentSettings()
 DEFAULTS = dict(pretrain_per_class=_DEFAULT.pretrain_per_class, test_per_class=_DEFAULT.test_per_class,
                 pretrain_epochs=_DEFAULT.pretrain_epochs, transfer_per_class=_DEFAULT.transfer_per_class,
@@ -391,7 +391,7 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
     if (st.session_state.get("transfer_compare_for") != job_key
             and not transfer.comparison_cached(split, settings, sizes, seeds)):
         st.info(f"Press **Compare the strategies** to train them all (about {MEASURED_COMPARE_SECONDS:g} s with the "
-                "default sizes and 3 seeds on two idle CPU cores, pre-training of every seed included).",
+                "default sizes and 3 seeds on two CPU cores, pre-training of every seed included).",
                 icon=":material/info:")
         _four_cases_table(similarity.verdict, ())
         return
