@@ -35,9 +35,10 @@ UPLOAD_MAX_SIDE = 128  # Uploads are shrunk to this longest side: 16 copies stay
 FIT_IMAGE_CHOICES = (200, 500, 1_000, 2_000)
 FIT_REQUEST_KEY = "aug_fit_requested"
 # The default four variants x 3 seeds (1,000 images, 15 epochs) from an empty cache, measured with
-# bench/augmentation_defaults.py on 2 CPU cores shared with other work (load average 7 to 10, a second
-# training process beside it): 306 s (241 s with 500 test images and no second process).
-MEASURED_RUN_SECONDS = 306
+# bench/augmentation_defaults.py on 2 nearly idle CPU cores (one run, 2026-12-01, load average 0.6):
+# 91 s, RATIO 52.9 against one reference epoch of the ReLU CNN (1.72 s) in the same run; the seeds of
+# the variants without augmentation train together.
+MEASURED_RUN_SECONDS = 91
 VARIANT_TITLES = {v.key: v.title for v in augmentation.overfitting_variants(keys=VARIANT_KEYS)}
 
 def _variant_list(value) -> bool:
@@ -311,7 +312,7 @@ def overfitting_section() -> None:
                 "them: training accuracy climbs to nearly 100 % while test accuracy stalls. Train the same "
                 "small CNN with each cure, with several seeds each, and compare the **gap**. The default runs "
                 f"({len(DEFAULT_VARIANTS)} variants × {len(augmentation.DEFAULT_SEEDS)} seeds) took "
-                f"{MEASURED_RUN_SECONDS} s in all on 2 busy CPU cores; finished runs are cached, so a revisit "
+                f"{MEASURED_RUN_SECONDS} s in all on 2 CPU cores; finished runs are cached, so a revisit "
                 "shows them at once.")
     dataset, limit_train, epochs, seed_count, keys = fit_settings_ui()
     if not keys:
