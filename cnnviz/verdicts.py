@@ -252,6 +252,21 @@ def paired_test_variance(hits_a: npt.ArrayLike, hits_b: npt.ArrayLike) -> float:
     return float(np.var(a - b, ddof=1) / a.size)
 
 
+def paired_test_variance_of(hits_a: Sequence[npt.ArrayLike | None],
+                            hits_b: Sequence[npt.ArrayLike | None]) -> float | None:
+    """`paired_test_variance` of two variants' runs (one hits array per seed), or None when a run has
+    no hits or the runs were scored on test sets of different sizes: the caller then leaves
+    `compare` its independent default. (Whether the runs saw the *same* images is the caller's
+    to know.)"""
+    runs = [*hits_a, *hits_b]
+    if not hits_a or not hits_b or any(h is None for h in runs):
+        return None
+    arrays = [np.asarray(h) for h in runs]
+    if len({a.shape for a in arrays}) != 1:
+        return None
+    return paired_test_variance(np.stack(arrays[:len(hits_a)]), np.stack(arrays[len(hits_a):]))
+
+
 @dataclass(frozen=True)
 class VariantResult:
     """One variant of an experiment: its per-seed test accuracies and its training budget."""

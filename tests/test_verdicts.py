@@ -205,3 +205,11 @@ def test_the_block_design_interval_covers_the_true_difference_about_95_percent_o
         decided_wrongly += verdict.kind == "worse"
     assert 0.93 <= covered / trials <= 0.97
     assert decided_wrongly == 0
+
+
+def test_paired_test_variance_of_runs_falls_back_when_hits_are_missing_or_differ_in_size():
+    a, b = np.array([True, False, True, True]), np.array([True, True, False, True])
+    assert verdicts.paired_test_variance_of([a, a], [b, b]) == verdicts.paired_test_variance([a, a], [b, b])
+    assert verdicts.paired_test_variance_of([a, None], [b, b]) is None
+    assert verdicts.paired_test_variance_of([a], [b[:3]]) is None
+    assert verdicts.paired_test_variance_of([], [b]) is None

@@ -448,14 +448,10 @@ def _paired_test_variance(runs_a: Sequence[TrainResult], runs_b: Sequence[TrainR
     """`verdicts.paired_test_variance` from the runs' per-image hits, or None when a run has none
     (or their test sets differ)."""
     runs = (*runs_a, *runs_b)
-    hits = [run.test_hits for run in runs]
-    if any(h is None for h in hits) or len({len(h) for h in hits if h is not None}) != 1:
-        return None
     labels = runs[0].test_data()[1]
     if not all(np.array_equal(run.test_data()[1], labels) for run in runs[1:]):
         return None  # test subsets drawn per seed: image j is not the same image for every run
-    return verdicts.paired_test_variance([h for h in hits[:len(runs_a)] if h is not None],
-                                         [h for h in hits[len(runs_a):] if h is not None])
+    return verdicts.paired_test_variance_of([run.test_hits for run in runs_a], [run.test_hits for run in runs_b])
 
 
 def speed_verdict(report: verdicts.ExperimentReport, a: str = RELU_CNN, b: str = LENET) -> verdicts.Verdict | None:

@@ -420,12 +420,7 @@ def _paired_test_variance(comparison: StrategyComparison, a: str, b: str, index:
         return None
     hits = [comparison.hits.get(strategy, ())[index] if len(comparison.hits.get(strategy, ())) > index else ()
             for strategy in (a, b)]
-    if any(not per_seed or any(h is None for h in per_seed) for per_seed in hits):
-        return None
-    arrays = [[h for h in per_seed if h is not None] for per_seed in hits]
-    if len({len(h) for per_seed in arrays for h in per_seed}) != 1:
-        return None
-    return verdicts.paired_test_variance(np.stack(arrays[0]), np.stack(arrays[1]))
+    return verdicts.paired_test_variance_of(list(hits[0]), list(hits[1]))
 
 # --------------------------------------------------------------------------------------------
 # Feature space and "predicted as which seen class"
