@@ -12,7 +12,9 @@ from widgets import ui
 # Presenter mode (switched on in the sidebar, or by ?presenter=1 in a shared link) collapses the
 # sidebar, leaving the whole projector width to the lesson.
 presenter = st.session_state.get(ui.PRESENTER_KEY, st.query_params.get("presenter") == "1")
-st.set_page_config(page_title="cnnviz: see inside a CNN", page_icon=":material/blur_on:", layout="wide",
+# The tab icon is an emoji, drawn by the browser from a data: URL: a ":material/...:" page icon makes
+# every visitor's browser fetch it from fonts.gstatic.com (issue 14: the browser asks only this server).
+st.set_page_config(page_title="cnnviz: see inside a CNN", page_icon="🧠", layout="wide",
                    initial_sidebar_state="collapsed" if presenter else "auto")
 
 home = st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)

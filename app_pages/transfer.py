@@ -140,10 +140,15 @@ def frozen_check(pretrained_key: str, transferred_key: str, freeze_layers: int, 
     return transfer.frozen_layers_unchanged(_pretrained, _transferred, freeze_layers)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def comparison_job(job_key: str, _split, _settings, _sizes, _seeds) -> training.Job:
+def _comparison_key(job_key: str) -> str:
+    return f"transfer-compare:{job_key}"
+
+
+def comparison_job(job_key: str, split, settings, sizes, seeds) -> training.Job:
     """The shared background job comparing the strategies (started on a miss, kept when done)."""
-    return transfer.comparison_job(_split, _settings, _sizes, seeds=_seeds).start()
+    return ui.shared_job(_comparison_key(job_key),
+                         lambda: transfer.comparison_job(split, settings, sizes, seeds=seeds).start(),
+                         slot="transfer_compare")
 
 
 def _requested(flag: str, config, clicked: bool) -> bool:
@@ -395,7 +400,11 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
                 icon=":material/info:")
         _four_cases_table(similarity.verdict, ())
         return
-    job = comparison_job(job_key, split, settings, sizes, seeds)
+    try:
+        job = comparison_job(job_key, split, settings, sizes, seeds)
+    except CnnvizError as error:
+        ui.show_error(error)
+        return
     if not job.done:
         panel = st.empty()
         with panel.container(border=True):
@@ -412,7 +421,7 @@ def comparison_ui(split, settings, full_per_class: int, similarity):
                 shown = progress
         panel.empty()
     if job.error is not None:
-        comparison_job.clear(job_key, None, None, None, None)
+        ui.job_registry().forget(_comparison_key(job_key))
         st.session_state.pop("transfer_compare_for", None)
         ui.show_job_error(job.error, failed="The comparison failed",
                           stopped="The comparison was stopped. Runs that finished are cached and will not train again.")

@@ -72,6 +72,10 @@ class ImageDecodeError(CnnvizError, ValueError):
     """An upload that cannot be turned into an image; the message is meant for the student."""
 
 
+class JobLimitError(CnnvizError):
+    """One student (one browser session) asked for more trainings at once than the server allows."""
+
+
 class TrainingStopped(Exception):
     """Base class of the ways a run ends early on purpose (not a settings error)."""
 
@@ -82,3 +86,8 @@ class TrainingCancelled(TrainingStopped):
 
 class QueueCancelled(TrainingStopped):
     """Raised inside the training queue's `slot()` when the waiting job asked to leave the queue."""
+
+
+class ExplainError(SettingsError):
+    """An explanation (Grad-CAM, saliency, occlusion, feature visualisation) that cannot be computed
+    for this model as asked: no convolution layer, a layer or class that does not exist."""

@@ -6,7 +6,7 @@
 | `CNNVIZ_DATA_DIR`          | a folder of dataset files to read before downloading     | none             |
 | `CNNVIZ_OFFLINE`           | `1`/`true`/`yes`/`on` switches downloads off              | off              |
 | `CNNVIZ_MAX_TRAINING_JOBS` | trainings that may run at once (a whole number 1..64)     | 2                |
-| `CNNVIZ_TRAINING_MEMORY_MB`| memory one training run may use (MB, 16..1,000,000)       | 512 (see `cnnviz.architecture.budget`) |
+| `CNNVIZ_TRAINING_MEMORY_MB`| memory one training run may use (MB, 16..1,000,000)       | 800 (see `cnnviz.architecture.budget`) |
 
 An empty or unset variable means its default. A value that cannot be used is never silently
 replaced: `problems()` lists one message per bad variable, the app shows them on every page and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -11,7 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -67,12 +68,22 @@ def _wait_for_health(url: str, process: subprocess.Popen, timeout: float) -> Non
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
 
 
-@contextlib.contextmanager
-def running_streamlit(log_path: Path) -> Iterator[str]:
-    """Run `streamlit run app.py` headless on a free port until the block ends; yield its base URL.
+@dataclasses.dataclass(frozen=True)
+class StreamlitServer:
+    """A running `streamlit run app.py`: its base URL, the server process's pid and its log file."""
 
-    Only the health endpoint is polled before the URL is handed out: the app's script has not run
-    yet, so the caller's first page request is the server's first.
+    url: str
+    pid: int
+    log_path: Path
+
+
+@contextlib.contextmanager
+def streamlit_server(log_path: Path, *, env: Mapping[str, str] | None = None) -> Iterator[StreamlitServer]:
+    """Run `streamlit run app.py` headless on a free port until the block ends.
+
+    `env` is added to (and overrides) this process's environment. Only the health endpoint is
+    polled before the server is handed out: the app's script has not run yet, so the caller's
+    first page request is the server's first.
     """
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -81,11 +92,11 @@ def running_streamlit(log_path: Path) -> Iterator[str]:
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
     try:
         _wait_for_health(url, process, timeout=90)
-        yield url
+        yield StreamlitServer(url, process.pid, log_path)
     except Exception:
         print(log_path.read_text()[-5000:])
         raise
@@ -95,6 +106,13 @@ def running_streamlit(log_path: Path) -> Iterator[str]:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def running_streamlit(log_path: Path) -> Iterator[str]:
+    """`streamlit_server` with this process's environment; yields only the base URL."""
+    with streamlit_server(log_path) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -109,6 +127,17 @@ def fresh_streamlit_app(tmp_path) -> Iterator[str]:
     """An app server of this test's own that has not served a page yet."""
     with running_streamlit(tmp_path / "server.log") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def isolated_streamlit_server(tmp_path_factory) -> Iterator[StreamlitServer]:
+    """A server of the test module's own: fresh (no page served yet), offline, an empty disk cache of
+    its own (CNNVIZ_CACHE_DIR), so that its memory and its cache hold only what the module did."""
+    folder = tmp_path_factory.mktemp("isolated-streamlit")
+    (folder / "cache").mkdir()
+    with streamlit_server(folder / "server.log",
+                          env={"CNNVIZ_CACHE_DIR": str(folder / "cache"), "CNNVIZ_OFFLINE": "1"}) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import streamlit as st
+from streamlit import runtime
 from streamlit.errors import StreamlitAPIException
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cnnviz import data, settings, training
 from cnnviz.architecture import EDITOR_ARGUMENTS, LAYER_TYPES, LAYERS
@@ -33,18 +35,32 @@ from cnnviz.training import replay
 # --------------------------------------------------------------------------------------------
 
 _log = logging.getLogger("cnnviz")
+if not _log.handlers:
+    # The server's log (stderr) gets cnnviz's own lines: error ids, jobs started and stopped.
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    _log.addHandler(_handler)
+    _log.setLevel(logging.INFO)
 
 # Markdown's inline syntax (links, images, emphasis, code, HTML, tables, maths, Streamlit's
 # :color[...] directives, entities) and GFM's autolinks; every one is backslash-escaped, which
 # CommonMark defines for any ASCII punctuation, so the text reads the same but is never markup.
 _MARKDOWN_CHARACTERS = re.compile(r"([\\`*_\[\]<>#~$|&@])")
-_AUTOLINKS = re.compile(r"(?i)(:)(//)|(www)(\.)")
+# The browser's renderer (remark-gfm) finds autolinks, http://… www.… and a@b.c, in the text AFTER
+# the escapes are undone, so a backslash does not stop them: an invisible WORD JOINER (U+2060)
+# inside "://", "www." and before "@" does, and the text still reads the same.
+WORD_JOINER = "\u2060"
+_AUTOLINKS = re.compile(r"(?i)(:)(//)|(www)(\.)|(\\@)")
 _LINE_INDENT = re.compile(r"(?m)^[ \t]+")
 _LINE_STARTS = re.compile(r"(?m)^(?:([-+=])|(\d+)([.)]))")
 
 
 def _escape_autolink(match: re.Match) -> str:
-    return f"\\:{match.group(2)}" if match.group(1) else f"{match.group(3)}\\."
+    if match.group(1):
+        return f"\\:{WORD_JOINER}{match.group(2)}"
+    if match.group(3):
+        return f"{match.group(3)}{WORD_JOINER}\\."
+    return f"{WORD_JOINER}\\@"
 
 
 def _escape_line_start(match: re.Match) -> str:
@@ -129,9 +145,29 @@ def key_figure():
 
 def dataset_selectbox(key: str, *, label: str = "Dataset", default: str = "fashion_mnist",
                       options: tuple[str, ...] = data.DATASETS) -> str:
-    """Choose one of the datasets cnnviz knows; returns its name (e.g. "fashion_mnist")."""
-    return st.selectbox(label, options, index=options.index(default),
-                        format_func=lambda name: data.spec(name).title, key=key)
+    """Choose one of the datasets that can be loaded here; returns its name (e.g. "fashion_mnist").
+
+    A dataset that no source has (offline, no copy in CNNVIZ_DATA_DIR: `data.source_status`) is
+    not offered: a caption under the picker names it with the reason, so nothing fails after the
+    choice. A link's choice of such a dataset falls back to the default, with a warning.
+    """
+    statuses = {name: data.source_status(name) for name in options}
+    offered = tuple(name for name in options if statuses[name].source is not None) or options
+    missing = [name for name in options if name not in offered]
+    asked = st.session_state.get(key)
+    if asked is not None and asked not in offered:
+        del st.session_state[key]
+        if asked in missing:
+            show_message("warning", statuses[asked].note, icon=":material/cloud_off:",
+                         prefix=f"The link chose **{markdown_text(data.spec(asked).title)}**, which cannot be "
+                                "loaded on this server, so another dataset is shown. ")
+    name = st.selectbox(label, offered, index=offered.index(default) if default in offered else 0,
+                        format_func=lambda choice: data.spec(choice).title, key=key)
+    if missing:
+        titles = " and ".join(data.spec(choice).title for choice in missing)
+        st.caption(f":material/cloud_off: **Not offered on this server:** {markdown_text(titles)}. "
+                   + " ".join(markdown_text(statuses[choice].note) for choice in missing))
+    return name
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the dataset…")
@@ -236,8 +272,8 @@ def restore_view(params: list[Param]) -> None:
                    f"{', '.join(named)}.")
 
 
-def publish_view(params: list[Param]) -> None:
-    """Mirror the page's controls into the URL and offer a link to this exact view."""
+def mirror_view(params: list[Param]) -> dict[str, str]:
+    """Mirror the page's controls into the URL (no element drawn: a fragment rerun may call it); the query."""
     query = write_params(params, st.session_state)
     # A plain (non-widget) copy survives a switch to another page and back (see restore_view).
     st.session_state[_saved_view_key(params)] = {
@@ -246,6 +282,12 @@ def publish_view(params: list[Param]) -> None:
         query["presenter"] = "1"
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
+    return query
+
+
+def publish_view(params: list[Param]) -> None:
+    """Mirror the page's controls into the URL and offer a link to this exact view."""
+    query = mirror_view(params)
     base = (st.context.url or "").split("?")[0]
     link = f"{base}?{urlencode(query)}" if query else base
     with st.popover("Copy link to this view", icon=":material/link:"):
@@ -257,17 +299,44 @@ def publish_view(params: list[Param]) -> None:
 # Training with live progress (shared by the train, comparison, transfer and augmentation pages)
 # --------------------------------------------------------------------------------------------
 
-TRAINING_CACHE_ENTRIES = 8
+def _session_alive(session: str) -> bool:
+    """The Streamlit runtime's word on whether a browser session is connected (always True
+    outside a real server, e.g. under AppTest, where there is no runtime to ask)."""
+    return not runtime.exists() or runtime.get_instance().is_active_session(session)
 
 
-@st.cache_resource(max_entries=TRAINING_CACHE_ENTRIES, show_spinner=False)
-def _training_job(job_key: str, _config: training.TrainConfig, _data: object = None,
-                  _source: str | None = None) -> training.Job[training.Progress, training.TrainResult]:
+@st.cache_resource(show_spinner=False)
+def job_registry() -> training.JobRegistry:
+    """The server's one `training.JobRegistry`: every page's background jobs, shared by every
+    session. A job belongs to the sessions that asked for it and stops once all of them have
+    closed (`training.jobs.ORPHAN_GRACE_SECONDS` after); `job_registry.clear()` starts empty (tests)."""
+    return training.JobRegistry(is_alive=_session_alive)
+
+
+def _session_id() -> str:
+    """This browser session's id. Without a server (AppTest, whose sessions all share one id),
+    each AppTest's own session state tells its sessions apart."""
+    context = get_script_run_ctx()
+    if context is None:
+        return "no-session"
+    if runtime.exists():
+        return context.session_id
+    return f"{context.session_id}-{id(getattr(context.session_state, '_state', context.session_state))}"
+
+
+def shared_job(job_key: str, start: Callable[[], training.Job], *, slot: str) -> training.Job:
+    """The server-wide job of `job_key`, held by this session's `slot` (one place on a page that
+    trains); `start()` makes and starts it when there is none. Raises `JobLimitError` (a
+    `CnnvizError`) when this session already has its most running or waiting jobs."""
+    return job_registry().attach(job_key, start, session=_session_id(), slot=slot)
+
+
+def _training_job(job_key: str, config: training.TrainConfig, data: object = None, source: str | None = None, *,
+                  slot: str) -> training.Job[training.Progress, training.TrainResult]:
     """The shared background job for one configuration on one data source (started on a miss, kept
-    when finished). Keyed by `_job_key`; the config, data and source themselves are not hashed
-    (underscore). No `st.*` call happens in here, so nothing is replayed on a cache hit.
-    """
-    return training.training_job(_config, data=_data, use_cache=True, source=_source).start()
+    when finished; the data is not compared: `job_key` names it)."""
+    return shared_job(job_key, lambda: training.training_job(config, data=data, use_cache=True, source=source).start(),
+                      slot=slot)
 
 
 def _job_key(config: training.TrainConfig, source: str) -> str:
@@ -330,15 +399,18 @@ def train_with_progress(config: training.TrainConfig, *, key: str, fresh: bool =
     its `source` identifies the run); without it the engine loads the data itself.
 
     - A finished result for this config (trained by anyone on this server, or found in the disk
-      cache) comes back at once. Up to `TRAINING_CACHE_ENTRIES` results stay in memory.
+      cache) comes back at once. Identical requests share one job (`job_registry`), which this
+      session holds under `key` until it asks for another config there; a job nobody holds
+      any more, or whose sessions all closed, stops within seconds.
     - Otherwise training runs in a background thread while this call shows a progress bar,
       epoch/batch, images per second, live loss/accuracy curves and a Stop button
       (`key + "_stop"`), and returns when it ends. Reruns (a Stop click, any widget) re-attach to
       the same running job instead of starting again.
     - A stopped or diverged run is NOT cached for others: this session keeps it (and gets it back
       on reruns, with a message) until `fresh=True` (pass the Train button's value) trains anew.
-    - Bad settings (a `CnnvizError`, e.g. a batch larger than the training set) show its message
-      with `st.error` and return None; a stop while waiting for a slot shows `st.info`.
+    - Bad settings (a `CnnvizError`, e.g. a batch larger than the training set, or one training
+      too many for this session) show its message with `st.error` and return None; a stop while
+      waiting for a slot shows `st.info`.
 
     Call it on every rerun once the user asked to train this config, e.g. remember the request
     in `st.session_state` from the Train button's `on_click`.
@@ -357,11 +429,16 @@ def train_with_progress(config: training.TrainConfig, *, key: str, fresh: bool =
     # The data source is resolved once per request and handed along to the job and the engine.
     source = training.data_source(config, data)
     job_key = _job_key(config, source)
-    job = _training_job(job_key, config, data, source)
-    if fresh and job.done and not job.finished:
-        # A stopped, diverged or failed run left over in the shared cache: train again.
-        _training_job.clear(job_key, None, None, None)
-        job = _training_job(job_key, config, data, source)
+    registry = job_registry()
+    try:
+        job = _training_job(job_key, config, data, source, slot=key)
+        if fresh and job.done and not job.finished:
+            # A stopped, diverged or failed run left over in the shared cache: train again.
+            registry.forget(job_key)
+            job = _training_job(job_key, config, data, source, slot=key)
+    except CnnvizError as error:
+        show_error(error)
+        return None
 
     if not job.done:
         panel = st.empty()
@@ -397,7 +474,7 @@ def train_with_progress(config: training.TrainConfig, *, key: str, fresh: bool =
         panel.empty()
 
     if job.error is not None:
-        _training_job.clear(job_key, None, None, None)
+        registry.forget(job_key)
         show_job_error(job.error, failed="Training failed unexpectedly")
         return None
     result = job.result
@@ -406,8 +483,8 @@ def train_with_progress(config: training.TrainConfig, *, key: str, fresh: bool =
     if job.live_points:
         _remember_live_points(config_key, job.live_points)
     if result.stopped_reason != "finished":
-        # Not worth sharing: drop it from the shared cache, keep it for this session only.
-        _training_job.clear(job_key, None, None, None)
+        # Not worth sharing: drop it from the shared jobs, keep it for this session only.
+        registry.forget(job_key)
         st.session_state[store] = (config_key, result)
         _show_unfinished(result)
     return result
@@ -421,7 +498,6 @@ def train_with_progress(config: training.TrainConfig, *, key: str, fresh: bool =
 # `report(variant key, progress)` -> False stops the work: what `train_seeds_with_progress` hands its `work`
 # (the shape of `lenet_vs_relu.run_comparison`'s `on_progress`).
 VariantReport = Callable[[str, training.Progress], object]
-SEEDS_JOB_ENTRIES = 4
 
 
 @dataclass(frozen=True)
@@ -492,13 +568,18 @@ class _SeedsTracker:
         return run
 
 
-@st.cache_resource(max_entries=SEEDS_JOB_ENTRIES, show_spinner=False)
-def _seeds_job(job_key: str, _work: Callable[[VariantReport], Any]) -> tuple[training.Job, _SeedsTracker]:
-    """The shared background job of one several-seeds run (started on a miss, kept when complete).
-    Keyed by `job_key` alone: `_work` is not hashed. No `st.*` call in here."""
-    tracker = _SeedsTracker()
-    job = training.Job(tracker.wrap(_work), name=f"cnnviz-seeds-{abs(hash(job_key)) % 10**8}")
-    return job.start(), tracker
+def _seeds_job(job_key: str, work: Callable[[VariantReport], Any], *, slot: str) -> tuple[training.Job, _SeedsTracker]:
+    """The shared background job of one several-seeds run (started on a miss, kept when complete),
+    found by `job_key` alone (`work` is not compared), with its progress tracker."""
+
+    def start() -> training.Job:
+        tracker = _SeedsTracker()
+        job = training.Job(tracker.wrap(work), name=f"cnnviz-seeds-{abs(hash(job_key)) % 10**8}")
+        job.details = tracker
+        return job.start()
+
+    job = shared_job(job_key, start, slot=slot)
+    return job, job.details
 
 
 @dataclass(frozen=True)
@@ -674,10 +755,15 @@ def train_seeds_with_progress(work: Callable[[VariantReport], Any], *, key: str,
 
     train = tuple(variants) if train is None else tuple(train)
     shared_key = f"{key}:{job_key}"
-    job, tracker = _seeds_job(shared_key, work)
-    if fresh and job.done and (job.error is not None or job.stop_requested):
-        _seeds_job.clear(shared_key, None)
-        job, tracker = _seeds_job(shared_key, work)
+    registry = job_registry()
+    try:
+        job, tracker = _seeds_job(shared_key, work, slot=key)
+        if fresh and job.done and (job.error is not None or job.stop_requested):
+            registry.forget(shared_key)
+            job, tracker = _seeds_job(shared_key, work, slot=key)
+    except CnnvizError as error:
+        show_error(error)
+        return None
 
     if not job.done:
         panel = st.empty()
@@ -704,7 +790,7 @@ def train_seeds_with_progress(work: Callable[[VariantReport], Any], *, key: str,
         panel.empty()
 
     if job.error is not None and not isinstance(job.error, TrainingStopped):
-        _seeds_job.clear(shared_key, None)
+        registry.forget(shared_key)
         show_job_error(job.error, failed="Training failed unexpectedly")
         return None
     state = tracker.state
@@ -716,7 +802,7 @@ def train_seeds_with_progress(work: Callable[[VariantReport], Any], *, key: str,
     run = SeedsRun(result=job.result, finished=finished, complete=complete, stopped=job.stop_requested,
                    summary=summary)
     if not complete:
-        _seeds_job.clear(shared_key, None)
+        registry.forget(shared_key)
         st.session_state[store] = (job_key, run)
         st.warning(summary, icon=":material/stop_circle:")
     return run

@@ -8,21 +8,32 @@ it fits this server's budget:
   their gradients, the optimizer's state and the working copies of an update, plus the larger
   of a training batch (``activations per image × batch × ACTIVATION_COPIES × 4 bytes``: the
   layer outputs kept for the backward pass, their gradients and temporaries) and a forward
-  pass over an evaluation batch, plus the copies of the images the engine makes
+  pass over an evaluation batch (`EVAL_BATCH` images), plus the images the run holds
   (`DATA_BYTES_PER_PIXEL`), plus `FIXED_BYTES` for TensorFlow's compiled step. The estimate
   uses the rows of `summarize` (no second shape calculator); its parameter count is Keras'
-  `count_params()`. Calibrated against the peak memory growth of real runs (one epoch on
-  synthetic data, in a fresh process, measured / estimated): ReLU CNN on 10,000 images 107 /
-  153 MB; CIFAR-10 CNN on all of CIFAR-10 779 / 774 MB; two Dense 4096 layers (20 M
-  parameters) 572 / 580 MB; Conv2D 256 at batch 256 884 / 926 MB; the seeds' plain `model.fit`
-  at batch 32 on all of Fashion-MNIST 575 / 600 MB and on all of CIFAR-10 1,882 / 1,815 MB.
-  The limit is `memory_budget_bytes()`: `DEFAULT_MEMORY_MB` unless the environment variable
-  `MEMORY_ENV` says otherwise. The default is sized for a 2.7 GB Community Cloud server shared
-  by a class: the app with TensorFlow and a dataset loaded takes 0.6-0.75 GB, so one run of at
-  most 800 MB stays near 1.5 GB, and two at once (the default `CNNVIZ_MAX_TRAINING_JOBS`) leave
-  room for the students' sessions;
+  `count_params()`. The limit is `memory_budget_bytes()`: `DEFAULT_MEMORY_MB` unless the
+  environment variable `MEMORY_ENV` says otherwise;
+* the whole process: a run comes on top of `BASELINE_BYTES`, what the app's process holds before
+  any run (Python, Streamlit, TensorFlow and Keras imported). `Estimate.process_bytes` is the peak
+  memory of a fresh server that trains this one run; with the default limit it is at most
+  ``BASELINE_BYTES + DEFAULT_MEMORY_MB`` = 1,400 MB, under the 1.5 GB (`PROCESS_LIMIT_BYTES`)
+  one run may take of a 2.7 GB Community Cloud server shared by a class. Two runs at once (the
+  default `CNNVIZ_MAX_TRAINING_JOBS`) share the baseline;
 * run length: ``epochs × steps per epoch`` weight updates, at most `MAX_TRAINING_STEPS`, so
   that no run holds a training slot for hours.
+
+Where a fast run's memory goes (all of CIFAR-10, the page's CNN, one epoch, a fresh process, peak
+resident memory, `VmHWM`): 565 MB Python with TensorFlow and Keras; 176 MB the uint8 images, once
+(the disk cache's memory-mapped copy, which the training tensors share:
+`cnnviz.training.inputs.image_tensor`); then the training step and the evaluation batches. The
+engine used to convert the images with ``tf.constant`` (two copies while converting, one kept),
+to scale the whole test split to float32 although the fast loop never read it, and to evaluate
+2,048 images at a time: that run peaked at 1,522 MB at batch 128. Now (measured / estimated for
+the whole process, on a loaded machine): batch 128 994 / 998 MB; batch 991 1,326 / 1,470 MB;
+Conv2D 96 at batch 374, stopped after a few updates, 1,254 / 1,469 MB; two Dense 2048 layers
+(10.5 M parameters) at batch 2,588, stopped, 1,079 / 1,471 MB. Measured earlier, for the run
+alone: the seeds' plain `model.fit` at batch 32 on all of Fashion-MNIST 575 / 600 MB (now 670
+with the re-measured `FIXED_BYTES`) and on all of CIFAR-10 1,882 / 1,815 MB.
 
 Every refusal is a `BudgetError` (a `SettingsError`) whose message says, in numbers a student
 can check, what the run would need, what the limit is and what to change.
@@ -51,13 +62,28 @@ STATE_COPIES = {"sgd": 4, "rmsprop": 5, "adam": 6}
 # Copies of every activation a training step holds: the forward outputs kept for the backward
 # pass, their gradients, and the temporaries of an activation function or a pooling.
 ACTIVATION_COPIES = 3
-# The fast engine evaluates the test images in batches of this many images (forward only).
-EVAL_BATCH = 2048
-# Bytes per pixel of the copies the engine makes of the images: the training images as a uint8
-# tensor (plain `model.fit`, fast=False, also scales them to float32 and feeds them: 9 more), the test images
-# scaled to float32 and held as a tensor (9).
-DATA_BYTES_PER_PIXEL = {"train": 1, "train_plain_fit": 10, "test": 9}
-FIXED_BYTES = 80 * 1024 * 1024  # TensorFlow's compiled training step, its buffers and the metrics.
+# The fast engine evaluates the test images in batches of this many images (forward only); as
+# fast as 2,048 per batch for the page's CIFAR-10 CNN (2.2 s against 2.4 s for 10,000 images), with
+# a quarter of the activations.
+EVAL_BATCH = 512
+# Bytes per pixel of the images a run holds. The fast engine: the uint8 training and test images
+# once (resident pages of the memory-mapped disk cache, or of a subset), which its tensors share
+# (`cnnviz.training.inputs.image_tensor`). Plain `model.fit` (fast=False) also scales both splits
+# to float32 and Keras copies them into its own tensors (measured: 10 and 9). Seeds trained together
+# (`cnnviz.training.seed_stack`, seeds > 1) still convert their images with ``tf.constant``: the
+# array and the two copies it makes while converting (3).
+DATA_BYTES_PER_PIXEL = {"train": 1, "test": 1, "train_plain_fit": 10, "test_plain_fit": 9,
+                        "train_seeds": 3, "test_seeds": 3}
+# TensorFlow's compiled training step, its buffers and the metrics (re-measured with the images
+# counted once: the page's CIFAR-10 CNN at batch 128 on all the data peaks 150 MB above its parts).
+FIXED_BYTES = 150 * 1024 * 1024
+# What the app's process holds before any run: Python, Streamlit, TensorFlow and Keras imported
+# (measured: 565 MB for Python with TensorFlow and Keras, 597 MB with Streamlit and the app's modules).
+BASELINE_BYTES = 600 * 1024 * 1024
+# The peak memory a fresh server training one run may reach (issue 14: 1.5 GB, read strictly as
+# 1.5 × 10⁹ bytes = 1,431 MB): every run the default limit allows stays under it
+# (`BASELINE_BYTES + DEFAULT_MEMORY_MB` = 1,400 MB).
+PROCESS_LIMIT_BYTES = 1_500_000_000
 
 
 @dataclass(frozen=True)
@@ -71,7 +97,7 @@ class Estimate:
     parameter_bytes: int  # Weights, gradients, the optimizer's state and working copies.
     activation_bytes: int  # One training batch, forward and backward.
     evaluation_bytes: int  # A forward pass over one evaluation batch (its two largest neighbours).
-    data_bytes: int  # The copies of the images the engine holds while training.
+    data_bytes: int  # The images the run holds while training (`DATA_BYTES_PER_PIXEL`).
     fixed_bytes: int  # TensorFlow's compiled step and buffers.
     largest: str  # The layer that needs the most memory, e.g. "dense (Dense 1,000,000)".
 
@@ -84,6 +110,11 @@ class Estimate:
         # A training step and an evaluation pass do not overlap: the larger of the two counts.
         return (self.parameter_bytes + max(self.activation_bytes, self.evaluation_bytes) + self.data_bytes
                 + self.fixed_bytes)
+
+    @property
+    def process_bytes(self) -> int:
+        """The peak memory of a fresh server process that trains this one run: `BASELINE_BYTES` more."""
+        return BASELINE_BYTES + self.total_bytes
 
 
 def memory_budget_bytes() -> int:
@@ -127,8 +158,9 @@ def estimate(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]] | S
     # Forward only: each layer reads its input and writes its output, so two neighbours are alive.
     widest_pair = max(a + b for a, b in zip(sizes, sizes[1:])) if len(sizes) > 1 else input_values
     eval_batch = min(EVAL_BATCH if fast else batch, max(1, int(test_images))) if test_images else 0
-    train_per_pixel = DATA_BYTES_PER_PIXEL["train" if fast else "train_plain_fit"]
-    data = input_values * (int(train_images) * train_per_pixel + int(test_images) * DATA_BYTES_PER_PIXEL["test"])
+    path = "_plain_fit" if not fast else "_seeds" if together > 1 else ""
+    train_per_pixel, test_per_pixel = DATA_BYTES_PER_PIXEL["train" + path], DATA_BYTES_PER_PIXEL["test" + path]
+    data = input_values * (int(train_images) * train_per_pixel + int(test_images) * test_per_pixel)
     return Estimate(
         params=total.params,
         activations_per_image=total.activation_values,

@@ -14,7 +14,7 @@ cache of decoded datasets), `subsets` (stratified limits, the class filter).
 """
 
 from cnnviz.data.cache import cache_dir
-from cnnviz.data.dataset import Dataset
+from cnnviz.data.dataset import ALIGNMENT, Dataset, aligned_empty, take_rows
 from cnnviz.data.dataset_spec import DatasetSpec
 from cnnviz.data.folders import ImageFolder, load_image_folder
 from cnnviz.data.loader import clear_caches, load
@@ -24,7 +24,7 @@ from cnnviz.data.subsets import filter_classes
 from cnnviz.errors import DatasetFormatError, DatasetUnavailable
 
 __all__ = [
-    "DATASETS", "Dataset", "DatasetFormatError", "DatasetSpec", "DatasetUnavailable", "ImageFolder",
+    "ALIGNMENT", "DATASETS", "Dataset", "DatasetFormatError", "DatasetSpec", "DatasetUnavailable", "ImageFolder",
     "SourceStatus", "cache_dir", "clear_caches", "filter_classes", "load", "load_image_folder", "source_status",
-    "spec",
+    "aligned_empty", "spec", "take_rows",
 ]

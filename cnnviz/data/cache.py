@@ -1,8 +1,8 @@
 """cnnviz's disk cache of decoded datasets (memory-mapped .npy files).
 
 Decoding 60,000 JPEGs takes minutes; the result is saved once under `cache_dir()` and then
-memory-mapped read-only, so a later load costs a directory scan and the operating system can
-share and drop the pages.
+memory-mapped (copy-on-write, never written), so a later load costs a directory scan and the
+operating system can share and drop the pages.
 """
 
 from __future__ import annotations
@@ -27,9 +27,16 @@ CACHE_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def read_array_cache(folder: Path) -> Arrays | None:
-    """The four arrays of a cache folder, memory-mapped read-only, or None if absent or damaged."""
+    """The four arrays of a cache folder, memory-mapped, or None if absent or damaged.
+
+    The mapping is copy-on-write (``mmap_mode="c"``): the files are never changed, the pages
+    are the operating system's (shared, dropped under pressure) until something writes, and
+    nothing does (`make_dataset` hands out read-only views). Unlike a read-only mapping it lets
+    TensorFlow read the images in place instead of copying them
+    (`cnnviz.training.inputs.image_tensor`).
+    """
     try:
-        loaded = [np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+        loaded = [np.asarray(np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False))
                   for name in CACHE_ARRAYS]
     except (OSError, ValueError, EOFError):
         return None

@@ -21,4 +21,5 @@ SPEC = DatasetSpec(
     keras_cache=(Layout("cifar-10-batches-py-target/cifar-10-batches-py", "cifar_pickle"),
                  Layout("cifar-10-batches-py", "cifar_pickle")),
     keras_dataset="cifar10",
+    download_host="www.cs.toronto.edu",  # Where keras.datasets.cifar10.load_data() downloads from.
 )

@@ -55,10 +55,39 @@ class Dataset:
                 f"classes={self.num_classes}, source={self.source!r})")
 
 
+# Bytes to which image arrays are aligned: TensorFlow's CPU kernels need 64 (EIGEN_MAX_ALIGN_BYTES)
+# to use an array's memory in place (`cnnviz.training.inputs.image_tensor`); numpy gives 16.
+ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> npt.NDArray[Any]:
+    """An uninitialised C-contiguous array whose data starts at a multiple of `ALIGNMENT` bytes."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    offset = -buffer.ctypes.data % ALIGNMENT
+    return buffer[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def take_rows(x: npt.NDArray[Any], indices: npt.ArrayLike) -> npt.NDArray[Any]:
+    """``x[indices]`` (one copy of the chosen rows) into an aligned array (`aligned_empty`)."""
+    indices = np.asarray(indices, dtype=np.intp).reshape(-1)
+    out = aligned_empty((len(indices), *x.shape[1:]), x.dtype)
+    np.take(x, indices, axis=0, out=out)
+    return out
+
+
 def readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """Mark an array read-only (in place) and return it."""
-    array.setflags(write=False)
-    return array
+    """A read-only view of `array`, to hand out in place of it.
+
+    Only the view is flagged: memory that is writable underneath (a fresh array, a copy-on-write
+    mapping of the disk cache) stays so, which lets TensorFlow use it in place instead of copying
+    it (`cnnviz.training.inputs.image_tensor`, which only reads it). Nothing can write through
+    the view.
+    """
+    view = array.view()
+    view.setflags(write=False)
+    return view
 
 
 def make_dataset(spec: DatasetSpec, arrays: Arrays, *, where: str, source: str, note: str) -> Dataset:
@@ -91,8 +120,6 @@ def make_dataset(spec: DatasetSpec, arrays: Arrays, *, where: str, source: str, 
             raise DatasetFormatError(
                 f"The {split} labels in {where} run from {y.min()} to {y.max()}, but {spec.label} "
                 f"labels are 0 to {spec.num_classes - 1}.")
-        if x.flags.writeable:
-            x.setflags(write=False)
-        result.extend([x, readonly(y)])
+        result.extend([readonly(x), readonly(y)])
     return Dataset(name=spec.name, x_train=result[0], y_train=result[1], x_test=result[2], y_test=result[3],
                    class_names=spec.class_names, source=source, note=note)

@@ -69,7 +69,9 @@ class DatasetSpec:
     resemble the pre-training ones); empty when none are defined.
     `local` and `keras_cache` list the file layouts tried, in order, in ``CNNVIZ_DATA_DIR`` and
     in Keras' download cache; `keras_dataset` is the ``keras.datasets`` module that downloads
-    it (None: no download); `bundled_sample` is a .npz shipped with cnnviz (None: none).
+    it (None: no download) and `download_host` the server it downloads from (checked, without
+    downloading, before a status promises a download); `bundled_sample` is a .npz shipped with
+    cnnviz (None: none).
     """
 
     name: str
@@ -83,6 +85,7 @@ class DatasetSpec:
     local: tuple[Layout, ...]
     keras_cache: tuple[Layout, ...] = ()
     keras_dataset: str | None = None
+    download_host: str | None = None
     bundled_sample: Path | None = None
     class_families: Mapping[int, str] = field(default_factory=dict)
 

@@ -19,6 +19,7 @@ SPEC = DatasetSpec(
     local=(Layout("fashion-mnist", "idx"),),
     keras_cache=(Layout("fashion-mnist", "idx"),),
     keras_dataset="fashion_mnist",
+    download_host="storage.googleapis.com",  # Where keras.datasets.fashion_mnist.load_data() downloads from.
     bundled_sample=ASSETS_DIR / "fashion_mnist_sample.npz",
     # Garment families, used to judge whether transfer classes resemble pre-training ones.
     class_families={

@@ -25,4 +25,5 @@ SPEC = DatasetSpec(
     local=(Layout("mnist", "idx"),),
     keras_cache=(Layout("mnist.npz", "npz"),),
     keras_dataset="mnist",
+    download_host="storage.googleapis.com",  # Where keras.datasets.mnist.load_data() downloads from.
 )

@@ -8,7 +8,11 @@ For a dataset's spec, `plan` tries in order:
 2. Keras: first its download cache read directly (``$KERAS_HOME`` or ``~/.keras``, without
    importing Keras, layouts of `DatasetSpec.keras_cache`), then, when allowed,
    ``keras.datasets.<keras_dataset>.load_data()``, tried once per process with a short
-   network timeout (``CNNVIZ_OFFLINE=1`` switches downloads off);
+   network timeout (``CNNVIZ_OFFLINE=1`` switches downloads off); before a download is planned,
+   a TCP connection to the dataset's `download_host` is opened and closed again (nothing is
+   sent; a host that answered is remembered for the process, one that did not for
+   `REACH_MEMORY_SECONDS`, so that a returning network is noticed), so that a server without
+   internet says so instead of promising a download;
 3. the sample bundled with cnnviz (`DatasetSpec.bundled_sample`), when the dataset has one.
 
 Every plan carries a `note`, one sentence saying why that source was chosen. Nothing here
@@ -21,6 +25,7 @@ import importlib.util
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +41,9 @@ from cnnviz.data.registry import spec as spec_of
 SOURCES: tuple[str, ...] = ("local", "keras", "bundled sample")
 
 DOWNLOAD_TIMEOUT_SECONDS = 10.0
+# How long the reachability check of a download host may take, and how long "unreachable" is kept.
+REACH_TIMEOUT_SECONDS = 2.0
+REACH_MEMORY_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ _DOWNLOAD_LOCK = threading.Lock()
 _DOWNLOAD_FAILURES: dict[str, str] = {}  # Dataset name -> why its download failed.
 _NETWORK_FAILURE: list[str] = []  # Set once the internet could not be reached.
 _SAMPLE_COUNTS: dict[Path, tuple[int, int]] = {}  # (training, test) sizes of bundled samples.
+_REACH: dict[str, tuple[float, str | None]] = {}  # Download host -> (when checked, why unreachable or None).
 
 
 def forget() -> None:
@@ -82,6 +91,7 @@ def forget() -> None:
         _DOWNLOAD_FAILURES.clear()
         _NETWORK_FAILURE.clear()
         _SAMPLE_COUNTS.clear()
+        _REACH.clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +281,43 @@ def _download_blocked(spec: DatasetSpec, allow_download: bool) -> str | None:
             return _NETWORK_FAILURE[0]
     if not _keras_installed():
         return "Keras is not installed, so nothing can be downloaded"
-    return None
+    return _host_unreachable(spec.download_host)
+
+
+def _host_unreachable(host: str | None) -> str | None:
+    """Why the download host cannot be reached (a fragment), or None; see the module docstring."""
+    if host is None:
+        return None
+    now = time.monotonic()
+    with _STATE_LOCK:
+        known = _REACH.get(host)
+    if known is not None and (known[1] is None or now - known[0] < REACH_MEMORY_SECONDS):
+        return known[1]
+    reason = None if _reach(host, REACH_TIMEOUT_SECONDS) else \
+        f"there is no internet ({host}, where keras.datasets downloads it from, cannot be reached)"
+    with _STATE_LOCK:
+        _REACH[host] = (now, reason)
+    return reason
+
+
+def _reach(host: str, timeout: float) -> bool:
+    """True when a TCP connection to `host` port 443 opens within `timeout` seconds (then closed, nothing sent).
+
+    The connection runs in a daemon thread so that a slow name lookup cannot hold the page longer.
+    """
+    opened: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            opened.append(True)
+        except OSError:
+            opened.append(False)
+
+    thread = threading.Thread(target=connect, name=f"cnnviz-reach-{host}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(opened and opened[0])
 
 
 def _unavailable_message(spec: DatasetSpec, local_reason: str, blocked: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
-from cnnviz.data.dataset import Dataset, Images, Labels, readonly
+from cnnviz.data.dataset import Dataset, Images, Labels, readonly, take_rows
 
 
 def check_limit(limit: int | None, what: str) -> None:
@@ -79,7 +79,7 @@ def _take(x: Images, y: Labels, limit: int | None, seed: int) -> tuple[Images, L
     if limit is None:
         return x, y
     indices = stratified_indices(y, limit, seed)
-    return readonly(x[indices]), readonly(y[indices])
+    return readonly(take_rows(x, indices)), readonly(y[indices])
 
 
 def filter_classes(labels: npt.ArrayLike, classes: Sequence[int]) -> tuple[npt.NDArray[np.bool_],

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnviz import architecture
-from cnnviz.architecture import build_keras_model, input_scale, outputs_logits, scale_images
+from cnnviz.architecture import budget, build_keras_model, input_scale, outputs_logits, scale_images
 from cnnviz.errors import SettingsError, TrainingCancelled
 from cnnviz.training import cache, inputs, queue
 from cnnviz.training.augmenter import augmentation_model
@@ -139,7 +139,6 @@ def _train_now(config: TrainConfig, on_progress: OnProgress | None, prepared: Pr
 
     reporter = Reporter(config, on_progress, steps_per_epoch, len(prepared.x_train),
                         num_classes=len(prepared.class_names))
-    x_test = scale_images(prepared.x_test)
     start = time.perf_counter()
     hits = None
     if config.fast:
@@ -149,11 +148,11 @@ def _train_now(config: TrainConfig, on_progress: OnProgress | None, prepared: Pr
     elif train_data is None:
         # Plain `model.fit` semantics, as in the seeds (float arrays, shuffled every epoch).
         model.fit(scale_images(prepared.x_train), prepared.y_train, batch_size=config.batch_size,
-                  epochs=config.epochs, validation_data=(x_test, prepared.y_test), shuffle=True,
+                  epochs=config.epochs, validation_data=(scale_images(prepared.x_test), prepared.y_test), shuffle=True,
                   callbacks=[_keras_callback(reporter)], verbose=0)
     else:
         # The tf.data pipeline shuffles (seeded) by itself.
-        model.fit(train_data, epochs=config.epochs, validation_data=(x_test, prepared.y_test),
+        model.fit(train_data, epochs=config.epochs, validation_data=(scale_images(prepared.x_test), prepared.y_test),
                   shuffle=False, callbacks=[_keras_callback(reporter)], verbose=0)
     history = reporter.history
     reason = reporter.reason or "finished"
@@ -162,13 +161,23 @@ def _train_now(config: TrainConfig, on_progress: OnProgress | None, prepared: Pr
         test_loss, test_accuracy = history["val_loss"][-1], history["val_accuracy"][-1]
     else:
         hits = None  # the latest evaluation (if any) is not of the final model
-        test_loss, test_accuracy = (float(v) for v in model.evaluate(
-            x_test, prepared.y_test, batch_size=1024, verbose=0))
+        test_loss, test_accuracy = _evaluate_in_batches(model, prepared)
     seconds = time.perf_counter() - start
     return TrainResult(config=config, model=model, history=history, test_accuracy=float(test_accuracy),
                        test_loss=float(test_loss), stopped_reason=reason, class_names=prepared.class_names,
                        input_shape=prepared.image_shape, seconds=seconds, test_hits=hits,
                        _test_images=prepared.x_test, _test_labels=prepared.y_test)
+
+
+def _evaluate_in_batches(model: keras.Model, prepared: Prepared) -> tuple[float, float]:
+    """The compiled loss and accuracy on the test images, scaled `budget.EVAL_BATCH` images at a
+    time (as the fast loop evaluates), so that no float copy of the whole test split is made."""
+    n_test, sums = len(prepared.x_test), np.zeros(2)
+    for begin in range(0, n_test, budget.EVAL_BATCH):
+        x = scale_images(prepared.x_test[begin:begin + budget.EVAL_BATCH])
+        loss, accuracy = model.evaluate(x, prepared.y_test[begin:begin + len(x)], batch_size=len(x), verbose=0)[:2]
+        sums += np.array([loss, accuracy]) * len(x)
+    return float(sums[0] / n_test), float(sums[1] / n_test)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,9 +370,9 @@ def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augme
     """
     import tensorflow as tf
 
-    images = tf.constant(prepared.x_train)  # (N, H, W, C) uint8
+    images = inputs.image_tensor(prepared.x_train)  # (N, H, W, C) uint8, sharing the array's memory
     labels = tf.constant(prepared.y_train)  # (N,) int32
-    test_images = tf.constant(prepared.x_test)
+    test_images = inputs.image_tensor(prepared.x_test)
     test_labels = tf.constant(prepared.y_test)
     n_train, batch_size = len(prepared.x_train), config.batch_size
     steps_per_epoch = math.ceil(n_train / batch_size)
@@ -404,7 +413,7 @@ def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augme
             lambda step, *_: step < first_step + steps, body, (first_step, zero, zero, zero))
         return loss_sum, correct_sum, seen
 
-    eval_batch = 2048
+    eval_batch = budget.EVAL_BATCH
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], autograph=False)
     def evaluate_chunk(begin: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

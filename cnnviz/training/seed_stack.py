@@ -31,7 +31,8 @@ the optimizer never sees them, as in `engine._train_now`.
 
 Not vectorised (`unsupported_reason` says why, and `train_seeds` trains those seeds one after
 another through `engine.train`): `fast=False`, augmentation, a frozen batch-norm layer, a dense
-layer on an image (no Flatten before it), softmax inside the network, models above
+layer on an image (no Flatten before it), softmax inside the network, a layer type not in
+`SUPPORTED_LAYERS` (a residual block: its Keras form is a small Functional model), models above
 `MAX_PARAMS` parameters. Dropout masks are drawn per seed but not as a lone run draws them, so
 with dropout the seeds match single runs statistically rather than step by step.
 
@@ -48,9 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.architecture import build_keras_model, input_scale, outputs_logits, summarize
+from cnnviz.architecture import budget, build_keras_model, input_scale, outputs_logits, summarize
 from cnnviz.errors import TrainingCancelled
-from cnnviz.training import engine, queue
+from cnnviz.training import engine, inputs, queue
 from cnnviz.training.config import TrainConfig
 from cnnviz.training.inputs import Prepared
 from cnnviz.training.progress import PROGRESS_INTERVAL, OnProgress, Reporter, waiting_reporter
@@ -61,7 +62,9 @@ SUPPORTED_LAYERS = ("conv2d", "maxpool2d", "avgpool2d", "flatten", "dense", "dro
 # Above this many parameters per seed one batch is already slow (the engine runs one batch per
 # call): stacking gains nothing, so such models train one seed after another.
 MAX_PARAMS = 500_000
-EVAL_BATCH = 512  # measured: 1024 images x 3 LeNet seeds per call is 1.5x slower than 512
+# The test images scored per call (one place for it, the budget's: measured, 1024 images x 3 LeNet
+# seeds per call is 1.5x slower than 512).
+EVAL_BATCH = budget.EVAL_BATCH
 # Non-decreasing activations: they commute with max pooling (see `SeedStack`'s "pool_first").
 MONOTONE_ACTIVATIONS = (None, "linear", "relu", "relu6", "tanh", "sigmoid", "elu", "selu", "softplus",
                         "leaky_relu", "hard_sigmoid", "softsign", "exponential")
@@ -344,9 +347,10 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
     steps_per_epoch = math.ceil(n_train / batch_size)
     scale = input_scale(x_train)
     num_classes = len(prepared[0].class_names)
-    images = tf.constant(x_train.reshape((-1,) + x_train.shape[2:]))  # (S or 1) * N images
+    # uint8 tensors sharing the arrays' memory where they can (`inputs.image_tensor`: no second copy).
+    images = inputs.image_tensor(x_train.reshape((-1,) + x_train.shape[2:]))  # (S or 1) * N images
     labels = tf.constant(y_train.reshape(-1))
-    test_images, test_labels = tf.constant(x_test), tf.constant(y_test)  # (S or 1, N_test, ...)
+    test_images, test_labels = inputs.image_tensor(x_test), tf.constant(y_test)  # (S or 1, N_test, ...)
     offsets = tf.constant((np.arange(S) * n_train if per_seed_train else np.zeros(S)).astype(np.int32)[:, None])
     variables = model.trainable_variables
     h, w, c = model.input_shape

@@ -18,6 +18,7 @@ from cnnviz import data
 from cnnviz.data import sources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REAL_REACH = sources._reach  # The `isolated` fixture replaces it; one test checks the real one.
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -182,6 +183,47 @@ def test_a_failed_download_is_tried_once_and_remembered(monkeypatch):
     assert data.source_status("cifar10").source is None
     assert calls == ["fashion_mnist"]
     assert socket.getdefaulttimeout() is None
+
+
+def test_without_internet_the_status_says_unavailable_instead_of_promising_a_download(monkeypatch):
+    # Downloads switched on (no CNNVIZ_OFFLINE) but the download host does not answer: the status
+    # must not say "will download", and the check is made once, then remembered.
+    monkeypatch.delenv("CNNVIZ_OFFLINE")
+    monkeypatch.setattr(sources, "_keras_installed", lambda: True)
+    monkeypatch.setattr(sources, "_keras_load_data", lambda name: pytest.fail("downloaded"))
+    checked = []
+
+    def unreachable(host, timeout):
+        checked.append(host)
+        return False
+
+    monkeypatch.setattr(sources, "_reach", unreachable)
+    for _ in range(3):
+        status = data.source_status("cifar10")
+        assert status.source is None and not status.needs_download
+        assert "will download" not in status.note
+        assert "www.cs.toronto.edu" in status.note and "cannot be reached" in status.note
+    assert checked == ["www.cs.toronto.edu"]  # Remembered: one check, not one per status.
+    with pytest.raises(data.DatasetUnavailable, match="cannot be reached"):
+        data.load("mnist")  # Its own host (storage.googleapis.com) is checked too, not downloaded from.
+    assert checked == ["www.cs.toronto.edu", "storage.googleapis.com"]
+    fashion = data.load("fashion_mnist")  # Same host as MNIST: remembered, falls back to the sample.
+    assert fashion.source == "bundled sample" and "cannot be reached" in fashion.note
+    assert len(checked) == 2
+
+
+def test_the_reachability_check_is_bounded_in_time(monkeypatch):
+    # A host whose name lookup hangs (a stuck resolver) costs the page at most the timeout.
+    import time
+
+    def hanging(*args, **kwargs):
+        time.sleep(3)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(sources.socket, "create_connection", hanging)
+    start = time.monotonic()
+    assert REAL_REACH("example.invalid", 0.2) is False
+    assert time.monotonic() - start < 1.0
 
 
 def test_allow_download_false_never_asks_keras(monkeypatch):

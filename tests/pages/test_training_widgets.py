@@ -22,7 +22,7 @@ def training_script():
         # Stop the shared job before this page even watches it (what a Stop click does mid-run).
         st.session_state["stop_at_once"] = False
         source = training.data_source(config)
-        ui._training_job(ui._job_key(config, source), config, None, source).request_stop()
+        ui._training_job(ui._job_key(config, source), config, None, source, slot="uitest").request_stop()
     result = ui.train_with_progress(config, key="uitest", fresh=st.session_state.get("fresh", False))
     if result is not None:
         st.session_state["seen"] = st.session_state.get("seen", []) + [id(result)]
@@ -113,3 +113,48 @@ def test_the_seeds_panel_names_the_seeds_of_a_group_that_skips_a_cached_seed(mon
     # The oracle: seeds trained together share the group's wall time; seed 1 (trained alone) does not.
     seconds = {seed: training.load_cached(config.replace(seed=seed)).seconds for seed in (0, 1, 2)}
     assert seconds[0] == seconds[2] != seconds[1]
+
+
+def capped_script():
+    import threading
+
+    import streamlit as st
+
+    from cnnviz import training
+    from cnnviz.training import TrainConfig
+    from widgets import ui
+
+    release = st.session_state["release"]
+
+    def held(name):
+        def work(on_progress):
+            while not release.wait(0.02):
+                if on_progress(name) is False:
+                    return "stopped"
+            return "done"
+        return lambda: training.Job(work, name=name).start()
+
+    # This session already has two trainings running (on two other places of the app)...
+    ui.shared_job(f"capped-a-{id(release)}", held("a"), slot="page a")
+    ui.shared_job(f"capped-b-{id(release)}", held("b"), slot="page b")
+    assert isinstance(release, threading.Event)
+    # ... so a third, new one is refused with a message, and nothing trains.
+    config = TrainConfig(limit_train=300, limit_test=100, epochs=2, batch_size=32, seed=77)
+    result = ui.train_with_progress(config, key="capped")
+    st.write(f"RESULT {result}")
+
+
+def test_a_third_training_of_one_session_is_refused_with_a_message():
+    import threading
+
+    release = threading.Event()
+    at = AppTest.from_function(capped_script, default_timeout=60)
+    at.session_state["release"] = release
+    try:
+        at.run()
+    finally:
+        release.set()
+    assert not at.exception
+    assert any("already have 2 trainings running or waiting" in error.value for error in at.error)
+    assert "RESULT None" in _texts(at)
+    assert not any(button.key == "capped_stop" for button in at.button)  # no panel: nothing started

@@ -42,6 +42,11 @@ FOUR_HUNDRED_DIGITS = "9" * 400
 OVER_4300_DIGITS = "9" * 5000  # Python's int() refuses more than 4,300 digits with a ValueError.
 DEEPLY_NESTED = "[" * 5000 + "]" * 5000
 _MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+# The browser's renderer (remark-gfm, mdast-util-gfm-autolink-literal) looks for these in the text
+# after markdown's escapes are undone; JavaScript's \w is ASCII. (Its email rule also needs a space or
+# punctuation before the address; left out here, which only makes the check stricter.)
+WORD_JOINER = "\u2060"  # Invisible; markdown_text puts it inside "://", "www." and before "@".
+_BROWSER_AUTOLINKS = re.compile(r"(?i)(https?://|www(?=\.))[-.\w]+|[-.\w+]+@[-\w]+(?:\.[-\w]+)+", re.ASCII)
 
 
 def _open(page: str, query: dict[str, str] | None = None, timeout: float = 120) -> AppTest:
@@ -59,9 +64,19 @@ def _bodies(at: AppTest) -> list[str]:
 
 def _rendered(body: str) -> tuple[str, set[str]]:
     """(the text a reader sees, the HTML tags other than paragraphs and code) for a markdown body."""
+    text, tags = _rendered_with_joiners(body)
+    return text.replace(WORD_JOINER, ""), tags  # The invisible joiners (see _browser_autolinks) read as nothing.
+
+
+def _rendered_with_joiners(body: str) -> tuple[str, set[str]]:
     out = _MARKDOWN.render(body)
     tags = set(re.findall(r"<(\w+)", out)) - {"p", "code"}
     return html.unescape(re.sub(r"<[^>]+>", "", out)), tags
+
+
+def _browser_autolinks(body: str) -> list[str]:
+    """What the browser's GFM renderer would turn into links in a markdown body (the text after escapes)."""
+    return [match.group(0) for match in _BROWSER_AUTOLINKS.finditer(_rendered_with_joiners(body)[0])]
 
 
 def _no_markup_from(at: AppTest, payload: str) -> None:
@@ -69,8 +84,10 @@ def _no_markup_from(at: AppTest, payload: str) -> None:
     for body in _bodies(at):
         _, tags = _rendered(body)
         assert not tags & {"a", "img"}, body
-        # GFM links a bare http://… or www.… (an escaped "\://" or "www\." is text).
+        # GFM links a bare http://… or www.… in the source, and the browser's renderer also in the text
+        # after the escapes are undone (so "\://" alone is not enough there: _browser_autolinks).
         assert not re.search(r"(?<!\\)://|(?i:www)\.", body), f"a bare autolink in {body!r}"
+        assert not _browser_autolinks(body), (body, _browser_autolinks(body))
 
 
 def _shown_literally(at: AppTest, kind: str, payload: str) -> str:
@@ -146,6 +163,9 @@ def test_the_escaping_keeps_every_character_of_the_text():
         text, tags = _rendered(markdown_text(sample))
         assert not tags - {"br"}, (sample, tags)
         assert text.split() == sample.split(), sample
+        assert not _browser_autolinks(markdown_text(sample)), sample
+    assert _browser_autolinks("see https\\://evil.example or a\\@b.example") == ["https://evil.example",
+                                                                               "a@b.example"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -306,6 +326,19 @@ def test_a_domain_error_escaping_a_page_shows_its_message_as_text(monkeypatch):
 def test_streamlit_shows_no_error_details_in_the_browser():
     config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] == "none"
+
+
+def test_the_tab_icon_is_not_fetched_from_another_site():
+    """Streamlit's browser code turns a ":material/...:" page icon into a fonts.gstatic.com address that
+    every visitor's browser fetches (seen in tests/browser/test_reliability_browser.py); an emoji is a
+    data: URL."""
+    import ast
+
+    tree = ast.parse((PROJECT_ROOT / "app.py").read_text())
+    [call] = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+              and getattr(node.func, "attr", None) == "set_page_config"]
+    icon = next(keyword.value.value for keyword in call.keywords if keyword.arg == "page_icon")
+    assert isinstance(icon, str) and not icon.startswith(":material"), icon
 
 
 def test_the_worst_link_values_cost_little_memory_and_time():

@@ -141,7 +141,7 @@ def test_tiny_warmup_fills_the_cache_and_the_train_page_trains_nothing(tmp_path,
 
     # From here on any training step fails the test; the in-memory job cache starts empty.
     monkeypatch.setattr(engine, "_train_now", _no_training)
-    ui._training_job.clear()
+    ui.job_registry.clear()
     at = _page("train.py")
     at.number_input(key="train_limit_train").set_value(warmup.TINY_TRAIN_IMAGES)
     at.number_input(key="train_limit_test").set_value(warmup.TINY_TEST_IMAGES)
@@ -192,7 +192,7 @@ def test_tiny_warmup_of_the_other_pages_lets_them_show_results_without_training(
     assert main(["warmup", "--tiny", *(f"--only={page}" for page in pages)]) == 0
     assert f"{count} of {count} models ready ({count} trained now" in capsys.readouterr().out
     monkeypatch.setattr(engine, "_train_now", _no_training)
-    ui._training_job.clear()
+    ui.job_registry.clear()
 
     lenet = _page("lenet_vs_relu.py")
     lenet.select_slider(key="lvr_train_images").set_value(warmup.TINY_LENET_TRAIN_IMAGES)
