@@ -302,12 +302,13 @@ def test_transfer_page_replays_pre_training_and_the_strategies(monkeypatch):
     monkeypatch.setattr(engine, "_train_now", _no_training)
     at.selectbox(key="transfer_replay_size").set_value(30)
     frames = _replay(at, monkeypatch, "transfer_compare_replay", speed="1x")
-    # These runs trained in the background job: per-epoch curves (four per strategy) only.
+    # These runs trained in the background job: per-epoch training curves (loss and accuracy) per
+    # strategy, and the test split scored once, after the last epoch (`validate_every_epoch=False`).
     epochs = len(frames[-1].data[0].y)
     assert epochs >= 1
-    _assert_grows_to(frames, 3 * 4 * epochs)
+    _assert_grows_to(frames, 3 * (2 * epochs + 2))
     frames = _replay(at, monkeypatch, "transfer_compare_replay", speed="instant", choice=strategies[1])
-    assert len(frames) == 1 and _values(frames[0]) == 2 * 2 * epochs
+    assert len(frames) == 1 and _values(frames[0]) == 2 * epochs + 2
 
 
 @pytest.mark.slow
@@ -328,7 +329,7 @@ def test_augmentation_lab_replays_the_variants_even_from_the_disk_cache(monkeypa
     _assert_grows_to(frames, 2 * 3 * 3)
 
     # A new session after a restart: the runs come from the disk cache, with per-epoch history only.
-    ui._training_job.clear()
+    ui.job_registry.clear()
     again = _page("augmentation.py")
     again.session_state["aug_fit_images"] = 200
     again.session_state["aug_fit_epochs"] = 3
