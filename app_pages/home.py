@@ -25,5 +25,7 @@ for index, lesson in enumerate(LESSONS):
         ui.lesson_link(lesson)
 
 st.header("Datasets")
-st.write("Where each dataset will be loaded from on this server, checked without downloading anything:")
+st.write("Where each dataset will be loaded from on this server, checked without downloading anything "
+         "(a download is promised only when downloads are on and the server it comes from answers). "
+         "The lessons offer only the datasets that can load:")
 st.dataframe(dataset_sources(), hide_index=True, width="stretch")

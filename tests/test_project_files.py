@@ -4,7 +4,11 @@ requirements are pinned, and the Streamlit config has the settings the app relie
 from __future__ import annotations
 
 import configparser
+import json
 import re
+import subprocess
+import sys
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -56,6 +60,52 @@ def test_streamlit_config_for_projector_and_uploads():
     assert config["server"]["maxUploadSize"] == 10
     assert config["browser"]["gatherUsageStats"] is False
     assert config["theme"]["baseFontSize"] >= 16
+
+
+def test_the_file_watcher_never_walks_the_virtualenv():
+    """With the project's config, Streamlit's own source watcher (the one `streamlit run` uses) runs
+    in a fresh process in the project folder, over every module the app has loaded: it must hold no
+    inotify watch (watchdog's recursive watch of the project walked all of .venv) and watch no file
+    inside .venv, while still watching the app's own files (a saved page reruns the app)."""
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        from pathlib import Path
+        from streamlit import config
+        config.get_config_options(force_reparse=True)
+        from streamlit.watcher import path_watcher
+        from streamlit.watcher.local_sources_watcher import LocalSourcesWatcher
+        import cnnviz.catalogue, widgets.ui  # What the app loads; numpy, plotly, streamlit live in .venv.
+
+        class Pages:
+            main_script_path = str(Path("app.py").resolve())
+            def get_pages(self):
+                return {"main": {"script_path": self.main_script_path, "page_script_hash": "main"}}
+
+        watcher = LocalSourcesWatcher(Pages())
+        watcher.update_watched_modules()
+        watched = sorted(watcher._watched_modules)
+        inotify = 0
+        for entry in Path(f"/proc/{os.getpid()}/fdinfo").iterdir():
+            try:
+                inotify += entry.read_text().count("inotify wd:")
+            except OSError:
+                pass
+        print(json.dumps({"type": config.get_option("server.fileWatcherType"),
+                          "class": path_watcher.get_default_path_watcher_class().__name__,
+                          "watched": watched, "inotify": inotify}))
+        watcher.close()
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                               timeout=120, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    venv = str(PROJECT_ROOT / ".venv")
+    assert result["type"] == "poll" and result["class"] == "PollingPathWatcher", result["type"]
+    assert result["inotify"] == 0
+    assert not [path for path in result["watched"] if path.startswith(venv)]
+    assert str(PROJECT_ROOT / "app.py") in result["watched"]
+    assert str(PROJECT_ROOT / "widgets" / "ui.py") in result["watched"]
 
 
 def test_pytest_settings_find_the_tests_and_the_top_level_packages():

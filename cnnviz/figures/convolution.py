@@ -12,6 +12,7 @@ so a misspelt property still fails there. Large maps are sent as float32.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -24,6 +25,11 @@ IMAGE_SCALES = {"gray": "gray", "Viridis": "Viridis", "Cividis": "Cividis"}
 SEQUENTIAL = "Viridis"
 OUTLINE_COLOR = "#FFB000"  # Amber: visible on gray, Viridis and the diverging scale alike.
 ANNOTATE_MAX_SIDE = 9  # Write values into the cells only of arrays this small (kernels, windows).
+VALUE_FONT_SIZE = 14  # Values written into the cells of a small map.
+# Values written into a kernel's cells, by kernel side: the numbers that matter, read from the back
+# of a room. Their colour is left to plotly.js ("auto"): black on light cells, white on dark ones.
+KERNEL_FONT_SIZES = {3: 24, 5: 18, 7: 14}
+WINDOW_FONT_SIZE = 20  # Values in the step-through's window, kernel and products grids (up to 7 x 7).
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
 
@@ -78,7 +84,7 @@ def heatmap_trace(values, *, colorscale: str, zmid: float | None = None, zmin: f
         if value is not None:
             trace[key] = float(value)
     if annotate:
-        trace.update(text=_value_text(values), texttemplate="%{text}", textfont={"size": 12})
+        trace.update(text=_value_text(values), texttemplate="%{text}", textfont={"size": VALUE_FONT_SIZE})
     if axis != 1:
         trace.update(xaxis=f"x{axis}", yaxis=f"y{axis}")
     return trace
@@ -168,12 +174,22 @@ def zoom_bounds(length: int, centre: int, size: int) -> tuple[int, int]:
     return start, start + size
 
 
-def kernel_figure(kernel, *, title: str = "Kernel", height: int = 300) -> go.Figure:
-    """A kernel on the diverging scale centred at zero, with its weights written in the cells."""
+def kernel_font_size(side: int) -> int:
+    """The size of the weights written into a kernel of `side` x `side` cells."""
+    return next((size for largest, size in sorted(KERNEL_FONT_SIZES.items()) if side <= largest),
+                min(KERNEL_FONT_SIZES.values()))
+
+
+def kernel_figure(kernel, *, title: str = "Kernel", height: int = 320) -> go.Figure:
+    """A kernel on the diverging scale centred at zero (red positive), its weights written large in the cells."""
     kernel = np.asarray(kernel, dtype=float)
-    trace = heatmap_trace(kernel, **diverging_scale(kernel), annotate=True, name="weight")
-    trace["textfont"] = {"size": 12 if max(kernel.shape) <= 3 else 10 if max(kernel.shape) <= 5 else 8}
-    return _figure([trace], _single_layout(title, height))
+    trace = heatmap_trace(kernel, **diverging_scale(kernel), annotate=True, name="weight", showscale=False)
+    trace["textfont"] = {"size": kernel_font_size(max(kernel.shape))}
+    layout = _single_layout(title, height)
+    # Room for the numbers: no tick labels on a kernel's few cells (the hover still names them).
+    layout["xaxis"].update(showticklabels=False, ticks="")
+    layout["yaxis"].update(showticklabels=False, ticks="")
+    return _figure([trace], layout)
 
 
 def _grid_layout(titles: list[str], rows: int, columns: int, *, height: int, gap_x: float = 0.03,
@@ -203,7 +219,7 @@ def _grid_layout(titles: list[str], rows: int, columns: int, *, height: int, gap
     return layout
 
 
-def window_figure(window, kernel, products, *, height: int = 280) -> go.Figure:
+def window_figure(window, kernel, products, *, height: int = 300) -> go.Figure:
     """Three small grids side by side: input window, kernel (as applied) and their products."""
     window = np.asarray(window, dtype=float)
     kernel = np.asarray(kernel, dtype=float)
@@ -216,13 +232,16 @@ def window_figure(window, kernel, products, *, height: int = 280) -> go.Figure:
         heatmap_trace(products, **diverging_scale(products), annotate=True, name="product", showscale=False,
                       axis=3),
     ]
-    # The window's pixel values must stay readable on dark and light cells alike.
-    traces[0]["textfont"] = {"size": 12, "color": OUTLINE_COLOR}
+    # Large values, each in black or white against its own cell (plotly.js's "auto" text colour), so
+    # that they stay readable on dark and light cells alike.
+    font = {"size": min(WINDOW_FONT_SIZE, kernel_font_size(max(window.shape)))}
+    for trace in traces:
+        trace["textfont"] = dict(font)
     layout = _grid_layout(["Input window", "Kernel (as applied)", "Products"], 1, 3, height=height, gap_x=0.06)
     return _figure(traces, layout)
 
 
-def map_grid_figure(maps: list[tuple[str, np.ndarray | None]], *, columns: int = 4, height_per_row: int = 230,
+def map_grid_figure(maps: Sequence[tuple[str, np.ndarray | None]], *, columns: int = 4, height_per_row: int = 230,
                     scale: str = SEQUENTIAL, shared_scale: bool = False) -> go.Figure:
     """Small maps in a grid, each on its own diverging (signed) or sequential scale.
 
@@ -248,3 +267,78 @@ def map_grid_figure(maps: list[tuple[str, np.ndarray | None]], *, columns: int =
     layout = _grid_layout([title for title, _ in maps], rows, columns, height=rows * height_per_row + 30,
                           gap_y=0.12 if rows > 1 else 0.05)
     return _figure(traces, layout)
+
+
+SWEEP_MAX_FRAMES = 400  # Frames of the in-browser sweep; larger outputs skip positions to stay under it.
+
+
+def sweep_positions(out_height: int, out_width: int, max_frames: int = SWEEP_MAX_FRAMES) -> list[tuple[int, int]]:
+    """Output positions in reading order, every `jump`-th one so that there are at most `max_frames`."""
+    total = out_height * out_width
+    jump = max(1, -(-total // max_frames))
+    return [divmod(index, out_width) for index in range(0, total, jump)]
+
+
+def sweep_figure(padded, values, *, pad_top: int, pad_left: int, kernel_size: int, stride: int,
+                 scale: str = "gray", frame_ms: int = 150, signed_limit: float | None = None,
+                 height: int = 380) -> go.Figure:
+    """The window sliding over the (padded) input and the output cell it fills, animated in the browser.
+
+    Plotly frames that move only the two outlines (no data is resent), played by the figure's own
+    Play button at one position every `frame_ms` ms: smooth however busy the server is.
+    """
+    padded = np.asarray(padded, dtype=float)
+    values = np.asarray(values, dtype=float)
+    image = heatmap_trace(padded, colorscale=IMAGE_SCALES.get(scale, scale), zmin=0.0,
+                          zmax=max(1.0, float(padded.max())), row0=-pad_top, col0=-pad_left, name="pixel",
+                          annotate=False, showscale=False, axis=1)
+    output = _signed_trace(values, scale=SEQUENTIAL, annotate=False, name="value", showscale=False, axis=2,
+                           limit=signed_limit)
+    layout = _grid_layout(["Input with padding: the window", "Output: the cell it fills"], 1, 2, height=height,
+                          gap_x=0.08)
+    positions = sweep_positions(*values.shape[:2])
+
+    def outlines(row: int, col: int) -> list[dict]:
+        top, left = row * stride - pad_top, col * stride - pad_left
+        return [_outline(top, left, top + kernel_size - 1, left + kernel_size - 1, axis=1),
+                _outline(row, col, row, col, axis=2)]
+
+    layout["shapes"] = outlines(*positions[0])
+    layout["title"] = {"text": f"Position {positions[0]}", "x": 0, "font": {"size": 16}}
+    layout["margin"] = {**MARGIN, "t": 70}
+    frames = [{"name": str(index), "layout": {"shapes": outlines(row, col),
+                                              "title": {"text": f"Position ({row}, {col})"}}}
+              for index, (row, col) in enumerate(positions)]
+    layout["updatemenus"] = [{
+        "type": "buttons", "direction": "left", "x": 1, "xanchor": "right", "y": 1.18, "yanchor": "top",
+        "showactive": False, "font": {"size": 14},
+        "buttons": [
+            {"label": "▶ Sweep", "method": "animate",
+             "args": [None, {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True,
+                             "transition": {"duration": 0}, "mode": "immediate"}]},
+            {"label": "❚❚ Pause", "method": "animate",
+             "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate",
+                               "transition": {"duration": 0}}]},
+        ],
+    }]
+    return _FramedFigure([image, output], layout, frames)
+
+
+class _FramedFigure(go.Figure):
+    """A figure whose animation frames are kept as plain dictionaries.
+
+    Plotly validates every frame when they are assigned (about 1 ms each, hundreds of ms for a
+    sweep), so the frames are added to the figure's dictionary only when it is serialised.
+    """
+
+    def __init__(self, traces: list[dict], layout: dict, frames: list[dict]) -> None:
+        super().__init__(data=traces, layout=layout, _validate=False)
+        self._raw_frames = frames
+
+    def to_dict(self) -> dict:
+        figure = super().to_dict()
+        figure["frames"] = [dict(frame) for frame in self._raw_frames]
+        return figure
+
+    def to_plotly_json(self) -> dict:
+        return self.to_dict()

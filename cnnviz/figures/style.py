@@ -128,7 +128,8 @@ def style_figure(figure: go.Figure, *, presenter: bool) -> go.Figure:
             if "markers" in mode:
                 trace.update(marker=dict(size=_presenter_marker_size(trace.marker.size)))
         elif trace.type == "heatmap" and trace.texttemplate:
-            trace.update(textfont=dict(size=PRESENTER_FONT_SIZE - 2))
+            # At least the presenter size; numbers already written larger (a kernel's weights) stay so.
+            trace.update(textfont=dict(size=max(trace.textfont.size or 0, PRESENTER_FONT_SIZE - 2)))
         if trace.type in _CONTRAST_TRACE_TYPES:
             _raise_contrast(trace)
     return figure

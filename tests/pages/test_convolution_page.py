@@ -73,6 +73,11 @@ def equation_text(at: AppTest) -> str:
     return equations[0]
 
 
+def section_numbers(at: AppTest) -> list[str]:
+    """The numbers of the main area's numbered sections ("1 · Kernel and settings" -> "1"), in order."""
+    return [header.value.split(" · ")[0] for header in at.header if " · " in header.value]
+
+
 def output_shape(at: AppTest) -> tuple[int, int]:
     match = re.search(r"Output shape: (\d+) × (\d+)", texts(at))
     assert match, "the output shape is not shown"
@@ -83,21 +88,40 @@ def output_shape(at: AppTest) -> tuple[int, int]:
 
 def test_default_page_runs_on_fashion_mnist_and_shows_every_section():
     at = open_page()
-    headers = [header.value for header in at.header]
-    assert any("Kernel" in h for h in headers) and any("Colour" in h for h in headers)
     assert "Fashion-MNIST" in texts(at)
-    # The quiz hides the output, and the sections that would give it away, until a prediction is made.
-    assert "How big is the output?" in texts(at)
-    assert "Output shape" not in texts(at)
-    assert not any("Step through" in h or "Pooling" in h for h in headers)
-    assert any("Predict the output shape above" in info.value for info in at.info)
+    # The quiz asks beside the figures: nothing is hidden, no section is removed (numbering 1-5).
+    assert section_numbers(at) == ["1", "2", "3", "4", "5"]
+    assert "Predict: how big is the output?" in texts(at)
+    assert "Output shape" not in texts(at)  # The answer is not written out before the prediction…
+    assert chart(at, "conv_output_chart")["layout"]["title"]["text"] == "Output"  # …nor on the figure.
+    assert not any("Predict the output shape above" in info.value for info in at.info)
     at.button(key="conv_reveal").click().run()
-    headers = [header.value for header in at.header]
-    assert any("Step through" in h for h in headers) and any("Pooling" in h for h in headers)
+    assert section_numbers(at) == ["1", "2", "3", "4", "5"]
+    assert output_shape(at) == (26, 26)
     kernel = chart_z(at, "conv_kernel_chart")
     np.testing.assert_array_equal(kernel, [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]])
     figure = chart(at, "conv_kernel_chart")
     assert figure["data"][0]["zmid"] == 0  # Diverging scale centred at zero.
+
+
+def test_settings_changes_never_hide_the_output_or_later_sections():
+    at = open_page()
+    for change in (lambda: at.select_slider(key="conv_stride").set_value(2),
+                   lambda: at.selectbox(key="conv_padding").set_value("same"),
+                   lambda: at.radio(key="conv_kernel_size").set_value(5)):
+        change().run()
+        assert not at.exception
+        assert section_numbers(at) == ["1", "2", "3", "4", "5"]
+        for key in ("conv_output_chart", "conv_step_output_chart", "conv_pool_chart"):
+            chart(at, key)
+        assert "Predict: how big is the output?" in texts(at)  # Asked again for the new shape.
+
+
+def test_the_quiz_is_off_by_default_in_presenter_mode():
+    at = open_page(presenter_mode=True)
+    assert at.toggle(key="conv_quiz").value is False
+    assert "Predict: how big is the output?" not in texts(at)
+    assert output_shape(at) == (26, 26)
 
 
 def test_output_equals_scipy_on_the_shown_input_and_changes_with_the_kernel():
@@ -158,7 +182,7 @@ def test_prediction_right_and_wrong():
     assert output_shape(at) == (26, 26)
     # A new stride asks again.
     at.select_slider(key="conv_stride").set_value(3).run()
-    assert "How big is the output?" in texts(at)
+    assert "Predict: how big is the output?" in texts(at)
     at.number_input(key="conv_guess_h").set_value(10)
     at.number_input(key="conv_guess_w").set_value(10)
     at.button(key="conv_check").click().run()
@@ -205,6 +229,21 @@ def test_play_advances_the_window_and_pause_stops():
     assert at.slider(key="conv_col").value > 0  # The first frame already moved the window.
     at.button(key="conv_play").click().run()
     assert at.session_state["conv_playing"] is False
+
+
+def test_the_browser_sweep_outlines_every_window_of_the_output():
+    at = revealed_page("stripes", size=16, conv_stride=2, conv_padding=1)
+    assert not [element for element in at.get("plotly_chart") if "conv_sweep_chart" in element.proto.id]
+    at.toggle(key="conv_sweep").set_value(True).run()
+    figure = chart(at, "conv_sweep_chart")
+    out = output_shape(at)
+    assert out == (8, 8)  # (16 - 3 + 2) // 2 + 1
+    assert len(figure["frames"]) == out[0] * out[1]
+    # Frame 9 is output (1, 1): its window starts at input row/column 1 * 2 - 1 = 1 (padding 1).
+    window, cell = figure["frames"][9]["layout"]["shapes"]
+    assert (window["y0"], window["x0"], window["y1"], window["x1"]) == (0.5, 0.5, 3.5, 3.5)
+    assert (cell["y0"], cell["x0"]) == (0.5, 0.5) and cell["xref"] == "x2"
+    assert [button["label"] for button in figure["layout"]["updatemenus"][0]["buttons"]] == ["▶ Sweep", "❚❚ Pause"]
 
 
 def test_play_stops_at_the_last_position():
@@ -349,6 +388,39 @@ def _gif() -> bytes:
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
     return buffer.getvalue()
+
+
+def shown_value(widget):
+    """What the browser shows for a widget drawn afresh: the value sent with it, else its default.
+
+    A widget that was not drawn in the last run is forgotten by the browser; drawn again, it shows
+    the value the server sends with it (`set_value`) or, without one, its proto's default.
+    """
+    proto = widget.proto
+    if widget.type == "selectbox":
+        return proto.raw_value if proto.set_value else proto.options[proto.default]
+    return proto.value if proto.set_value else proto.default
+
+
+def test_after_an_upload_the_controls_show_the_kernel_in_use():
+    # Issue 15: pick Sobel x, switch to Upload, upload an image: the preset and the grid must still
+    # show Sobel x, as the caption, the kernel chart and the link do.
+    at = revealed_page()
+    at.selectbox(key="conv_preset").set_value("Sobel x").run()
+    at.radio(key="conv_source").set_value("Upload").run()
+    assert any("Upload an image" in info.value for info in at.info)
+    photo = np.random.default_rng(1).integers(0, 256, (20, 20), dtype=np.uint8)
+    at.file_uploader(key="conv_upload").set_value(("photo.png", encode(Image.fromarray(photo), "PNG"),
+                                                   "image/png")).run()
+    assert not at.exception, at.exception
+    sobel_x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    np.testing.assert_array_equal(chart_z(at, "conv_kernel_chart"), sobel_x)
+    assert json.loads(at.query_params["conv_kernel"][0] if isinstance(at.query_params["conv_kernel"], list)
+                      else at.query_params["conv_kernel"]) == sobel_x
+    assert "left-to-right brightness changes" in texts(at)  # The Sobel x caption.
+    assert shown_value(at.selectbox(key="conv_preset")) == "Sobel x"
+    grid = [[shown_value(at.number_input(key=f"conv_k_{row}_{col}")) for col in range(3)] for row in range(3)]
+    assert grid == sobel_x
 
 
 def test_the_page_recovers_after_a_bad_upload():

@@ -41,6 +41,38 @@ def test_home_page_reports_the_bundled_sample_when_offline(monkeypatch, tmp_path
     assert table["Source"][2] == "unavailable"  # CIFAR-10 has no bundled fallback.
 
 
+def _home_table_without_internet(monkeypatch, tmp_path, *, reachable: bool):
+    # Downloads switched on (no CNNVIZ_OFFLINE), no data folder, an empty Keras cache; whether the
+    # download servers answer is decided here (this machine may have no internet at all).
+    from cnnviz.data import sources
+
+    monkeypatch.delenv("CNNVIZ_DATA_DIR", raising=False)
+    monkeypatch.delenv("CNNVIZ_OFFLINE", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(sources, "_keras_installed", lambda: True)
+    monkeypatch.setattr(sources, "_reach", lambda host, timeout: reachable)
+    data.clear_caches()
+    try:
+        at = AppTest.from_file(str(PROJECT_ROOT / "app_pages" / "home.py"), default_timeout=30).run()
+    finally:
+        data.clear_caches()
+    assert not at.exception
+    return at.dataframe[0].value
+
+
+def test_home_table_does_not_promise_a_download_when_the_internet_cannot_be_reached(monkeypatch, tmp_path):
+    table = _home_table_without_internet(monkeypatch, tmp_path, reachable=False)
+    assert list(table["Source"]) == ["bundled sample", "unavailable", "unavailable"]
+    assert not any("will download" in note for note in table["Why"])
+    assert "storage.googleapis.com" in table["Why"][1] and "www.cs.toronto.edu" in table["Why"][2]
+
+
+def test_home_table_promises_a_download_only_when_its_server_answers(monkeypatch, tmp_path):
+    table = _home_table_without_internet(monkeypatch, tmp_path, reachable=True)
+    assert list(table["Source"]) == ["keras", "keras", "keras"]
+    assert all("will download" in note for note in table["Why"])
+
+
 def test_entry_point_runs_the_navigation_without_error():
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=30).run()
     assert not at.exception
