@@ -18,12 +18,14 @@ from widgets import ui
 
 CUSTOM = "custom"
 VIEW_KEY = "calc_view"  # The whole stack as compact JSON, mirrored in the URL.
+PRESET_LINK_KEY = "calc_link_preset"  # Instead of the stack: the name of a preset left unchanged.
 BASE_KEY = "calc_base"  # The stack the table starts from (a preset, an import or a shared link).
 IMPORT_MESSAGE_KEY = "calc_import_message"
 SAVED_SHAPE_KEY = "calc_saved_input_shape"  # Plain (non-widget) copies that survive a page switch.
 SAVED_PRESET_KEY = "calc_saved_preset"
 
-VIEW_PARAMS = [Param(VIEW_KEY, "json", validate=calculator.is_valid_view), Param("calc_log_scale", "bool")]
+VIEW_PARAMS = [Param(PRESET_LINK_KEY, "choice", choices=tuple(arch.PRESETS)),
+               Param(VIEW_KEY, "json", validate=calculator.is_valid_view), Param("calc_log_scale", "bool")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,6 +49,10 @@ def _init_state() -> None:
             _set_base(st.session_state.get(SAVED_SHAPE_KEY, (28, 28, 1)),
                       st.session_state.get("calc_current", st.session_state[BASE_KEY]),
                       st.session_state.get(SAVED_PRESET_KEY, CUSTOM))
+        return
+    linked = st.session_state.get(PRESET_LINK_KEY)
+    if linked in arch.PRESETS:  # A link to a preset left unchanged opens as that preset.
+        _set_base(arch.PRESETS[linked].input_shape, arch.PRESETS[linked].layers, linked)
         return
     view = st.session_state.get(VIEW_KEY)
     if view is not None and calculator.is_valid_view(view):
@@ -295,10 +301,12 @@ move_insert_ui(view)
 rows = list(view.rows)
 shared = view.shared_view
 if view.valid:
-    if shared is None:
-        st.session_state.pop(VIEW_KEY, None)  # The default view keeps a clean URL.
-    else:
-        st.session_state[VIEW_KEY] = shared
+    # An unchanged preset is shared by its name, any other stack by its JSON, the default by nothing.
+    for key, value in ((VIEW_KEY, shared), (PRESET_LINK_KEY, view.shared_preset)):
+        if value is None:
+            st.session_state.pop(key, None)
+        else:
+            st.session_state[key] = value
 ui.publish_view(VIEW_PARAMS)
 
 st.subheader("Layer by layer")

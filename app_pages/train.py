@@ -10,6 +10,8 @@ analysis of a trained model needs it (inside `cnnviz.training` and `cnnviz.lesso
 from __future__ import annotations
 
 import math
+import sys
+import time
 
 import numpy as np
 import streamlit as st
@@ -24,9 +26,9 @@ from cnnviz.shareable import Param
 from cnnviz.training import OPTIMIZERS, TrainConfig
 from widgets import ui
 
-# Presets offered for training: the seeds' networks and the 2-unit bottleneck net. Each is
+# Presets offered for training: the seeds' networks, the 2-unit bottleneck net and a small ResNet. Each is
 # re-targeted by `architecture.stack_for` to the chosen dataset's image shape and class count.
-TRAINABLE_PRESETS = ("fashion_relu_cnn", "lenet5_tanh", "cifar10_cnn", "bottleneck_cnn")
+TRAINABLE_PRESETS = ("fashion_relu_cnn", "lenet5_tanh", "cifar10_cnn", "bottleneck_cnn", "small_resnet")
 CUSTOM = "custom"
 # The default run (subset sizes, hyper-parameters; the preset is the dataset spec's) lives in one
 # place that `python -m cnnviz warmup` also pre-trains: `cnnviz.lessons.train.default_config`.
@@ -34,6 +36,11 @@ GRID_MODES = {"random": "a random sample", "first": "the first test images", "er
 CELL_IMAGES_SHOWN = 40
 RESULT_KEY = "train_result"
 REQUEST_KEY = "train_requested"
+CLICKED_AT_KEY = "train_clicked_at"  # time.monotonic() of the last Train click (set by its on_click).
+WAITED_KEY = "train_waited"  # {"config": key, "clicked_at": monotonic time, "seconds": the wait, once known}.
+# On the first training of a server process only: time for the server to send the "Loading
+# TensorFlow…" notice before the import starts (it holds Python's lock for up to ~1 s at a time).
+NOTICE_FLUSH_SECONDS = 0.25
 
 CUSTOM_STACK_KEY = "train_custom_stack"  # The last valid custom stack (plain state, shared in links).
 
@@ -211,11 +218,16 @@ def training_ui(config: TrainConfig | None, dataset):
             ui.show_error(error)
             ready = False
     clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train_start",
-                        disabled=not ready)
+                        disabled=not ready, on_click=_note_click_time)
     if clicked:
         # The request of THIS run: a value typed just before the click is already in its config (an
         # `on_click` callback would get the config of the previous run).
         st.session_state[REQUEST_KEY] = (config, dataset)
+        if "tensorflow" not in sys.modules:
+            # Nothing else moves on screen until TensorFlow has loaded (several seconds, the first time).
+            st.toast("Loading TensorFlow… the first training on this server takes a few seconds to start.",
+                     icon=":material/hourglass_top:", duration="long")
+            time.sleep(NOTICE_FLUSH_SECONDS)
     request = st.session_state.get(REQUEST_KEY)
     stored = st.session_state.get(RESULT_KEY)
     if request is None and stored is None and ready and training.is_cached(config, data=dataset):
@@ -227,12 +239,32 @@ def training_ui(config: TrainConfig | None, dataset):
     if not clicked and stored is not None and stored.config.key() == requested.key():
         return stored, False
     result = ui.train_with_progress(requested, key="train_run", fresh=clicked, data=requested_data)
+    clicked_at = st.session_state.pop(CLICKED_AT_KEY, None)
     if result is None:
         # The engine explained the problem; do not start it again on the next rerun.
         st.session_state[REQUEST_KEY] = None
         return stored, True
     st.session_state[RESULT_KEY] = result
+    if clicked_at is not None:
+        st.session_state[WAITED_KEY] = {"config": result.config.key(), "clicked_at": clicked_at, "seconds": None}
     return result, True
+
+
+def _note_click_time() -> None:
+    """The Train button's on_click: runs before the script reruns, so the wait is counted from the click."""
+    st.session_state[CLICKED_AT_KEY] = time.monotonic()
+
+
+def wait_ui(slot, result) -> None:
+    """Next to the training time: how long the student waited from the Train click until the results
+    were drawn (measured once, when the run that got the result reaches this call; kept after)."""
+    wait = st.session_state.get(WAITED_KEY)
+    if wait is None or wait["config"] != result.config.key():
+        return
+    if wait["seconds"] is None:
+        wait["seconds"] = time.monotonic() - wait["clicked_at"]
+    slot.caption(f"You waited {wait['seconds']:.1f} s from the click to these results (TensorFlow, the data "
+                 "and the model are prepared first).")
 
 
 def outcome_messages(result, *, engine_spoke: bool) -> bool:
@@ -276,18 +308,23 @@ def _analysis(result) -> train_lesson.ResultAnalysis:
     return analysis
 
 
-def summary_ui(result) -> None:
+def summary_ui(result):
+    """The headline numbers and the replay; returns the slot beside the training time for `wait_ui`."""
     st.subheader("Training")
     history = result.history
     columns = st.columns(4)
     columns[0].metric("Test accuracy", f"{result.test_accuracy:.1%}" if math.isfinite(result.test_accuracy) else "—")
     columns[1].metric("Epochs", f"{result.epochs_completed} / {result.config.epochs}")
-    columns[2].metric("Training time", f"{sum(history.get('seconds', [])):.1f} s")
+    columns[2].metric("Training time", f"{sum(history.get('seconds', [])):.1f} s",
+                      help="Wall-clock time of the epochs: training, then measuring on the test images "
+                           "(the first epoch includes building the compiled model).")
+    wait_slot = columns[2].empty()
     losses = history.get("loss", [])
     columns[3].metric("Final training loss", f"{losses[-1]:.3f}" if losses and math.isfinite(losses[-1]) else "—")
     ui.replay_training(result, key="train_replay")
     if result.from_cache:
         st.caption("This exact configuration was trained before on this server: the stored model is reused.")
+    return wait_slot
 
 
 def _apply_cell_click() -> None:
@@ -515,8 +552,9 @@ if config is not None and result.config.key() != config.key():
     st.caption(":material/history: The results below are for the last network you trained; press Train "
                "to train the current settings.")
 worth_analysing = outcome_messages(result, engine_spoke=engine_spoke)
-summary_ui(result)
+wait_slot = summary_ui(result)
 if not worth_analysing:
+    wait_ui(wait_slot, result)
     st.stop()
 
 analysis = _analysis(result)
@@ -527,3 +565,4 @@ activations_ui(result, analysis)
 feature_space_ui(result, analysis)
 upload_ui(result)
 downloads_ui(result)
+wait_ui(wait_slot, result)  # Last: the wait ends when the whole page is drawn.

@@ -71,6 +71,14 @@ LESSONS: tuple[Lesson, ...] = (
         teaches="Fighting overfitting on small data: augmentation, dropout and batch normalisation, measured.",
         try_this="Train on 1,000 images with and without augmentation and compare the train-validation gap.",
     ),
+    Lesson(
+        file="app_pages/explain.py",
+        title="What the network looks at",
+        icon=":material/visibility:",
+        url_path="explain",
+        teaches="Why it decided: Grad-CAM, saliency and occlusion show which pixels a trained CNN's answer rests on.",
+        try_this="Pick a shirt the network calls a T-shirt and compare the Grad-CAM of the two classes side by side.",
+    ),
 )
 
 

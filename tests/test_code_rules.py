@@ -29,7 +29,7 @@ UI_MODULES = sorted((PROJECT_ROOT / "app_pages").glob("*.py")) + sorted((PROJECT
 APP_MODULES = CORE_MODULES + UI_MODULES
 OWN_PACKAGES = {"cnnviz", "widgets"}
 HEAVY = {"tensorflow", "keras"}
-LESSON_NAMES = {"convolution", "calculator", "train", "lenet_vs_relu", "transfer", "augmentation"}
+LESSON_NAMES = {"convolution", "calculator", "train", "lenet_vs_relu", "transfer", "augmentation", "explain"}
 
 
 def _relative(path: Path) -> str:

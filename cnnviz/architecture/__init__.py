@@ -4,6 +4,11 @@ A layer is a plain dict whose keys are Keras argument names, plus a ``"type"``::
 
     {"type": "conv2d", "filters": 8, "kernel_size": 3, "activation": "relu"}
 
+A residual block is one such dict too, ``{"type": "residual_block", "filters": 16, "kernel_size": 3,
+"strides": 2}`` (the ResNet basic block; see `layers.ResidualBlock`): it is one row of the
+calculator and one layer of the Keras model (a small Functional model of its own, so a stack with
+one builds as a Functional model; plain stacks stay `keras.Sequential`).
+
 A stack is a list (or tuple) of such dicts and includes the output layer. `summarize` walks a
 stack with the same arithmetic Keras uses and returns one `LayerRow` per layer; it never imports
 TensorFlow, so the calculator page stays light. `build_keras_model` is the one place where a Keras
@@ -31,6 +36,7 @@ re-exports.
 
 from cnnviz.architecture.code_export import keras_code
 from cnnviz.architecture.keras_model import (
+    FUNCTIONAL_TYPES,
     OUTPUT_ACTIVATIONS,
     PIXEL_MAX,
     build_keras_model,
@@ -67,7 +73,7 @@ from cnnviz.architecture.stack import (
 from cnnviz.errors import ArchitectureError
 
 __all__ = [
-    "EDITOR_ARGUMENTS", "LAYERS", "LAYER_TYPES", "MAX_CHANNELS", "MAX_INPUT_SIDE", "OUTPUT_ACTIVATIONS", "PIXEL_MAX", "PRESETS", "Argument", "ArchitectureError", "LayerRow",
+    "EDITOR_ARGUMENTS", "FUNCTIONAL_TYPES", "LAYERS", "LAYER_TYPES", "MAX_CHANNELS", "MAX_INPUT_SIDE", "OUTPUT_ACTIVATIONS", "PIXEL_MAX", "PRESETS", "Argument", "ArchitectureError", "LayerRow",
     "LayerType", "Preset", "Totals", "build_keras_model", "classifier_head_problem", "compact_layer", "dense_instead", "describe_layer",
     "input_scale", "keras_code", "layer_names", "normalize_input_shape", "normalize_layer", "outputs_logits",
     "scale_images", "softmax", "stack_for", "stack_from_json", "stack_to_json", "summarize", "totals",

@@ -73,25 +73,39 @@ def softmax(logits: Any) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # The model.
 
+# Layer types whose Keras form is a graph, not a chain: a stack with one is a Functional model.
+FUNCTIONAL_TYPES: tuple[str, ...] = ("residual_block",)
+
 
 def build_keras_model(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]], *,
                       name: str | None = None) -> Any:
-    """Build the (untrained, uncompiled) `keras.Sequential` model for a stack.
+    """Build the (untrained, uncompiled) Keras model for a stack: a `keras.Sequential` model for
+    a plain stack, a Functional `keras.Model` when the stack has a residual block (each block is
+    itself a small Functional model, one layer of the outer model).
 
     The stack is checked with `summarize` first, so an impossible stack raises
     `ArchitectureError` before Keras is touched, and against the server's budget
     (`budget.check_model`), so a stack too big to train raises `BudgetError` before Keras
-    allocates anything. ``model.layers[i]`` is ``layers[i]`` and is named
+    allocates anything. ``model.layers[i]`` (leaving out a Functional model's `InputLayer`) is
+    ``layers[i]`` and is named
     ``summarize(...)[i].name``. Keras (and so TensorFlow) is imported here, lazily.
     """
     rows = budget.check_model(input_shape, layers)
     import keras
 
-    return keras.Sequential(
-        [keras.Input(shape=tuple(normalize_input_shape(input_shape)), name="input")]
-        + [LAYERS[row.type].keras_layer(row.config, row.name) for row in rows],
-        name=name or "cnnviz_model",
-    )
+    shape = tuple(normalize_input_shape(input_shape))
+    if not any(row.type in FUNCTIONAL_TYPES for row in rows):
+        return keras.Sequential(
+            [keras.Input(shape=shape, name="input")]
+            + [LAYERS[row.type].keras_layer(row.config, row.name) for row in rows],
+            name=name or "cnnviz_model",
+        )
+    # A residual block is a small Functional model of its own (one layer of the outer model).
+    inputs = keras.Input(shape=shape, name="input")
+    x = inputs
+    for row in rows:
+        x = LAYERS[row.type].keras_layer(row.config, row.name, row.input_shape)(x)
+    return keras.Model(inputs, x, name=name or "cnnviz_model")
 
 
 def classifier_head_problem(rows: Sequence[LayerRow], num_classes: int,

@@ -44,6 +44,13 @@ def _dense(units: int, activation: str | None = None) -> dict:
     return layer
 
 
+def _residual(filters: int, strides: int = 1) -> dict:
+    layer: dict[str, Any] = {"type": "residual_block", "filters": filters}
+    if strides != 1:
+        layer["strides"] = strides
+    return layer
+
+
 _MAXPOOL = {"type": "maxpool2d", "pool_size": 2}
 _AVGPOOL = {"type": "avgpool2d", "pool_size": 2, "strides": 2}
 _FLATTEN = {"type": "flatten"}
@@ -94,6 +101,17 @@ PRESETS: dict[str, Preset] = {preset.key: preset for preset in (
                 _dense(2), _dense(10, "softmax")),
         description="Three convolutions feed a Dense layer of only 2 units, so every image becomes a "
                     "point in a 2-D feature space that can be plotted; a softmax layer classifies from it.",
+    ),
+    Preset(
+        key="small_resnet",
+        title="Small ResNet (residual blocks)",
+        input_shape=(28, 28, 1),
+        layers=(_conv(16, 3, padding="same"), dict(_MAXPOOL), _residual(16), _residual(32, strides=2), _residual(32),
+                {"type": "globalavgpool2d"}, _dense(10, "softmax")),
+        description="A 3×3 convolution and max-pooling stem, then three ResNet basic blocks (two 3×3 convolutions with "
+                    "batch normalization, plus a skip connection that adds the block's input to its "
+                    "output; the second block halves the size with stride 2 and its shortcut is a 1×1 "
+                    "convolution), global average pooling and a softmax layer. Works on any image size.",
     ),
     Preset(
         key="lenet5_classic",

@@ -56,6 +56,7 @@ class LayerRow:
     jump: Pair  # Input pixels between neighbouring output positions.
     sees_whole_input: bool  # True once every output depends on every input pixel.
     note: str = ""  # A remark worth showing (e.g. Dense on an unflattened volume).
+    hidden_values: int = 0  # Numbers a block (residual_block) holds inside for one image, besides its output.
 
     @property
     def description(self) -> str:
@@ -71,7 +72,7 @@ class Totals:
     trainable_params: int
     non_trainable_params: int
     mult_adds: int
-    activation_values: int  # All layer outputs for one image, plus the input itself.
+    activation_values: int  # All layer outputs for one image (and what blocks hold inside), plus the input.
     parameter_bytes: int  # float32 weights.
     activation_bytes: int  # float32 activations of one image (forward pass).
 
@@ -176,7 +177,7 @@ def summarize(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]]) -
             trainable_params=step.trainable, non_trainable_params=step.non_trainable, formula=step.formula,
             mult_adds=step.mult_adds, activation_size=math.prod(step.output_shape),
             receptive_field=(image_h, image_w) if whole else rf, jump=jump, sees_whole_input=whole,
-            note=step.note,
+            note=step.note, hidden_values=step.hidden_values,
         ))
         shape = step.output_shape
     return rows
@@ -185,7 +186,7 @@ def summarize(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]]) -
 def totals(rows: Sequence[LayerRow]) -> Totals:
     """Sum parameters, multiply-adds and float32 memory over summarized rows."""
     params = sum(row.params for row in rows)
-    activations = sum(row.activation_size for row in rows)
+    activations = sum(row.activation_size + row.hidden_values for row in rows)
     if rows:
         activations += math.prod(rows[0].input_shape)
     return Totals(

@@ -13,13 +13,14 @@ import plotly.graph_objects as go
 
 from cnnviz.architecture import LayerRow
 from cnnviz.architecture.layers import shape_text
-from cnnviz.figures.style import BLUE, GREEN, GREY, ORANGE, SKY_BLUE, VERMILION
+from cnnviz.figures.style import BLUE, GREEN, GREY, ORANGE, PURPLE, SKY_BLUE, VERMILION
 
 # Okabe-Ito colours (colour-blind safe), one per kind of layer.
 KIND_COLOURS = {
     "conv2d": BLUE,
     "dense": VERMILION,
     "batchnorm": GREEN,
+    "residual_block": PURPLE,
     "pool": ORANGE,
     "other": GREY,
 }
@@ -27,7 +28,7 @@ INPUT_COLOUR = SKY_BLUE
 
 
 def _kind(layer_type: str) -> str:
-    if layer_type in ("conv2d", "dense", "batchnorm"):
+    if layer_type in ("conv2d", "dense", "batchnorm", "residual_block"):
         return layer_type
     if "pool" in layer_type:
         return "pool"
@@ -43,8 +44,8 @@ def parameters_bar_figure(rows: Sequence[LayerRow], *, log_scale: bool = False,
     total = sum(row.params for row in rows) or 1
     names = [f"{row.index + 1}. {row.name}" for row in rows]
     figure = go.Figure()
-    for kind, label in (("conv2d", "Convolution"), ("dense", "Dense"), ("batchnorm", "Batch norm"),
-                        ("pool", "Pooling"), ("other", "Other (no weights)")):
+    for kind, label in (("conv2d", "Convolution"), ("residual_block", "Residual block"), ("dense", "Dense"),
+                        ("batchnorm", "Batch norm"), ("pool", "Pooling"), ("other", "Other (no weights)")):
         chosen = [row for row in rows if _kind(row.type) == kind]
         if not chosen:
             continue
@@ -85,7 +86,8 @@ def volumes_figure(input_shape: Sequence[int], rows: Sequence[LayerRow], *,
     """Each layer's output drawn as a box: height and width for the image size, depth for channels.
 
     Sides are on a log scale so a 224×224×3 input and a 7×7×512 volume fit in one picture;
-    flat vectors are drawn as thin bars whose length grows with their size.
+    flat vectors are drawn as thin bars whose length grows with their size. A residual block's
+    skip connection is drawn as a dashed arc from its input volume to its output, marked "+".
     ``hidden_index`` hides one layer's output shape (for the "predict first" exercise).
     """
     shapes = [tuple(input_shape)] + [row.output_shape for row in rows]
@@ -100,6 +102,7 @@ def volumes_figure(input_shape: Sequence[int], rows: Sequence[LayerRow], *,
     x = 0.0
     gap = 0.6
     annotations = []
+    centres: list[float] = []  # The middle of each volume's front face, for the skip arcs.
     for position, (shape, label, layer_type) in enumerate(zip(shapes, labels, types)):
         hidden = position - 1 == hidden_index
         if len(shape) == 3:
@@ -130,13 +133,15 @@ def volumes_figure(input_shape: Sequence[int], rows: Sequence[LayerRow], *,
             # Many layers: label only where the shape changes, alternating two rows (names on hover).
             annotations.append({"x": x + width / 2, "y": -0.25 - 0.8 * (len(annotations) % 2), "text": text,
                                 "showarrow": False, "yanchor": "top", "font": {"size": 11}})
+        centres.append(x + width / 2)
         x += width + dx + gap
+    skips = _skip_arcs(centres, types, annotations)
     figure = go.Figure([
         go.Scatter(x=group["x"], y=group["y"], fill="toself", mode="lines", line={"color": "#333333", "width": 1},
                    fillcolor=colour, opacity=(0.85, 0.55, 0.7)[face_index], showlegend=False,
                    hoverinfo="text", hovertext=group["text"])
         for (colour, face_index), group in groups.items()
-    ])
+    ] + skips)
     figure.update_layout(
         annotations=annotations,
         xaxis={"visible": False, "range": [-1.0, x]},
@@ -146,3 +151,27 @@ def volumes_figure(input_shape: Sequence[int], rows: Sequence[LayerRow], *,
         showlegend=False,
     )
     return figure
+
+
+SKIP_TOP = 5.5  # Height of a skip arc: above nearly every volume (flat vectors reach 5).
+
+
+def _skip_arcs(centres: Sequence[float], types: Sequence[str], annotations: list[dict]) -> list[go.Scatter]:
+    """One dashed arc per residual block, from the centre of its input volume to its output's,
+    with a "+" where the shortcut is added (appended to ``annotations``)."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for position, layer_type in enumerate(types):
+        if layer_type != "residual_block":
+            continue
+        start, end = centres[position - 1], centres[position]
+        xs += [start, start, end, end, None]
+        ys += [4.2, SKIP_TOP, SKIP_TOP, 4.2, None]
+        annotations.append({"x": (start + end) / 2, "y": SKIP_TOP, "text": "+ skip", "showarrow": False,
+                            "yanchor": "bottom", "font": {"size": 11, "color": KIND_COLOURS["residual_block"]}})
+    if not xs:
+        return []
+    return [go.Scatter(x=xs, y=ys, mode="lines", line={"color": KIND_COLOURS["residual_block"], "dash": "dash",
+                                                        "width": 2},
+                       showlegend=False, hoverinfo="text", hovertext="skip connection: the block's input is added "
+                                                                     "to its output", name="skip connection")]

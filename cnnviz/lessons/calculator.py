@@ -8,6 +8,7 @@ the page's buttons (move, insert, import) and its "predict first" quiz. All arit
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ NEW_LAYER: dict[str, dict[str, Any]] = {
     "avgpool2d": {"pool_size": 2},
     "dense": {"units": 32, "activation": "relu"},
     "dropout": {"rate": 0.25},
+    "residual_block": {"filters": 16, "kernel_size": 3},
 }
 
 Shape = tuple[int, int, int]
@@ -100,13 +102,38 @@ class CalculatorView:
 
     @property
     def shared_view(self) -> dict | None:
-        """The stack as compact JSON for a link; None when invalid or when it is the default (a clean URL)."""
-        if not self.valid:
+        """The stack as compact JSON for a link; None when invalid or when it is a preset unchanged
+        (then the link carries the preset's name, `shared_preset`, or nothing for the default)."""
+        if not self.valid or matching_preset(self.input_shape, self.layers) is not None:
             return None
-        view = json.loads(arch.stack_to_json(self.input_shape, self.layers, compact=True))
-        default = arch.PRESETS[DEFAULT_PRESET]
-        return None if view == json.loads(arch.stack_to_json(default.input_shape, default.layers, compact=True)) \
-            else view
+        return _compact(self.input_shape, self.layers)
+
+    @property
+    def shared_preset(self) -> str | None:
+        """The name of the preset this stack is, unchanged, for a short link; None for the default
+        preset (a clean URL) and for any other stack (shared by `shared_view`)."""
+        name = matching_preset(self.input_shape, self.layers) if self.valid else None
+        return None if name == DEFAULT_PRESET else name
+
+
+def _compact(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]]) -> dict:
+    """The stack in the one compact JSON form of links, so that equal stacks compare equal."""
+    return json.loads(arch.stack_to_json(tuple(input_shape), list(layers), compact=True))
+
+
+def matching_preset(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]]) -> str | None:
+    """The preset whose input shape and layers this stack has exactly (every setting), or None."""
+    try:
+        view = _compact(input_shape, layers)
+    except ArchitectureError:
+        return None
+    return next((name for name, preset_view in _preset_views() if view == preset_view), None)
+
+
+@functools.cache
+def _preset_views() -> tuple[tuple[str, dict], ...]:
+    """Every preset's compact form, computed once (the presets are constants)."""
+    return tuple((name, _compact(preset.input_shape, preset.layers)) for name, preset in arch.PRESETS.items())
 
 
 def calculator_view(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]]) -> CalculatorView:

@@ -14,6 +14,8 @@ def keras_rows(model):
     """(name, output shape without batch, params, trainable, non-trainable) per Keras layer."""
     rows = []
     for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue  # A Functional model lists its input; a Sequential model does not.
         trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
         non_trainable = sum(int(np.prod(w.shape)) for w in layer.non_trainable_weights)
         rows.append((layer.name, tuple(layer.output.shape[1:]), layer.count_params(), trainable, non_trainable))

@@ -27,6 +27,24 @@ def test_a_working_stack_has_rows_totals_and_a_shared_view():
 def test_the_default_preset_keeps_a_clean_link():
     preset = arch.PRESETS[calculator.DEFAULT_PRESET]
     assert calculator.calculator_view(preset.input_shape, preset.layers).shared_view is None
+    assert calculator.calculator_view(preset.input_shape, preset.layers).shared_preset is None
+
+
+@pytest.mark.parametrize("name", [name for name in arch.PRESETS if name != calculator.DEFAULT_PRESET])
+def test_an_unchanged_preset_is_shared_by_name_and_an_edited_one_by_its_stack(name):
+    preset = arch.PRESETS[name]
+    view = calculator.calculator_view(preset.input_shape, preset.layers)
+    assert view.shared_preset == name and view.shared_view is None
+    # In the compact form a link or an import carries (default arguments left out), still the same preset.
+    spelled = [arch.compact_layer(layer) for layer in preset.layers]
+    assert calculator.matching_preset(list(preset.input_shape), spelled) == name
+    edited = [dict(layer) for layer in preset.layers]
+    first_dense = next(index for index, layer in enumerate(edited) if layer["type"] == "dense")
+    edited[first_dense]["units"] += 1
+    view = calculator.calculator_view(preset.input_shape, edited)
+    assert view.shared_preset is None
+    assert calculator.stack_from_view(view.shared_view) == (tuple(preset.input_shape),
+                                                           [arch.compact_layer(layer) for layer in edited])
 
 
 def test_an_impossible_stack_keeps_the_rows_before_the_failing_layer():

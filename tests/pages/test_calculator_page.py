@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -147,12 +148,49 @@ def test_json_import_and_keras_code_export():
 def test_state_is_mirrored_in_the_url_and_read_back():
     at = run_page()
     at.selectbox(key="calc_preset").set_value("lenet5_tanh").run()
-    shared = at.query_params["calc_view"]
-    shared = shared[0] if isinstance(shared, list) else shared
-    assert json.loads(shared)["input_shape"] == [28, 28, 1]
+    assert _query(at)["calc_link_preset"] == "lenet5_tanh"  # An unchanged preset: by its name.
+    at.number_input(key="calc_channels").set_value(3).run()  # Now a stack of one's own: by its JSON.
+    shared = _query(at)["calc_view"]
+    assert json.loads(shared)["input_shape"] == [28, 28, 3]
     again = run_page({"calc_view": shared})
-    assert metric(again, "Total parameters") == "61,610"
+    assert metric(again, "Total parameters") == f"{61_610 + 2 * 6 * 3 * 3:,}"  # 6 3×3 filters see 2 more channels.
     assert again.selectbox(key="calc_preset").value == "custom"
+
+
+def _query(at: AppTest) -> dict[str, str]:
+    return {name: value[0] if isinstance(value, list) else value for name, value in at.query_params.items()}
+
+
+def test_an_unchanged_preset_is_shared_by_its_name_and_opens_as_that_preset():
+    at = run_page()
+    at.selectbox(key="calc_preset").set_value("vgg16").run()
+    query = _query(at)
+    assert query == {"calc_link_preset": "vgg16", "calc_log_scale": "0"} or query == {"calc_link_preset": "vgg16"}
+    assert len(urlencode(query)) < 200
+    again = run_page(query)
+    assert again.selectbox(key="calc_preset").value == "vgg16"
+    assert metric(again, "Total parameters") == "138,357,544"  # Keras' VGG16 (include_top, 1000 classes).
+    assert _query(again) == query  # Opening the link keeps it short.
+
+
+def test_an_edited_preset_is_shared_by_its_stack_and_round_trips():
+    at = run_page()
+    at.selectbox(key="calc_preset").set_value("lenet5_tanh").run()
+    at.number_input(key="calc_height").set_value(32).run()
+    query = _query(at)
+    assert "calc_link_preset" not in query
+    assert json.loads(query["calc_view"])["input_shape"] == [32, 28, 1]
+    total = metric(at, "Total parameters")
+    again = run_page(query)
+    assert again.selectbox(key="calc_preset").value == "custom"
+    assert again.number_input(key="calc_height").value == 32
+    assert metric(again, "Total parameters") == total
+
+
+def test_a_link_naming_an_unknown_preset_is_ignored_with_a_notice():
+    at = run_page({"calc_link_preset": "vgg99"})
+    assert metric(at, "Total parameters") == "38,254"
+    assert any("Ignored link parameters" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("bad", ["{not json", json.dumps({"input_shape": [28, 28, 1], "layers": [

@@ -1,0 +1,235 @@
+"""What the network looks at: Grad-CAM, saliency and occlusion on a trained CNN, for one image.
+
+The model is the one trained on the Train page in this session, or the default model (the Train
+page's default run, pre-trained by `python -m cnnviz warmup`; otherwise a "Train it" button).
+The image is a test image or an upload (the one decoder, via `cnnviz.lessons.train.prepare_upload`).
+Each view: widgets -> one `cnnviz.lessons.explain` call -> a `cnnviz.figures.explain` figure.
+TensorFlow loads only once a model is there to explain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import training
+from cnnviz.errors import CnnvizError
+from cnnviz.figures import explain as explain_figures
+from cnnviz.figures import train as train_figures
+from cnnviz.lessons import explain as explain_lesson
+from cnnviz.lessons import train as train_lesson
+from widgets import ui
+
+TRAIN_PAGE_RESULT_KEY = "train_result"  # Where the Train page keeps its last result (app_pages/train.py).
+DEFAULT_SLOT = "explain_default"
+TRAIN_REQUESTED_KEY = "explain_train_requested"
+OTHER_SLOT = "explain_other"
+TRAINED, DEFAULT, OTHER = "trained", "default", "other"
+
+
+def model_ui() -> training.TrainResult | None:
+    """The model to explain: the Train page's result of this session, or the default model."""
+    st.subheader("1 · The model")
+    trained = st.session_state.get(TRAIN_PAGE_RESULT_KEY)
+    usable = trained is not None and trained.stopped_reason != "diverged"
+    others = explain_lesson.other_lesson_models()
+    options = ((TRAINED,) if usable else ()) + (DEFAULT,) + ((OTHER,) if others else ())
+    labels = {TRAINED: "the network you trained on the Train page",
+              DEFAULT: "the default network (ReLU CNN on Fashion-MNIST)",
+              OTHER: "a network from another lesson"}
+    choice = st.radio("Explain", options, format_func=labels.get, key="explain_model", horizontal=True)
+    if not usable:
+        st.caption("Train a network on the *Train a small CNN* page to explain it here.")
+    if choice == TRAINED and usable:
+        return trained
+    if choice == OTHER and others:
+        names = [label for label, _ in others]
+        label = st.selectbox("Network", names, key="explain_other_model")
+        # In the disk cache (that is why it is offered): comes back at once.
+        return ui.train_with_progress(dict(others)[label], key=OTHER_SLOT)
+    config = explain_lesson.default_config()
+    clicked = False
+    if not st.session_state.get(TRAIN_REQUESTED_KEY) and not training.is_cached(config):
+        st.info("The default network is not trained on this server yet (`python -m cnnviz warmup` pre-trains it).",
+                icon=":material/model_training:")
+        clicked = st.button("Train it", type="primary", icon=":material/play_arrow:", key="explain_train_default")
+        if not clicked:
+            return None
+        st.session_state[TRAIN_REQUESTED_KEY] = True
+    return ui.train_with_progress(config, key=DEFAULT_SLOT, fresh=clicked)
+
+
+def image_ui(result: training.TrainResult) -> tuple[np.ndarray, int | None]:
+    """A test image (with its true class) or an upload (no true class)."""
+    st.subheader("2 · The image")
+    source = st.radio("Image", ["test", "upload"], horizontal=True, key="explain_source",
+                      format_func={"test": "a test image", "upload": "your own picture"}.get)
+    if source == "upload":
+        upload = st.file_uploader("A PNG or JPEG picture", type=["png", "jpg", "jpeg", "webp", "bmp"],
+                                  key="explain_upload")
+        if upload is not None:
+            try:
+                prepared = train_lesson.prepare_upload(upload.getvalue(), result.config.dataset)
+            except CnnvizError as error:
+                ui.show_error(error, icon=":material/broken_image:")
+                st.stop()
+            st.caption("Steps: " + ("; ".join(prepared.steps) or "none needed") + ".")
+            return prepared.image, None
+        st.info("Upload a picture, or explain a test image meanwhile.", icon=":material/upload:")
+    images, labels = result.test_data()
+    count = len(images)
+    if st.session_state.get("explain_index", 0) > count - 1:
+        st.session_state["explain_index"] = 0
+    index = int(st.slider("Test image", 0, count - 1, 0, key="explain_index"))
+    return images[index], int(labels[index])
+
+
+def grad_cam_ui(result, image, true_class: int | None) -> None:
+    st.subheader("Grad-CAM: where the evidence for a class lies")
+    layers = list(explain_lesson.conv_layer_names(result))
+    if not layers:
+        st.info("This network has no convolution layer, so Grad-CAM is unavailable; saliency and occlusion "
+                "below still work.", icon=":material/info:")
+        return
+    names = result.class_names
+    left, right = st.columns(2)
+    default_class = true_class if true_class is not None else 0
+    class_index = left.selectbox("Class to explain", list(range(len(names))), index=default_class,
+                                 format_func=names.__getitem__, key="explain_class")
+    layer = right.selectbox("Convolution layer", layers, index=len(layers) - 1, key="explain_layer",
+                            help="Deeper layers see more of the image but at a coarser resolution.")
+    try:
+        view = explain_lesson.grad_cam_view(result, image, int(class_index), layer)
+    except CnnvizError as error:
+        ui.show_error(error)
+        return
+    predicted = view.predicted
+    truth = f"true class **{names[true_class]}**, " if true_class is not None else ""
+    st.markdown(f"{truth}predicted **{names[predicted]}** ({view.probabilities[predicted]:.0%}); "
+                f"explaining **{names[view.chosen]}** ({view.probabilities[view.chosen]:.0%}).")
+    titles = [f"why {names[view.chosen]}?", f"predicted: why {names[predicted]}?"]
+    st.caption(f"Bright = the parts of {view.layer_name}'s maps whose increase would raise that class's score "
+               "(before the softmax). Compare the two: what makes it one class and not the other?")
+    ui.plotly_chart(explain_figures.grad_cam_figure(image, [view.chosen_overlay, view.predicted_overlay], titles),
+                    key="explain_gradcam_chart")
+
+
+def saliency_ui(result, image, class_index: int) -> None:
+    st.subheader("Saliency: which pixels the score is sensitive to")
+    try:
+        view = explain_lesson.saliency_view(result, image, class_index)
+    except CnnvizError as error:
+        ui.show_error(error)
+        return
+    st.caption(f"How much the score of **{result.class_names[class_index]}** would change if one pixel changed "
+               "a little (bright = sensitive): it shows where the network looks, not whether that pixel "
+               f"argues for or against the class. SmoothGrad averages {view.samples} copies with noise, so "
+               "the speckle fades and the shape stays.")
+    ui.plotly_chart(explain_figures.saliency_figure(image, view.plain, view.smooth), key="explain_saliency_chart")
+
+
+def occlusion_ui(result, image, class_index: int) -> None:
+    st.subheader("Occlusion: cover a patch, watch the probability")
+    side = min(image.shape[:2])
+    left, right = st.columns(2)
+    patch = int(left.slider("Patch size (pixels)", 2, max(2, side // 2), min(4, side // 2), key="explain_patch"))
+    stride = int(right.slider("Stride (pixels)", 1, 8, 2, key="explain_stride"))
+    try:
+        view = explain_lesson.occlusion_view(result, image, class_index, patch=patch, stride=stride)
+    except CnnvizError as error:
+        ui.show_error(error)
+        return
+    top, left_px = view.worst
+    st.markdown(f"**{result.class_names[class_index]}**: {view.base_probability:.0%} on the whole image. "
+                f"Covering the {patch}×{patch} patch at row {top}, column {left_px} drops it the most, "
+                f"by {view.largest_drop:.0%}.")
+    st.caption("Red: covering that patch (black) lowers the class probability; blue: covering it raises it.")
+    ui.plotly_chart(explain_figures.occlusion_figure(image, view.drops, patch, stride), key="explain_occlusion_chart")
+
+
+def break_ui(result, image) -> None:
+    st.subheader("Break the model: paint over part of the image")
+    height, width = image.shape[:2]
+    st.caption("Paint a black square over the image and watch the prediction. Can you change its mind with a "
+               "small square? The occlusion map above shows where to aim.")
+    columns = st.columns(3)
+    size = int(columns[0].slider("Square size (pixels)", 1, max(1, min(height, width) // 2), min(6, height // 2),
+                                 key="explain_paint_size"))
+    # Fixed ranges (a square near the edge is clipped), so changing the size never resets the position.
+    top = int(columns[1].slider("Row", 0, height - 1, height // 3, key="explain_paint_top"))
+    left = int(columns[2].slider("Column", 0, width - 1, width // 3, key="explain_paint_left"))
+    view = explain_lesson.break_view(result, image, top, left, size)
+    names = result.class_names
+    before, after = view.predicted_before, view.predicted_after
+    picture, verdict = st.columns([1, 3])
+    picture.image(view.painted if view.painted.shape[-1] == 3 else view.painted[..., 0], width=140, clamp=True,
+                  caption="painted")
+    if view.broken:
+        verdict.markdown(f"**Broken!** It now says **{names[after]}** ({view.after[after]:.0%}) instead of "
+                         f"**{names[before]}** (now {view.after[before]:.0%}, was {view.before[before]:.0%}), "
+                         f"with a {size}×{size} square.")
+    else:
+        verdict.markdown(f"Still **{names[before]}**: {view.before[before]:.0%} before, {view.after[before]:.0%} "
+                         "with the square.")
+
+
+def features_ui(result) -> None:
+    st.subheader("Feature visualisation: what excites each filter")
+    layers = list(explain_lesson.conv_layer_names(result))
+    if not layers:
+        st.info("This network has no convolution layer, so it has no filters to visualise.", icon=":material/info:")
+        return
+    layer = st.selectbox("Convolution layer", layers, key="explain_feature_layer")
+    st.caption(f"For the first {explain_lesson.FEATURE_FILTERS} filters: a picture grown by gradient ascent from "
+               "faint noise to make the filter's mean activation as large as possible (lightly smoothed), beside the "
+               f"{explain_lesson.TOP_IMAGES} test images that excite it most. The number is the mean activation.")
+    store = st.session_state.get("explain_features")
+    wanted = (result.config.key(), id(result.model), layer)
+    if st.button("Visualise the filters", icon=":material/auto_awesome:", key="explain_features_button"):
+        with st.spinner("Growing one picture per filter…"):
+            try:
+                store = (wanted, explain_lesson.feature_view(result, layer))
+            except CnnvizError as error:
+                ui.show_error(error)
+                return
+        st.session_state["explain_features"] = store
+    if store is None or store[0] != wanted:
+        return
+    view = store[1]
+    tiles, titles = [], []
+    for row, filter_index in enumerate(view.filters):
+        tiles.append(view.pictures[row])
+        titles.append(f"filter {filter_index}<br>{view.picture_activation[row]:.2f}")
+        for rank in range(view.top_images.shape[1]):
+            tiles.append(view.top_images[row, rank])
+            titles.append(f"test #{rank + 1}<br>{view.top_activation[row, rank]:.2f}")
+    ui.plotly_chart(train_figures.image_grid_figure(np.stack(tiles), titles, columns=2 * (1 + view.top_images.shape[1]),
+                                                    tile_pixels=72), key="explain_features_chart")
+
+
+# --------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------
+
+ui.page_header("What the network looks at",
+               "Which pixels made it say “shirt”? Grad-CAM, saliency and occlusion on a trained CNN.")
+result = model_ui()
+if result is None:
+    st.stop()
+if result.stopped_reason == "diverged":
+    st.error("This training run diverged: there is nothing sensible to explain. Train it again with a smaller "
+             "learning rate.", icon=":material/trending_up:")
+    st.stop()
+st.caption(f"Test accuracy {result.test_accuracy:.1%}, {len(result.class_names)} classes.")
+image, true_class = image_ui(result)
+left, right = st.columns([1, 3])
+left.image(image if image.shape[-1] == 3 else image[..., 0], width=140, clamp=True, caption="the image")
+with right:
+    probs = explain_lesson.probabilities(result, image)
+    ui.plotly_chart(train_figures.probabilities_figure(probs, result.class_names), key="explain_probabilities")
+grad_cam_ui(result, image, true_class)
+explained = int(st.session_state.get("explain_class", true_class if true_class is not None else int(np.argmax(probs))))
+saliency_ui(result, image, explained)
+occlusion_ui(result, image, explained)
+break_ui(result, image)
+features_ui(result)
