@@ -3,6 +3,8 @@
 The model is the one trained on the Train page in this session, or the default model (the Train
 page's default run, pre-trained by `python -m cnnviz warmup`; otherwise a "Train it" button).
 The image is a test image or an upload (the one decoder, via `cnnviz.lessons.train.prepare_upload`).
+Explain training: the gradient norms and weight histograms the Train page recorded (its "Record
+gradients and weights" checkbox), and a vanishing-gradients demonstration run as a background job.
 Each view: widgets -> one `cnnviz.lessons.explain` call -> a `cnnviz.figures.explain` figure.
 TensorFlow loads only once a model is there to explain.
 """
@@ -108,10 +110,12 @@ def grad_cam_ui(result, image, true_class: int | None) -> None:
     st.markdown(f"{truth}predicted **{names[predicted]}** ({view.probabilities[predicted]:.0%}); "
                 f"explaining **{names[view.chosen]}** ({view.probabilities[view.chosen]:.0%}).")
     titles = [f"why {names[view.chosen]}?", f"predicted: why {names[predicted]}?"]
-    st.caption(f"Bright = the parts of {view.layer_name}'s maps whose increase would raise that class's score "
-               "(before the softmax). Compare the two: what makes it one class and not the other?")
-    ui.plotly_chart(explain_figures.grad_cam_figure(image, [view.chosen_overlay, view.predicted_overlay], titles),
-                    key="explain_gradcam_chart")
+    with ui.secondary("gradcam_reading"):
+        st.caption(f"Bright = the parts of {view.layer_name}'s maps whose increase would raise that class's score "
+                   "(before the softmax). Compare the two: what makes it one class and not the other?")
+    with ui.key_figure():  # In presenter mode: under the title, on the first screen.
+        ui.plotly_chart(explain_figures.grad_cam_figure(image, [view.chosen_overlay, view.predicted_overlay], titles),
+                        key="explain_gradcam_chart")
 
 
 def saliency_ui(result, image, class_index: int) -> None:
@@ -121,10 +125,11 @@ def saliency_ui(result, image, class_index: int) -> None:
     except CnnvizError as error:
         ui.show_error(error)
         return
-    st.caption(f"How much the score of **{result.class_names[class_index]}** would change if one pixel changed "
-               "a little (bright = sensitive): it shows where the network looks, not whether that pixel "
-               f"argues for or against the class. SmoothGrad averages {view.samples} copies with noise, so "
-               "the speckle fades and the shape stays.")
+    with ui.secondary("saliency_reading"):
+        st.caption(f"How much the score of **{result.class_names[class_index]}** would change if one pixel changed "
+                   "a little (bright = sensitive): it shows where the network looks, not whether that pixel "
+                   f"argues for or against the class. SmoothGrad averages {view.samples} copies with noise, so "
+                   "the speckle fades and the shape stays.")
     ui.plotly_chart(explain_figures.saliency_figure(image, view.plain, view.smooth), key="explain_saliency_chart")
 
 
@@ -207,6 +212,68 @@ def features_ui(result) -> None:
                                                     tile_pixels=72), key="explain_features_chart")
 
 
+def training_view_ui(result) -> None:
+    """The gradient norms and weight histograms recorded while the Train page's model (or this one) trained."""
+    st.subheader("Explain training: gradients and weights, epoch by epoch")
+    chosen = result if explain_lesson.training_record(result) is not None else st.session_state.get(TRAIN_PAGE_RESULT_KEY)
+    record = explain_lesson.training_record(chosen)
+    if record is None or not record.gradient_norms:
+        st.caption("Tick *Record gradients and weights (explain training)* on the *Train a small CNN* page and "
+                   "train: each layer's gradient norm and weight histogram, per epoch, appear here.")
+        return
+    st.caption("Measured on one fixed batch of training images: at initialisation (epoch 0) and after each epoch. "
+               "The gradient norm is ‖∂ mean loss / ∂ kernel‖ of each layer with weights (log scale).")
+    ui.plotly_chart(explain_figures.gradient_norms_figure(record.layers, record.gradient_norms),
+                    key="explain_gradient_norms")
+    last = len(record.histograms) - 1
+    epoch = st.slider("Weights after epoch (0 = at initialisation)", 0, last, last, key="explain_histogram_epoch") \
+        if last > 0 else 0
+    ui.plotly_chart(explain_figures.weight_histograms_figure(record.layers, record.histograms[epoch]),
+                    key="explain_weight_histograms")
+
+
+VANISHING_SETTINGS_KEY = "explain_vanishing_settings"  # A `VanishingSettings` (tests set tiny ones).
+VANISHING_REQUESTED_KEY = "explain_vanishing_requested"
+
+
+def vanishing_ui() -> None:
+    """The built-in demonstration: deep plain stacks (tanh, ReLU, ReLU + batch norm) against residual blocks."""
+    st.subheader("Vanishing gradients: a deep stack with and without help")
+    settings = st.session_state.get(VANISHING_SETTINGS_KEY) or explain_lesson.VanishingSettings()
+    st.caption(f"{settings.depth} convolution layers of {settings.filters} 3×3 filters, global average pooling and a "
+               f"dense softmax, four ways ({', '.join(explain_lesson.DEPTH_VARIANTS.values())}; the residual "
+               f"stack has {settings.depth // 2} blocks of two convolutions). For each of {len(settings.seeds)} "
+               f"seeds: the gradient norm of every layer at initialisation (one batch of {settings.init_images} "
+               f"images, no training), then the test accuracy after {settings.epochs} epoch(s) on "
+               f"{settings.limit_train:,} images (the same budget for all).")
+    clicked = st.button("Run the demonstration", icon=":material/play_arrow:", key="explain_vanishing_button")
+    if clicked:
+        st.session_state[VANISHING_REQUESTED_KEY] = True
+    if not st.session_state.get(VANISHING_REQUESTED_KEY):
+        return
+    kinds = tuple(explain_lesson.DEPTH_VARIANTS)
+
+    def work(report):
+        demo = explain_lesson.run_vanishing_demo(settings, kinds=kinds, on_progress=report)
+        return demo if set(demo.runs) == set(kinds) else demo.runs
+
+    run = ui.train_seeds_with_progress(work, key="explain_vanishing", job_key=repr(settings),
+                                       variants=explain_lesson.DEPTH_VARIANTS, seeds=settings.seeds, fresh=clicked,
+                                       unit="network", again="Press **Run the demonstration**")
+    if run is None or not run.complete:
+        return
+    demo = run.result
+    ui.plotly_chart(explain_figures.initial_norms_figure(
+        {kind: (label, demo.initial[kind].norms) for kind, label in explain_lesson.DEPTH_VARIANTS.items()}),
+        key="explain_vanishing_norms")
+    st.caption("Each point is one seed; the line is their mean.")
+    ui.plotly_chart(explain_figures.accuracy_points_figure(
+        {kind: (label, demo.accuracies(kind)) for kind, label in explain_lesson.DEPTH_VARIANTS.items()}),
+        key="explain_vanishing_accuracy")
+    for verdict in demo.verdicts():
+        st.markdown(verdict.text)
+
+
 # --------------------------------------------------------------------------------------------
 # The page
 # --------------------------------------------------------------------------------------------
@@ -233,3 +300,5 @@ saliency_ui(result, image, explained)
 occlusion_ui(result, image, explained)
 break_ui(result, image)
 features_ui(result)
+training_view_ui(result)
+vanishing_ui()

@@ -63,6 +63,7 @@ SHARED_PARAMS = [
     Param("train_epochs", "int", minimum=0, maximum=100),
     Param("train_seed", "int", minimum=0, maximum=2**31 - 1),
     Param("train_fast", "bool"),
+    Param("train_record_gradients", "bool"),
     Param("train_grid_mode", "choice", choices=tuple(GRID_MODES)),
     Param("train_image_index", "int", minimum=0, maximum=10_000),
 ]
@@ -175,7 +176,8 @@ def custom_stack_ui(dataset) -> list[dict] | None:
 def hyperparameters_ui():
     """Optimizer, learning rate, batch size, epochs, seed and the engine's speed switch."""
     st.subheader("3 · Hyper-parameters")
-    columns = st.columns(5)
+    # The learning rate's column is the widest: "0.0030" and its +/- buttons fit at 1280 px.
+    columns = st.columns([1, 1.3, 1, 0.9, 0.9])
     optimizer = columns[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(train_lesson.DEFAULT_HYPERPARAMETERS["optimizer"]),
                                      key="train_optimizer",
                                      format_func={"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}.get)
@@ -191,8 +193,11 @@ def hyperparameters_ui():
     fast = st.toggle("Fast engine", value=train_lesson.DEFAULT_HYPERPARAMETERS["fast"], key="train_fast",
                      help="Several batches per graph call and a warm-up + cosine learning-rate schedule "
                           "(the learning rate above is the peak). Off: plain model.fit at a constant rate.")
+    record = st.checkbox("Record gradients and weights (explain training)", value=False, key="train_record_gradients",
+                         help="At the start and after every epoch, each layer's gradient norm and a histogram of its "
+                              "weights, measured on one fixed batch; the page *What the network looks at* plots them.")
     return {"optimizer": optimizer, "learning_rate": float(learning_rate), "batch_size": int(batch_size),
-            "epochs": int(epochs), "seed": int(seed), "fast": bool(fast)}
+            "epochs": int(epochs), "seed": int(seed), "fast": bool(fast), "record_gradients": bool(record)}
 
 
 def _caption_font() -> int:
@@ -365,7 +370,7 @@ def errors_ui(result, analysis: train_lesson.ResultAnalysis) -> None:
         st.markdown("**Most-confused pairs**")
         if pairs:
             st.dataframe([{"true class": names[p.true_class], "predicted as": names[p.predicted_class],
-                           "images": p.count, "share of true class": f"{p.share_of_true_class:.0%}"}
+                           "images": p.count, "% of class": f"{p.share_of_true_class:.0%}"}
                           for p in pairs], hide_index=True, width="stretch", key="train_pairs_table")
         else:
             st.success("No test image is misclassified.")

@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz import data, explain
+from cnnviz import architecture, data, explain, training, verdicts
+from cnnviz.architecture import build_keras_model
 from cnnviz.errors import CnnvizError, ExplainError
+from cnnviz.lessons import explain as explain_lesson
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -269,3 +271,45 @@ def test_a_resnet_built_from_residual_blocks_is_explained_at_its_last_block(data
     pooled = tf.reduce_mean(tape.gradient(score, maps), axis=(0, 1, 2))
     heat = np.maximum(tf.squeeze(maps[0] @ pooled[..., tf.newaxis]).numpy(), 0)
     np.testing.assert_allclose(cam, heat / heat.max(), atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------
+# Explain training: vanishing gradients at initialisation (a real measurement on Fashion-MNIST)
+# ------------------------------------------------------------------------------------------
+
+def test_the_tanh_stacks_first_layer_gradient_at_initialisation_is_smaller_than_relu_with_batch_norm():
+    settings = explain_lesson.VanishingSettings(init_images=64, limit_train=256, limit_test=64)
+    tanh = explain_lesson.initial_gradient_norms("tanh", settings)
+    batch_norm = explain_lesson.initial_gradient_norms("relu_bn", settings)
+    assert tanh.norms.shape == (3, settings.depth + 1) and batch_norm.norms.shape == (3, settings.depth + 1)
+    assert tanh.seeds == batch_norm.seeds == (0, 1, 2)
+    assert np.all(tanh.norms[:, 0] < batch_norm.norms[:, 0]), (tanh.norms[:, 0], batch_norm.norms[:, 0])
+    # Oracle for the measurement itself: an independent tape on the same untrained model and batch.
+    config = explain_lesson.depth_config("tanh", settings).replace(seed=1)
+    prepared = training.inputs.prepare(config)
+    keras.utils.set_random_seed(1)
+    model = build_keras_model(prepared.image_shape, config.stack())
+    x = tf.constant(prepared.x_train[:64].astype(np.float32) / 255.0)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(prepared.y_train[:64], model(x, training=True)))
+    first = model.layers[0].kernel
+    np.testing.assert_allclose(tanh.norms[1, 0], float(tf.norm(tape.gradient(loss, first))), rtol=1e-4)
+
+
+def test_each_variant_stack_has_the_same_depth_of_3x3_convolutions():
+    for kind in explain_lesson.DEPTH_VARIANTS:
+        rows = architecture.summarize((28, 28, 1), explain_lesson.depth_stack(kind, 8, 8))
+        assert rows[-1].type == "dense" and rows[-2].type == "globalavgpool2d"
+    with pytest.raises(ValueError):
+        explain_lesson.depth_stack("sigmoid-ish")
+
+
+def test_the_demos_verdicts_are_those_of_verdicts_compare():
+    runs = {kind: [type("Run", (), {"test_accuracy": value, "test_data": lambda self: (None, np.zeros(500))})()
+                   for value in values]
+            for kind, values in {"tanh": (0.5, 0.52, 0.51), "relu_bn": (0.7, 0.72, 0.71)}.items()}
+    demo = explain_lesson.VanishingDemo(explain_lesson.VanishingSettings(), runs=runs)
+    (verdict,) = demo.verdicts()
+    expected = verdicts.compare("architecture", "plain, ReLU + batch norm", [0.7, 0.72, 0.71], "plain, tanh",
+                                [0.5, 0.52, 0.51], test_images=500)
+    assert verdict == expected and verdict.kind == "better"

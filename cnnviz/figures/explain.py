@@ -1,4 +1,5 @@
-"""Plotly figures of the explain lesson: Grad-CAM overlays, saliency maps and occlusion maps.
+"""Plotly figures of the explain lesson: Grad-CAM overlays, saliency maps and occlusion maps, and
+(explain training) gradient norms per layer, weight histograms and the vanishing-gradients demonstration.
 
 Plain arrays in, a `plotly.graph_objects.Figure` out. Non-negative importance maps (Grad-CAM,
 saliency) use Viridis as the train lesson's activation maps do; the occlusion map is signed (a
@@ -7,13 +8,13 @@ cover can also raise the probability) and uses the one diverging scale of `cnnvi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnviz.figures.style import diverging_scale
+from cnnviz.figures.style import OKABE_ITO, diverging_scale
 from cnnviz.images import to_rgb
 
 IMPORTANCE_SCALE = "Viridis"
@@ -76,4 +77,72 @@ def occlusion_figure(image: np.ndarray, drops: np.ndarray, patch: int, stride: i
     height, width = np.asarray(image).shape[:2]
     figure.update_xaxes(range=[-0.5, width - 0.5], row=1, col=2)
     figure.update_yaxes(range=[height - 0.5, -0.5], autorange=False, row=1, col=2)
+    return figure
+
+
+def gradient_norms_figure(layers: Sequence[str], norms: Sequence[Sequence[float]]) -> go.Figure:
+    """Each layer's gradient norm per record (0 = initialisation, then after each epoch), log scale."""
+    values = np.asarray(norms, dtype=float)
+    figure = go.Figure()
+    for index, name in enumerate(layers):
+        figure.add_trace(go.Scatter(x=list(range(len(values))), y=np.maximum(values[:, index], 1e-12), mode="lines+markers",
+                                    name=name, line={"color": OKABE_ITO[index % len(OKABE_ITO)]},
+                                    hovertemplate=f"{name}, epoch %{{x}}: %{{y:.3g}}<extra></extra>"))
+    figure.update_layout(xaxis_title="epoch (0 = at initialisation)", yaxis_title="gradient norm ‖∂loss/∂kernel‖",
+                         yaxis_type="log", height=360, margin={"l": 0, "r": 0, "t": 10, "b": 0})
+    return figure
+
+
+def weight_histograms_figure(layers: Sequence[str], histograms: Sequence[tuple[Sequence[float], Sequence[int]]],
+                             *, columns: int = 3) -> go.Figure:
+    """Small multiples: each layer's weight histogram (bars over its bins) at one record."""
+    rows = max(1, -(-len(layers) // columns))
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(layers), horizontal_spacing=0.06,
+                           vertical_spacing=0.12)
+    for index, (edges, counts) in enumerate(histograms):
+        edges_array = np.asarray(edges, dtype=float)
+        figure.add_trace(go.Bar(x=(edges_array[:-1] + edges_array[1:]) / 2, y=list(counts),
+                                width=float(np.diff(edges_array).mean()), showlegend=False,
+                                marker={"color": OKABE_ITO[index % len(OKABE_ITO)]},
+                                hovertemplate="weight %{x:.3g}: %{y} weights<extra></extra>"),
+                         row=index // columns + 1, col=index % columns + 1)
+    figure.update_layout(height=220 * rows + 40, margin={"l": 0, "r": 0, "t": 30, "b": 0}, bargap=0.05)
+    return figure
+
+
+def initial_norms_figure(variants: Mapping[str, tuple[str, np.ndarray]]) -> go.Figure:
+    """Per variant (label, norms[seed, layer]): every seed's gradient norm per layer at initialisation
+    as a point, and their mean as a line, log scale; x is the layer's depth (1 = nearest the input)."""
+    figure = go.Figure()
+    for index, (label, norms) in enumerate(variants.values()):
+        colour = OKABE_ITO[index % len(OKABE_ITO)]
+        values = np.maximum(np.asarray(norms, dtype=float), 1e-12)
+        depth = np.arange(1, values.shape[1] + 1)
+        for seed_row in values:
+            figure.add_trace(go.Scatter(x=depth, y=seed_row, mode="markers", marker={"color": colour, "opacity": 0.6},
+                                        name=label, legendgroup=label, showlegend=False,
+                                        hovertemplate=f"{label}, layer %{{x}}: %{{y:.3g}}<extra>a seed</extra>"))
+        figure.add_trace(go.Scatter(x=depth, y=values.mean(axis=0), mode="lines", line={"color": colour},
+                                    name=label, legendgroup=label,
+                                    hovertemplate=f"{label}, layer %{{x}}: mean %{{y:.3g}}<extra></extra>"))
+    figure.update_layout(xaxis_title="layer with weights (1 = nearest the input)",
+                         yaxis_title="gradient norm at initialisation", yaxis_type="log", height=380,
+                         margin={"l": 0, "r": 0, "t": 10, "b": 0})
+    return figure
+
+
+def accuracy_points_figure(variants: Mapping[str, tuple[str, Sequence[float]]]) -> go.Figure:
+    """Per variant (label, accuracies per seed): each seed as a point and the mean as a bar outline."""
+    figure = go.Figure()
+    for index, (label, values) in enumerate(variants.values()):
+        colour = OKABE_ITO[index % len(OKABE_ITO)]
+        accuracy = 100 * np.asarray(values, dtype=float)
+        figure.add_trace(go.Scatter(x=[label] * len(accuracy), y=accuracy, mode="markers", showlegend=False,
+                                    marker={"color": colour, "size": 10, "opacity": 0.7},
+                                    hovertemplate="%{x}: %{y:.1f} %<extra>a seed</extra>"))
+        figure.add_trace(go.Scatter(x=[label], y=[accuracy.mean()], mode="markers", showlegend=False,
+                                    marker={"color": colour, "symbol": "line-ew-open", "size": 30,
+                                            "line": {"width": 3, "color": colour}},
+                                    hovertemplate="%{x}: mean %{y:.1f} %<extra></extra>"))
+    figure.update_layout(yaxis_title="test accuracy (%)", height=340, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     return figure

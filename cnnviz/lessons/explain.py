@@ -1,21 +1,25 @@
 """What the network looks at: the views of the explain lesson, computed on a trained `TrainResult`.
 
 Each view is one call that the page makes (`grad_cam_view`, `saliency_view`, `occlusion_view`,
-`feature_view`), returning plain arrays for `cnnviz.figures.explain`. The maths is in
+`feature_view`, `training_record`; the vanishing-gradients demonstration `run_vanishing_demo`),
+returning plain arrays for `cnnviz.figures.explain`. The maths is in
 `cnnviz.explain`; images are uint8 H x W x C as the dataset gives them. The default model is the
 Train page's default run (`default_config`, pre-trained by `python -m cnnviz warmup`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
-from cnnviz import explain, training
+from cnnviz import explain, training, verdicts
+from cnnviz.architecture import build_keras_model
 from cnnviz.lessons import train as train_lesson
-from cnnviz.training import TrainConfig, TrainResult, warmup
+from cnnviz.training import Progress, TrainConfig, TrainResult, diagnostics, inputs, warmup
+from cnnviz.training.diagnostics import TrainingRecord
 
 SMOOTH_SAMPLES = 16
 SMOOTH_NOISE = 0.15
@@ -187,3 +191,138 @@ def feature_view(result: TrainResult, layer_name: str, *, filters: int = FEATURE
     order = np.argsort(-on_test[:, list(chosen)], axis=0, kind="stable")[:TOP_IMAGES].T  # (F, TOP)
     return FeatureView(layer_name, chosen, pictures, on_pictures[np.arange(len(chosen)), list(chosen)],
                        images[order], np.take_along_axis(on_test[:, list(chosen)].T, order, axis=1))
+
+
+# --------------------------------------------------------------------------------------------
+# Explain training: the Train page's recorded gradients and weights, and vanishing gradients
+# --------------------------------------------------------------------------------------------
+
+def training_record(result: TrainResult | None) -> TrainingRecord | None:
+    """The gradient norms and weight histograms recorded while `result` trained (None: not recorded)."""
+    return None if result is None else result.training_record
+
+
+DEPTH_VARIANTS: dict[str, str] = {
+    "tanh": "plain, tanh",
+    "relu": "plain, ReLU",
+    "relu_bn": "plain, ReLU + batch norm",
+    "residual": "residual blocks",
+}
+BASELINE = "tanh"  # The verdicts compare each other variant with this one.
+
+
+@dataclass(frozen=True)
+class VanishingSettings:
+    """The vanishing-gradients demonstration: `depth` conv layers of `filters` 3x3 "same" filters
+    (residual: depth / 2 residual blocks, i.e. the same number of 3x3 convolutions, plus the first
+    block's 1x1 projection), global average pooling and a dense softmax; gradient norms at
+    initialisation on `init_images` training images; accuracy after `epochs` on `limit_train`."""
+
+    depth: int = 8
+    filters: int = 8
+    seeds: tuple[int, ...] = (0, 1, 2)
+    limit_train: int = 2000
+    limit_test: int = 1000
+    epochs: int = 1
+    batch_size: int = 64
+    learning_rate: float = 0.003
+    init_images: int = 128
+    dataset: str = "fashion_mnist"
+
+
+def depth_stack(kind: str, depth: int = 8, filters: int = 8) -> list[dict[str, object]]:
+    """The layer stack of one variant of `DEPTH_VARIANTS`."""
+    conv: dict[str, object] = {"type": "conv2d", "filters": filters, "kernel_size": 3, "padding": "same"}
+    batch_norm: dict[str, object] = {"type": "batchnorm"}
+    body: list[dict[str, object]]
+    if kind == "tanh":
+        body = [dict(conv, activation="tanh") for _ in range(depth)]
+    elif kind == "relu":
+        body = [dict(conv, activation="relu") for _ in range(depth)]
+    elif kind == "relu_bn":
+        body = [layer for _ in range(depth) for layer in (dict(conv, activation="relu"), batch_norm)]
+    elif kind == "residual":
+        body = [{"type": "residual_block", "filters": filters, "kernel_size": 3, "strides": 1}
+                for _ in range(max(1, depth // 2))]
+    else:
+        raise ValueError(f"Unknown variant {kind!r}; choose one of {', '.join(DEPTH_VARIANTS)}.")
+    return body + [{"type": "globalavgpool2d"}, {"type": "dense", "units": 10, "activation": "softmax"}]
+
+
+def depth_config(kind: str, settings: VanishingSettings) -> TrainConfig:
+    """The training config of one variant (seed 0; `train_seeds` sets the others). Gradients are not
+    recorded while training, so that the seeds of the plain stacks train together (`seed_stack`)."""
+    return TrainConfig.from_stack(depth_stack(kind, settings.depth, settings.filters), dataset=settings.dataset,
+                                  limit_train=settings.limit_train, limit_test=settings.limit_test,
+                                  epochs=settings.epochs, batch_size=settings.batch_size,
+                                  learning_rate=settings.learning_rate)
+
+
+@dataclass(frozen=True)
+class InitialNorms:
+    """Per-layer gradient norms of one variant at initialisation: `norms[s, j]` for seed s, layer j."""
+
+    layers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    norms: np.ndarray
+
+
+def initial_gradient_norms(kind: str, settings: VanishingSettings) -> InitialNorms:
+    """Build the variant untrained for each seed (as the engine builds it) and measure, on its first
+    `init_images` training images, each kernel layer's gradient norm (no training)."""
+    import keras
+
+    rows: list[list[float]] = []
+    names: tuple[str, ...] = ()
+    for seed in settings.seeds:
+        config = depth_config(kind, settings).replace(seed=seed)
+        prepared = inputs.prepare(config)
+        keras.utils.set_random_seed(seed)
+        model = build_keras_model(prepared.image_shape, config.stack())
+        norms = diagnostics.layer_gradient_norms(model, prepared.x_train[:settings.init_images],
+                                                 prepared.y_train[:settings.init_images])
+        names = tuple(norms)
+        rows.append(list(norms.values()))
+    return InitialNorms(names, tuple(settings.seeds), np.asarray(rows, dtype=np.float64))
+
+
+@dataclass
+class VanishingDemo:
+    """The demonstration's measurements: per variant, the norms at initialisation and the trained seeds."""
+
+    settings: VanishingSettings
+    initial: dict[str, InitialNorms] = field(default_factory=dict)
+    runs: dict[str, list[TrainResult]] = field(default_factory=dict)
+
+    def accuracies(self, kind: str) -> list[float]:
+        return [float(run.test_accuracy) for run in self.runs.get(kind, [])]
+
+    def verdicts(self) -> list[verdicts.Verdict]:
+        """Each variant's test accuracy against the tanh stack's, as `verdicts.compare` words it."""
+        if BASELINE not in self.runs:
+            return []
+        test_images = len(self.runs[BASELINE][0].test_data()[1])
+        return [verdicts.compare("architecture", DEPTH_VARIANTS[kind], self.accuracies(kind),
+                                 DEPTH_VARIANTS[BASELINE], self.accuracies(BASELINE), test_images=test_images)
+                for kind in DEPTH_VARIANTS if kind != BASELINE and kind in self.runs]
+
+
+def run_vanishing_demo(settings: VanishingSettings, *, kinds: Sequence[str] | None = None,
+                       on_progress: Callable[[str, Progress], object] | None = None) -> VanishingDemo:
+    """Measure every variant: gradient norms at initialisation, then `train_seeds` (cached per seed).
+
+    `on_progress(variant, progress)` as `ui.train_seeds_with_progress` gives it; a variant whose
+    seeds did not all finish (Stop) ends the run, and is left out of `runs`.
+    """
+    demo = VanishingDemo(settings)
+    for kind in kinds if kinds is not None else DEPTH_VARIANTS:
+        demo.initial[kind] = initial_gradient_norms(kind, settings)
+        report = None
+        if on_progress is not None:
+            def report(progress: Progress, kind: str = kind) -> object:
+                return on_progress(kind, progress)
+        runs = training.train_seeds(depth_config(kind, settings), settings.seeds, report)
+        if len(runs) < len(settings.seeds) or any(run.stopped_reason != "finished" for run in runs):
+            break
+        demo.runs[kind] = runs
+    return demo

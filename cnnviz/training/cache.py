@@ -34,6 +34,7 @@ import numpy as np
 
 from cnnviz.data import cache as data_cache
 from cnnviz.training.config import ENGINE_VERSION, TrainConfig
+from cnnviz.training.diagnostics import TrainingRecord
 from cnnviz.training.inputs import data_source
 from cnnviz.training.results import STOPPED_REASONS, TrainResult
 
@@ -91,7 +92,8 @@ def load_cached(config: TrainConfig, *, data: Any = None, source: str | None = N
                              stopped_reason=meta["stopped_reason"], class_names=tuple(meta["class_names"]),
                              input_shape=tuple(meta["input_shape"]), seconds=float(meta["seconds"]),
                              from_cache=True, data_source=str(meta["data_source"]), _data=data,
-                             test_hits=_hits(meta.get("test_hits")))
+                             test_hits=_hits(meta.get("test_hits")),
+                             training_record=TrainingRecord.from_json(meta.get("training_record")))
     except Exception:  # noqa: BLE001 - a corrupted entry is ignored and trained again.
         return None
     _touch(model_path.parent / LAST_USED_FILE)
@@ -123,6 +125,7 @@ def store_cached(result: TrainResult) -> Path | None:
             "seconds": result.seconds, "data_source": result.data_source,
             # One character per test image, "1" where the final evaluation was right.
             "test_hits": None if result.test_hits is None else "".join("1" if hit else "0" for hit in result.test_hits),
+            "training_record": None if result.training_record is None else result.training_record.to_json(),
         }
         (tmp / "result.json").write_text(json.dumps(meta, default=float))
         final = root / key

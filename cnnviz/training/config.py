@@ -90,6 +90,8 @@ class TrainConfig:
     first N layers untrainable. `validate_every_epoch=False` (fast mode only) measures the test split
     once, after the last epoch, instead of after every epoch: for experiments that judge the final
     accuracy on a large test set, where evaluating it every epoch would cost more than training.
+    `record_gradients=True` records each kernel layer's gradient norm and weight histogram at
+    initialisation and after every epoch (`cnnviz.training.diagnostics`; `TrainResult.training_record`).
     """
 
     dataset: str = "fashion_mnist"
@@ -108,6 +110,7 @@ class TrainConfig:
     freeze_layers: int = 0
     fast: bool = True
     validate_every_epoch: bool = True
+    record_gradients: bool = False
 
     def __post_init__(self) -> None:
         # Normalise friendly inputs (lists, dicts, numpy numbers) into the hashable canonical form,
@@ -129,6 +132,7 @@ class TrainConfig:
         set_(self, "learning_rate", float(self.learning_rate))
         set_(self, "fast", bool(self.fast))
         set_(self, "validate_every_epoch", bool(self.validate_every_epoch))
+        set_(self, "record_gradients", bool(self.record_gradients))
         set_(self, "optimizer", str(self.optimizer).lower())
 
     @classmethod
@@ -158,6 +162,8 @@ class TrainConfig:
                 value = list(value)
             elif f.name == "validate_every_epoch" and value:
                 continue  # the default is left out, so that the keys of earlier configs stay as they were
+            elif f.name == "record_gradients" and not value:
+                continue  # likewise (off by default)
             out[f.name] = value
         return out
 

@@ -31,6 +31,7 @@ from cnnviz.errors import SettingsError, TrainingCancelled
 from cnnviz.training import cache, inputs, queue
 from cnnviz.training.augmenter import augmentation_model
 from cnnviz.training.config import AugmentationSpec, TrainConfig
+from cnnviz.training.diagnostics import Recorder
 from cnnviz.training.inputs import Prepared
 from cnnviz.training.progress import PROGRESS_INTERVAL, OnProgress, Reporter, waiting_reporter
 from cnnviz.training.results import Progress, TrainResult
@@ -139,21 +140,27 @@ def _train_now(config: TrainConfig, on_progress: OnProgress | None, prepared: Pr
 
     reporter = Reporter(config, on_progress, steps_per_epoch, len(prepared.x_train),
                         num_classes=len(prepared.class_names))
+    recorder = None
+    if config.record_gradients:
+        # One fixed batch (the first training images), measured now and after every epoch.
+        recorder = Recorder(model, prepared.x_train[:config.batch_size], prepared.y_train[:config.batch_size],
+                            from_logits=from_logits)
+        recorder.record()
     start = time.perf_counter()
     hits = None
     if config.fast:
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=None)
         steps_per_call = _steps_per_execution(config, steps_per_epoch, model.count_params())
-        hits = _fit_fast(model, prepared, config, augmenter, loss_fn, reporter, steps_per_call)
+        hits = _fit_fast(model, prepared, config, augmenter, loss_fn, reporter, steps_per_call, recorder)
     elif train_data is None:
         # Plain `model.fit` semantics, as in the seeds (float arrays, shuffled every epoch).
         model.fit(scale_images(prepared.x_train), prepared.y_train, batch_size=config.batch_size,
                   epochs=config.epochs, validation_data=(scale_images(prepared.x_test), prepared.y_test), shuffle=True,
-                  callbacks=[_keras_callback(reporter)], verbose=0)
+                  callbacks=[_keras_callback(reporter, recorder)], verbose=0)
     else:
         # The tf.data pipeline shuffles (seeded) by itself.
         model.fit(train_data, epochs=config.epochs, validation_data=(scale_images(prepared.x_test), prepared.y_test),
-                  shuffle=False, callbacks=[_keras_callback(reporter)], verbose=0)
+                  shuffle=False, callbacks=[_keras_callback(reporter, recorder)], verbose=0)
     history = reporter.history
     reason = reporter.reason or "finished"
 
@@ -166,6 +173,7 @@ def _train_now(config: TrainConfig, on_progress: OnProgress | None, prepared: Pr
     return TrainResult(config=config, model=model, history=history, test_accuracy=float(test_accuracy),
                        test_loss=float(test_loss), stopped_reason=reason, class_names=prepared.class_names,
                        input_shape=prepared.image_shape, seconds=seconds, test_hits=hits,
+                       training_record=None if recorder is None else recorder.record_,
                        _test_images=prepared.x_test, _test_labels=prepared.y_test)
 
 
@@ -328,8 +336,9 @@ def _train_dataset(prepared: Prepared, config: TrainConfig, augmenter: Any) -> t
             .prefetch(2))
 
 
-def _keras_callback(reporter: Reporter) -> keras.callbacks.Callback:
-    """A Keras callback that feeds `model.fit`'s events to the reporter (the `fast=False` path)."""
+def _keras_callback(reporter: Reporter, recorder: Recorder | None = None) -> keras.callbacks.Callback:
+    """A Keras callback that feeds `model.fit`'s events to the reporter (the `fast=False` path),
+    and records gradients and weights after each epoch when `recorder` is given."""
     import keras
 
     class ProgressCallback(keras.callbacks.Callback):
@@ -351,6 +360,8 @@ def _keras_callback(reporter: Reporter) -> keras.callbacks.Callback:
             reporter.train_part_done()
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if recorder is not None:
+                recorder.record()
             if not reporter.epoch_end(logs or {}, self._batch_done):
                 self.model.stop_training = True
 
@@ -358,7 +369,7 @@ def _keras_callback(reporter: Reporter) -> keras.callbacks.Callback:
 
 
 def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augmenter: Any, loss_fn: Any,
-              reporter: Reporter, steps_per_call: int) -> np.ndarray | None:
+              reporter: Reporter, steps_per_call: int, recorder: Recorder | None = None) -> np.ndarray | None:
     """The engine's own training loop (fast=True); returns, per test image, whether the latest
     evaluation classified it correctly (None when nothing was evaluated).
 
@@ -452,6 +463,8 @@ def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augme
             if not go_on:
                 break
         reporter.train_part_done()
+        if recorder is not None:
+            recorder.record()  # after this epoch's training, on the same fixed batch
         metrics = {"loss": loss_sum / max(seen, 1.0), "accuracy": correct_sum / max(seen, 1.0)}
         if reporter.reason == "diverged":
             metrics["val_loss"] = metrics["val_accuracy"] = float("nan")

@@ -13,6 +13,7 @@ import numpy as np
 from cnnviz.architecture import outputs_logits, scale_images, softmax
 from cnnviz.training import inputs
 from cnnviz.training.config import TrainConfig
+from cnnviz.training.diagnostics import TrainingRecord
 
 if TYPE_CHECKING:
     import keras
@@ -106,6 +107,9 @@ class TrainResult:
     # The fast engine records it; None for `model.fit` runs and results cached before it existed.
     # Experiments use it for the test-sampling error of a difference on a shared test set.
     test_hits: np.ndarray | None = field(default=None, repr=False)
+    # With `config.record_gradients`: per-layer gradient norms and weight histograms at
+    # initialisation and after each epoch (`cnnviz.training.diagnostics`); else None.
+    training_record: TrainingRecord | None = field(default=None, repr=False)
     # The dataset the run was asked to use (None: `cnnviz.data.load`), for `test_data`.
     _data: Any = field(default=None, repr=False)
     _test_images: np.ndarray | None = field(default=None, repr=False)

@@ -80,6 +80,8 @@ def unsupported_reason(config: TrainConfig, image_shape: Sequence[int]) -> str |
         return "fast=False trains with model.fit"
     if any(strength > 0 for _, strength in config.augmentation):
         return "augmentation"
+    if config.record_gradients:
+        return "recording gradients and weights"
     rows = summarize(tuple(int(d) for d in image_shape), config.stack())
     if config.freeze_layers >= len(rows):
         return "every layer frozen"

@@ -127,7 +127,8 @@ def _seed_reporter(on_progress: OnProgress | None, index: int, count: int) -> On
 
 def _may_train_together(config: TrainConfig) -> bool:
     """The settings-only part of `seed_stack.unsupported_reason` (no data needed)."""
-    return config.fast and not any(strength > 0 for _, strength in config.augmentation)
+    return (config.fast and not config.record_gradients
+            and not any(strength > 0 for _, strength in config.augmentation))
 
 
 def _warm_models(configs: Sequence[TrainConfig], on_progress: OnProgress | None, data: Any,

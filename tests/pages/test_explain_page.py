@@ -74,7 +74,10 @@ def test_page_opens_on_the_cached_default_model_with_every_view(app, tiny_defaul
     assert any(s.startswith("Break the model") for s in subheaders)
     assert any(s.startswith("Feature visualisation") for s in subheaders)
     assert not app.error
-    assert [b.key for b in app.button] == ["explain_features_button"]  # Cached: no Train-it button.
+    assert any(s.startswith("Explain training") for s in subheaders)
+    assert any(s.startswith("Vanishing gradients") for s in subheaders)
+    # Cached: no Train-it button.
+    assert [b.key for b in app.button] == ["explain_features_button", "explain_vanishing_button"]
 
 
 def test_grad_cam_view_shows_the_core_maps_for_the_chosen_class_and_the_predicted_one(app, tiny_default):
@@ -245,3 +248,42 @@ def test_opening_the_page_without_a_model_does_not_import_tensorflow(tmp_path):
     completed = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
                                timeout=180, check=True, env=env)
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == {"exception": False, "tensorflow": False}
+
+
+def test_the_training_view_plots_the_recorded_gradient_norms_and_weight_histograms(app, tiny_default):
+    assert app.get("plotly_chart") and not [c for c in app.get("plotly_chart") if "gradient_norms" in c.proto.id]
+    trained = training.train(tiny_default.config.replace(seed=6, epochs=2, record_gradients=True))
+    record = trained.training_record
+    app.session_state["train_result"] = trained
+    app.run()
+    assert not app.exception, app.exception
+    norms = _spec(app, "explain_gradient_norms")["data"]
+    assert [trace["name"] for trace in norms] == record.layers
+    for index, trace in enumerate(norms):
+        np.testing.assert_allclose(_array(trace["y"]), [row[index] for row in record.gradient_norms], rtol=1e-6)
+    assert _spec(app, "explain_gradient_norms")["layout"]["yaxis"]["type"] == "log"
+    app.slider(key="explain_histogram_epoch").set_value(0).run()
+    bars = _spec(app, "explain_weight_histograms")["data"]
+    assert [list(_array(bar["y"])) for bar in bars] == [list(counts) for _, counts in record.histograms[0]]
+    kernels = [layer for layer in trained.model.layers if hasattr(layer, "kernel")]
+    assert [sum(_array(bar["y"])) for bar in bars] == [layer.kernel.numpy().size for layer in kernels]
+
+
+def test_the_vanishing_gradients_demo_runs_as_a_job_and_shows_every_seed(app):
+    settings = explain_lesson.VanishingSettings(depth=2, filters=2, seeds=(0, 1), limit_train=128, limit_test=64,
+                                                batch_size=32, init_images=16)
+    app.session_state["explain_vanishing_settings"] = settings
+    app.run()
+    assert not [c for c in app.get("plotly_chart") if "vanishing" in c.proto.id]  # Behind the button.
+    app.button(key="explain_vanishing_button").click().run()
+    assert not app.exception, app.exception
+    norms = _spec(app, "explain_vanishing_norms")["data"]
+    # Per variant: one point trace per seed and the mean line.
+    assert len(norms) == len(explain_lesson.DEPTH_VARIANTS) * (len(settings.seeds) + 1)
+    expected = explain_lesson.initial_gradient_norms("tanh", settings).norms
+    np.testing.assert_allclose([_array(norms[i]["y"]) for i in range(2)], expected, rtol=1e-5)
+    np.testing.assert_allclose(_array(norms[2]["y"]), expected.mean(axis=0), rtol=1e-5)
+    accuracy = _spec(app, "explain_vanishing_accuracy")["data"]
+    assert len(_array(accuracy[0]["y"])) == 2
+    texts = [m.value for m in app.markdown if "plain, tanh" in m.value]
+    assert len(texts) == 3 and all("Undecided" in text for text in texts)  # 2 seeds: compare asks for more

@@ -18,6 +18,7 @@ def _changed_value(name: str, value, tiny_stack, tiny_config):
         "optimizer": "sgd", "learning_rate": 0.5, "batch_size": 7, "epochs": 9, "seed": 3,
         "classes": (0, 2), "augmentation": (("rotation", 0.2),), "warm_start": tiny_config(epochs=1),
         "warm_start_layers": 1, "freeze_layers": 2, "fast": not value, "validate_every_epoch": not value,
+        "record_gradients": not value,
     }
     return changes[name]
 

@@ -15,7 +15,7 @@ import pytest
 
 from cnnviz import training
 from cnnviz.errors import SettingsError, TrainingCancelled
-from cnnviz.training import Progress, TrainConfig
+from cnnviz.training import Progress, TrainConfig, inputs
 
 # ------------------------------------------------------------------------------------------
 # Learning, history, progress
@@ -266,3 +266,50 @@ def test_the_final_evaluation_records_every_test_images_hit_and_the_cache_keeps_
     training.store_cached(result)
     cached = training.load_cached(result.config, data=tiny_data)
     np.testing.assert_array_equal(cached.test_hits, result.test_hits)
+
+
+# ------------------------------------------------------------------------------------------
+# Recording gradients and weights (explain training)
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_recorded_gradient_norms_and_histograms_match_an_independent_tape(tiny_data, tiny_config, fast):
+    import keras
+    import tensorflow as tf
+
+    config = tiny_config(epochs=2, fast=fast, record_gradients=True)
+    result = training.train(config, data=tiny_data, use_cache=False)
+    record = result.training_record
+    kernels = [layer for layer in result.model.layers if hasattr(layer, "kernel")]
+    assert record.layers == [layer.name for layer in kernels] and len(kernels) == 3
+    assert len(record.gradient_norms) == len(record.histograms) == 1 + config.epochs  # init + each epoch
+    # Oracle: the final model's gradient on the same fixed batch (the first batch_size training images).
+    prepared = inputs.prepare(config, tiny_data)
+    x = tf.constant(prepared.x_train[:config.batch_size].astype(np.float32) / 255.0)
+    y = tf.constant(prepared.y_train[:config.batch_size])
+    with tf.GradientTape() as tape:
+        loss = keras.losses.sparse_categorical_crossentropy(y, result.model(x, training=True))
+        loss = tf.reduce_mean(loss)
+    gradients = tape.gradient(loss, [layer.kernel for layer in kernels])
+    expected = [float(np.sqrt(np.sum(np.square(g.numpy())))) for g in gradients]
+    np.testing.assert_allclose(record.gradient_norms[-1], expected, rtol=1e-4)
+    assert record.gradient_norms[0] != record.gradient_norms[-1]  # training moved them
+    for (edges, counts), layer in zip(record.histograms[-1], kernels):
+        weights = layer.kernel.numpy()
+        assert sum(counts) == weights.size and len(counts) == 30
+        np.testing.assert_array_equal(counts, np.histogram(weights, bins=30, range=(edges[0], edges[-1]))[0])
+
+
+def test_recording_is_off_by_default_keeps_keys_and_survives_the_cache(tiny_data, tiny_config, tmp_path, monkeypatch):
+    # Hard-coded before record_gradients existed: the default key and a short run's key.
+    assert TrainConfig().key() == "4957d630711a2190933e981d"
+    assert TrainConfig(epochs=2, limit_train=512).key() == "49a31e8d73c19cac3682468c"
+    assert "record_gradients" not in TrainConfig().to_json()
+    assert TrainConfig(record_gradients=True).key() != TrainConfig().key()
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    assert training.train(tiny_config(epochs=1), data=tiny_data, use_cache=False).training_record is None
+    runs = training.train_seeds(tiny_config(epochs=1, record_gradients=True), [0, 1], data=tiny_data, use_cache=True)
+    assert [len(run.training_record.gradient_norms) for run in runs] == [2, 2]  # one seed at a time
+    assert runs[0].training_record.gradient_norms != runs[1].training_record.gradient_norms
+    cached = training.load_cached(runs[0].config, data=tiny_data)
+    assert cached.from_cache and cached.training_record == runs[0].training_record
