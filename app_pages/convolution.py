@@ -394,7 +394,7 @@ def kernel_settings_ui() -> Settings:
         stride = left.select_slider("Stride S", STRIDES, key="conv_stride")
         padding = right.selectbox("Padding P", PADDINGS, key="conv_padding",
                                   format_func=lambda p: p if isinstance(p, str) else f"{p} zero(s) per side")
-        flip = st.toggle("Flip the kernel (true convolution)", key="conv_flip",
+        flip = st.toggle("Flip kernel (true convolution)", key="conv_flip",
                          help="Off: cross-correlation, which is what Keras' Conv2D computes. On: the kernel is "
                               "turned by 180° first, which is convolution in the mathematical sense.")
         apply_relu = st.toggle("ReLU after the convolution", key="conv_relu",

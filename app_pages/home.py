@@ -28,4 +28,8 @@ st.header("Datasets")
 st.write("Where each dataset will be loaded from on this server, checked without downloading anything "
          "(a download is promised only when downloads are on and the server it comes from answers). "
          "The lessons offer only the datasets that can load:")
-st.dataframe(dataset_sources(), hide_index=True, width="stretch")
+# Fixed widths: all three columns fit the main area beside the sidebar at 1280 px (none off to the right).
+st.dataframe(dataset_sources(), hide_index=True, width="stretch",
+             column_config={"Dataset": st.column_config.TextColumn(width=120),
+                            "Source": st.column_config.TextColumn(width=200),
+                            "Why": st.column_config.TextColumn(width=400)})

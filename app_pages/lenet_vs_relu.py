@@ -174,9 +174,10 @@ def head_to_head_ui(results: dict, report: ExperimentReport, settings: Compariso
     left, middle, right = st.columns([1, 1, 2])
     for column, item in ((left, relu), (middle, lenet)):
         spread = item.spread
-        column.metric(f"{item.name}, mean test accuracy", f"{spread.mean:.1%}",
-                      help=f"{len(item.seeds)} seeds; 95% interval {spread.low:.1%} to {spread.high:.1%}")
-        column.caption("Per seed: " + ", ".join(f"{value:.1%}" for value in item.test_accuracy))
+        # The model's name alone fits the narrow column at 1280 px; what the number is goes under it.
+        column.metric(item.name, f"{spread.mean:.1%}",
+                      help=f"Mean test accuracy: {len(item.seeds)} seeds; 95% interval {spread.low:.1%} to {spread.high:.1%}")
+        column.caption("Mean test accuracy. Per seed: " + ", ".join(f"{value:.1%}" for value in item.test_accuracy))
     with right:
         st.caption(lenet_vs_relu.budget_text(report, settings))
         reference = lenet_vs_relu.seed_reference(settings)

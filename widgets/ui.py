@@ -132,6 +132,7 @@ def page_header(title: str, teaches: str) -> None:
 
 
 _KEY_FIGURE_SLOT = "_key_figure_slot"
+SECONDARY_KEY_PREFIX = "secondary_"  # Containers of `secondary()`: class st-key-secondary_<name>.
 
 
 @contextmanager
@@ -140,6 +141,14 @@ def key_figure():
     later in the script, shown first); otherwise right here, in the page's normal reading order."""
     slot = st.session_state.get(_KEY_FIGURE_SLOT) if presenter_mode() else None
     with slot if slot is not None else st.container():
+        yield
+
+
+@contextmanager
+def secondary(name: str):
+    """Text a student reads at a desk but a projector does not need (how to read a figure, caveats):
+    drawn in a container that presenter mode hides (the `st-key-secondary_` rule of `PRESENTER_CSS`)."""
+    with st.container(key=f"{SECONDARY_KEY_PREFIX}{name}"):
         yield
 
 

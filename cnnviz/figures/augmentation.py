@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnviz.figures.style import BLUE, ORANGE, VERMILION, series_colour
+from cnnviz.figures.style import BLUE, ORANGE, VERMILION, legend_below, series_colour
 
 # --------------------------------------------------------------------------------------------
 # Augmentation preview
@@ -82,9 +82,8 @@ def dropout_figure(demo) -> go.Figure:
     figure.add_hline(y=demo.mean_training, line=dict(color=ORANGE, dash="dot"),
                      annotation_text=f"mean in training {demo.mean_training:.3f}",
                      annotation_position="bottom right")
-    figure.update_layout(barmode="group", yaxis_title="activation", height=380,
-                         legend=dict(orientation="h", y=-0.2), margin=dict(t=30))
-    return figure
+    figure.update_layout(barmode="group", yaxis_title="activation", height=380, margin=dict(t=30))
+    return legend_below(figure)
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,7 +113,8 @@ def batchnorm_moving_figure(demo, feature_names: Sequence[str] | None = None) ->
                                hovertemplate=f"{names[j]}, batch %{{x}}: %{{y:.3f}}<extra>batch statistic</extra>",
                                row=1, col=col)
     figure.update_xaxes(title_text="training step", dtick=max(1, demo.steps // 10))
-    figure.update_layout(height=360, legend=dict(orientation="h", y=-0.25), margin=dict(t=40))
+    figure.update_layout(height=360, margin=dict(t=40))
+    legend_below(figure)
     return figure
 
 
@@ -148,7 +148,8 @@ def overfitting_curves_figure(histories: Mapping[str, Mapping[str, Sequence[floa
     figure.update_yaxes(tickformat=".0%", row=1, col=1, title_text="accuracy")
     figure.update_yaxes(tickformat=".0%", row=1, col=2)
     figure.update_xaxes(title_text="epoch")
-    figure.update_layout(height=420, legend=dict(orientation="h", y=-0.2), margin=dict(t=40))
+    figure.update_layout(height=420, margin=dict(t=40))
+    legend_below(figure)
     return figure
 
 

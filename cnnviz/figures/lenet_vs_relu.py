@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from cnnviz.figures.style import (
     BLUE,
+    CELL_FONT_SIZE,
     GREEN,
     GREY,
     ORANGE,
@@ -23,6 +24,7 @@ from cnnviz.figures.style import (
     SKY_BLUE,
     VERMILION,
     diverging_scale,
+    legend_below,
 )
 from cnnviz.lessons.lenet_vs_relu import ALL_THREE, LENET, RELU_CNN, SATURATION_THRESHOLD
 from cnnviz.verdicts import ExperimentReport
@@ -80,9 +82,8 @@ def overlaid_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], labe
                 figure.update_xaxes(range=[0.5, epochs + 0.5], row=1, col=column)
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    figure.update_layout(height=380, margin={"l": 40, "r": 20, "t": 40, "b": 40},
-                         legend={"orientation": "h", "y": -0.22})
-    return figure
+    figure.update_layout(height=380, margin={"l": 40, "r": 20, "t": 40, "b": 40})
+    return legend_below(figure)
 
 
 def variant_spread_figure(report: ExperimentReport) -> go.Figure:
@@ -137,7 +138,7 @@ def confusion_difference_figure(difference: np.ndarray, class_names: Sequence[st
     text = [[f"{value:+.0f}" if abs(value) >= 0.5 else "" for value in row] for row in points]
     figure = go.Figure(go.Heatmap(
         z=points, x=names, y=names, **diverging_scale(points, at_least=1.0),
-        text=text, texttemplate="%{text}",
+        text=text, texttemplate="%{text}", textfont={"size": CELL_FONT_SIZE},
         colorbar={"title": {"text": "points"}},
         hovertemplate=(f"true %{{y}}, predicted %{{x}}<br>{better} − {worse}: "
                        "%{z:+.1f} points of the class<extra></extra>"),

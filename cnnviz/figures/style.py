@@ -31,6 +31,8 @@ CLASS_COLOURS = (*OKABE_ITO, "#882255", "#5F4B8B")
 DIVERGING_COLORSCALE = "RdBu_r"
 
 PRESENTER_FONT_SIZE = 20
+# Numbers written into heatmap cells (confusion matrices, differences): at least this size on screen.
+CELL_FONT_SIZE = 14
 PRESENTER_LINE_WIDTH = 4
 PRESENTER_MARKER_SIZE = 11
 # Plotly's default marker size: explicit sizes grow in proportion, so small "background" points
@@ -40,6 +42,7 @@ PRESENTER_MAX_MARKER_SIZE = 2 * PRESENTER_MARKER_SIZE
 # Faint traces wash out on a projector: explicit opacities are raised to at least this floor.
 PRESENTER_MIN_OPACITY = 0.6
 # Bottom margin (px) under a plot whose horizontal legend sits below it: tick labels, axis title, legend.
+LEGEND_BELOW_MARGIN = 90
 PRESENTER_LEGEND_MARGIN = 120
 # Pale greys (e.g. "#999999", contrast 2.8:1 on white) become this mid grey (5.1:1 on white,
 # 3.7:1 on the dark theme's background). Near-white stays: it is used as a separator.
@@ -61,6 +64,9 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 21px; }
 h1 { font-size: 2.8rem !important; }
 h2 { font-size: 2.1rem !important; }
 [data-testid="stMetricValue"] { font-size: 2.4rem; }
+[data-testid="stMetricLabel"] p { font-size: 1.1rem; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1rem; }
+[class*="st-key-secondary_"] { display: none !important; }
 </style>
 """
 
@@ -98,6 +104,17 @@ def diverging_scale(*arrays, at_least: float = 0.0) -> dict:
     """
     limit = symmetric_limit(*arrays, at_least=at_least)
     return {"colorscale": DIVERGING_COLORSCALE, "zmid": 0.0, "zmin": -limit, "zmax": limit}
+
+
+def legend_below(figure: go.Figure) -> go.Figure:
+    """Put the figure's legend in one horizontal row under the plot, pinned to the figure's bottom
+    edge with room above it for the tick labels and the x-axis title, so that it never sits on the
+    axis title (a legend placed at a negative y of the plot area does, once the plot is short).
+    The one legend placement under a plot for every figure; modified in place and returned."""
+    figure.update_layout(legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom",
+                                     x=0.0, xanchor="left"))
+    figure.update_layout(margin=dict(b=max(figure.layout.margin.b or 0, LEGEND_BELOW_MARGIN)))
+    return figure
 
 
 def style_figure(figure: go.Figure, *, presenter: bool) -> go.Figure:
@@ -227,7 +244,10 @@ def _legend_below_axis_titles(figure: go.Figure) -> None:
     bottom margin that leaves room for the tick labels, the axis title and the legend, they cannot.
     """
     legend = figure.layout.legend
-    if legend.orientation != "h" or legend.y is None or legend.y >= 0:
+    if legend.orientation != "h" or legend.y is None:
+        return
+    pinned = legend.yref == "container" and legend.y == 0  # Already placed by `legend_below`.
+    if not pinned and legend.y >= 0:
         return
     figure.update_layout(legend=dict(yref="container", y=0.0, yanchor="bottom"))
     bottom = figure.layout.margin.b

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnviz.figures.style import BLUE, VERMILION
+from cnnviz.figures.style import BLUE, VERMILION, legend_below
 
 TRAIN_COLOUR = BLUE
 VALIDATION_COLOUR = VERMILION  # Tells apart from blue for colour-blind readers.
@@ -59,6 +59,5 @@ def live_training_figure(history: Mapping[str, Sequence[float]],
                             row=1, col=column)
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    figure.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40),
-                         legend=dict(orientation="h", y=-0.25), uirevision="live")
-    return figure
+    figure.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), uirevision="live")
+    return legend_below(figure)

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnviz.figures.style import BLUE, GREEN, GREY, ORANGE, class_colour
+from cnnviz.figures.style import BLUE, GREEN, GREY, ORANGE, class_colour, legend_below
 from cnnviz.lessons.transfer import SMALL_PER_CLASS, STRATEGY_LABELS, FeatureSpace, StrategyComparison
 
 STRATEGY_COLOURS = {"frozen_features": BLUE, "early_features": GREEN, "fine_tune": ORANGE, "scratch": GREY}
@@ -145,9 +145,8 @@ def accuracy_curves(comparison: StrategyComparison, *, chance: float | None = No
     figure.update_layout(height=440, margin=dict(l=10, r=10, t=60, b=10), title=title,
                          xaxis=dict(type="log", title="transfer-set size (training images, log scale)",
                                     tickvals=sizes, ticktext=[f"{size:,}" for size in sizes]),
-                         yaxis=dict(title="test accuracy (%)", range=[0, 101]),
-                         legend=dict(orientation="h", yanchor="bottom", y=-0.35))
-    return figure
+                         yaxis=dict(title="test accuracy (%)", range=[0, 101]))
+    return legend_below(figure)
 
 
 def layer_roles_figure(names: Sequence[str], kinds: Sequence[str], params: Sequence[int],

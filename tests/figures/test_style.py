@@ -102,14 +102,17 @@ def test_presenter_mode_pins_a_legend_under_the_plot_to_the_figure_bottom():
     from cnnviz.figures import training_curves
 
     history = {"loss": [2.0, 1.0], "accuracy": [0.3, 0.6], "val_loss": [2.1, 1.2], "val_accuracy": [0.3, 0.5]}
-    screen = training_curves.live_training_figure(history, epochs=2)
-    assert screen.layout.legend.y < 0 and screen.layout.legend.yref != "container"
-    projector = style_figure(training_curves.live_training_figure(history, epochs=2),
-                                          presenter=True)
+    # A legend placed at a negative y of the plot area (where it runs into the axis titles).
+    screen = go.Figure(go.Scatter(y=[1, 2]), layout=dict(legend=dict(orientation="h", y=-0.25)))
+    projector = style_figure(screen, presenter=True)
     # Anchored to the figure's bottom edge, below the (larger) "epoch" axis titles, with room for both.
     assert projector.layout.legend.yref == "container"
     assert projector.layout.legend.y == 0 and projector.layout.legend.yanchor == "bottom"
     assert projector.layout.margin.b >= PRESENTER_LEGEND_MARGIN
+    # One already under the plot (the shared `legend_below`, e.g. the live training curves) gets the room too.
+    live = style_figure(training_curves.live_training_figure(history, epochs=2), presenter=True)
+    assert live.layout.legend.yref == "container" and live.layout.legend.y == 0
+    assert live.layout.margin.b >= PRESENTER_LEGEND_MARGIN
     # A legend that is not under the plot is left where it is.
     side = go.Figure(go.Scatter(y=[1, 2]), layout=dict(legend=dict(orientation="v", y=0.5)))
     assert style_figure(side, presenter=True).layout.legend.y == 0.5
