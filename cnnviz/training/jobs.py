@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from cnnviz import memory
 from cnnviz.errors import JobLimitError
 from cnnviz.training import engine
 from cnnviz.training.config import TrainConfig
@@ -89,6 +90,7 @@ class Job(Generic[P, R]):
             self.error = error
         finally:
             self._done.set()
+            memory.trim_heap()  # The run's freed buffers back to the system (issue 15: < 1 GB).
 
     def _on_progress(self, progress: P) -> bool:
         self.latest = progress

@@ -1,0 +1,97 @@
+"""Memory bounds of the server (issue 15): freed heap goes back to the system, page caches are bounded."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cnnviz import memory
+from cnnviz.training.jobs import Job
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+UI_MODULES = sorted((PROJECT_ROOT / "app_pages").glob("*.py")) + sorted((PROJECT_ROOT / "widgets").rglob("*.py")) \
+    + [PROJECT_ROOT / "app.py"]
+
+# In a child process: 240 MB of 60 KB blocks (below malloc's mmap threshold, so on the heap) are
+# freed except the last one, which pins the heap's top so that free() alone cannot shrink it.
+FRAGMENTED_HEAP = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from cnnviz import memory
+
+    def rss_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+    blocks = [bytearray(60_000) for _ in range(4000)]
+    last = blocks[-1]
+    del blocks
+    before = rss_mb()
+    {trim}
+    print(before, rss_mb())
+""")
+
+
+def _freed_and_after(trim: str) -> tuple[float, float]:
+    out = subprocess.run([sys.executable, "-c", FRAGMENTED_HEAP.format(root=str(PROJECT_ROOT), trim=trim)],
+                         capture_output=True, text=True, check=True).stdout
+    before, after = map(float, out.split())
+    return before, after
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_trim_heap_returns_freed_heap_pages_to_the_system():
+    kept_before, kept_after = _freed_and_after("pass")
+    assert kept_before - kept_after < 20  # Without a trim the freed 240 MB stay resident...
+    assert kept_before > 200
+    before, after = _freed_and_after("assert memory.trim_heap()")
+    assert before - after > 200  # ...and trim_heap gives them back.
+
+
+def _streamlit_caches(path: Path):
+    """(function name, has max_entries, number of parameters) of every st.cache_data/cache_resource."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            call = decorator if isinstance(decorator, ast.Call) else None
+            target = ast.unparse(call.func if call else decorator)
+            if target in ("st.cache_data", "st.cache_resource"):
+                keywords = {k.arg for k in call.keywords} if call else set()
+                yield node.name, "max_entries" in keywords, len(node.args.args)
+
+
+def _unbounded(path: Path) -> list[str]:
+    # A cached function without parameters has one entry, so it needs no bound.
+    return [name for name, bounded, parameters in _streamlit_caches(path) if not bounded and parameters]
+
+
+def test_every_page_cache_with_parameters_is_bounded():
+    unbounded = {str(path.relative_to(PROJECT_ROOT)): names for path in UI_MODULES if (names := _unbounded(path))}
+    assert unbounded == {}
+
+
+def test_the_bound_check_sees_an_unbounded_cache(tmp_path):
+    planted = tmp_path / "page.py"
+    planted.write_text("import streamlit as st\n\n@st.cache_data\ndef f(x):\n    return x\n\n"
+                       "@st.cache_resource(show_spinner=False)\ndef g():\n    return 1\n\n"
+                       "@st.cache_data(max_entries=4)\ndef h(x):\n    return x\n")
+    assert _unbounded(planted) == ["f"]
+
+
+def test_a_job_trims_the_heap_when_its_work_ends(monkeypatch):
+    trims = []
+    monkeypatch.setattr(memory, "trim_heap", lambda: trims.append("trim") or True)
+    for work in (lambda on_progress: 42, lambda on_progress: 1 / 0):  # a result, then an error
+        job = Job(work, name="memory-test").start()
+        assert job.wait(10)
+        job._thread.join(10)
+    assert trims == ["trim", "trim"]
+
