@@ -25,7 +25,6 @@ Traffic goes only to the server this script starts on 127.0.0.1; every loop is b
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -34,9 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from measure import free_port, peak_rss_mb, wait_for_health
+from measure import peak_rss_mb, start_app_server
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 EXCEPTION = '[data-testid="stException"]'
@@ -46,17 +44,8 @@ TRAINING = re.compile(r"Epoch \d+/\d+ · batch")
 
 
 def start_server(cache_dir: str, max_jobs: int, log) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(os.environ, CNNVIZ_OFFLINE="1", CNNVIZ_CACHE_DIR=cache_dir,
-               CNNVIZ_MAX_TRAINING_JOBS=str(max_jobs), TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_for_health(url, process)
-    return process, url
+    return start_app_server(log, CNNVIZ_OFFLINE="1", CNNVIZ_CACHE_DIR=cache_dir,
+                            CNNVIZ_MAX_TRAINING_JOBS=str(max_jobs), TF_CPP_MIN_LOG_LEVEL="2")
 
 
 @dataclass

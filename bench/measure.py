@@ -1,9 +1,11 @@
-"""Small helpers the benchmark scripts share: timing, a free port, a server's health, peak memory."""
+"""Small helpers the benchmark scripts share: timing, a free port, the app server, its health, peak memory."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -42,3 +44,20 @@ def wait_for_health(url: str, process: subprocess.Popen | None = None, timeout: 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(url)
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_app_server(log, **env: str) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` headless on a free loopback port, with `env` added to this process's
+    environment and its output in `log`; returns (process, base URL) once its health endpoint answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_health(url, process)
+    return process, url

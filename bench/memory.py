@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from measure import free_port, peak_rss_mb, wait_for_health
+from measure import peak_rss_mb, start_app_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -57,16 +56,8 @@ QUICK_QUERY = {"train": "train_limit_train=3000&train_limit_test=500&train_epoch
 
 
 def start_server(cache_dir: str, log, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(os.environ, CNNVIZ_OFFLINE="1", CNNVIZ_CACHE_DIR=cache_dir, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_for_health(url, process)
-    return process, url
+    return start_app_server(log, CNNVIZ_OFFLINE="1", CNNVIZ_CACHE_DIR=cache_dir, TF_CPP_MIN_LOG_LEVEL="2",
+                            **extra_env)
 
 
 def rss_mb(pid: int) -> float:
