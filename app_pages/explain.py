@@ -20,6 +20,7 @@ from cnnviz.figures import explain as explain_figures
 from cnnviz.figures import train as train_figures
 from cnnviz.lessons import explain as explain_lesson
 from cnnviz.lessons import train as train_lesson
+from cnnviz.shareable import Param
 from widgets import ui
 
 TRAIN_PAGE_RESULT_KEY = "train_result"  # Where the Train page keeps its last result (app_pages/train.py).
@@ -278,10 +279,20 @@ def vanishing_ui() -> None:
 # The page
 # --------------------------------------------------------------------------------------------
 
+# The controls a shared link carries (the model, class and layer depend on what this server trained).
+VIEW_PARAMS = [
+    Param("explain_source", "choice", choices=("test", "upload")),
+    Param("explain_index", "int", minimum=0, maximum=10_000),
+    Param("explain_patch", "int", minimum=2, maximum=14),
+    Param("explain_stride", "int", minimum=1, maximum=8),
+]
+
+ui.restore_view(VIEW_PARAMS)  # First: a link, or the values from before a page switch.
 ui.page_header("What the network looks at",
                "Which pixels made it say “shirt”? Grad-CAM, saliency and occlusion on a trained CNN.")
 result = model_ui()
 if result is None:
+    ui.mirror_view(VIEW_PARAMS)
     st.stop()
 if result.stopped_reason == "diverged":
     st.error("This training run diverged: there is nothing sensible to explain. Train it again with a smaller "
@@ -302,3 +313,4 @@ break_ui(result, image)
 features_ui(result)
 training_view_ui(result)
 vanishing_ui()
+ui.publish_view(VIEW_PARAMS)
