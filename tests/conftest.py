@@ -140,6 +140,17 @@ def isolated_streamlit_server(tmp_path_factory) -> Iterator[StreamlitServer]:
         yield server
 
 
+@pytest.fixture
+def one_slot_streamlit_server(tmp_path) -> Iterator[StreamlitServer]:
+    """A fresh server of this test's own with ONE training slot (CNNVIZ_MAX_TRAINING_JOBS=1), offline,
+    with an empty disk cache: what a class meets when one training already runs."""
+    (tmp_path / "cache").mkdir()
+    with streamlit_server(tmp_path / "server.log", env={
+            "CNNVIZ_MAX_TRAINING_JOBS": "1", "CNNVIZ_CACHE_DIR": str(tmp_path / "cache"),
+            "CNNVIZ_OFFLINE": "1"}) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def _chromium():
     if not CHROMIUM.exists():

@@ -27,17 +27,6 @@ TRAINING = re.compile(r"Epoch \d+/\d+ · batch")
 WAITING = re.compile(r"Waiting for a free training slot \(place 1 in the queue\)")
 
 
-@pytest.fixture
-def one_slot_server(tmp_path):
-    from conftest import streamlit_server
-
-    (tmp_path / "cache").mkdir()
-    with streamlit_server(tmp_path / "server.log", env={
-            "CNNVIZ_MAX_TRAINING_JOBS": "1", "CNNVIZ_CACHE_DIR": str(tmp_path / "cache"),
-            "CNNVIZ_OFFLINE": "1"}) as server:
-        yield server
-
-
 def _open_and_train(context, url: str, query: str, wait_idle):
     page = context.new_page()
     page.set_default_timeout(120_000)
@@ -50,7 +39,8 @@ def _open_and_train(context, url: str, query: str, wait_idle):
     return page
 
 
-def test_a_closed_tabs_training_frees_its_slot_within_ten_seconds(one_slot_server, _chromium, wait_idle):
+def test_a_closed_tabs_training_frees_its_slot_within_ten_seconds(one_slot_streamlit_server, _chromium, wait_idle):
+    one_slot_server = one_slot_streamlit_server
     assert jobs.ORPHAN_GRACE_SECONDS < 10
     student_a = _chromium.new_context(viewport={"width": 1280, "height": 720})
     student_b = _chromium.new_context(viewport={"width": 1280, "height": 720})
