@@ -202,7 +202,10 @@ def test_the_train_page_model_is_offered_and_used(app, tiny_default, monkeypatch
                                atol=1e-5)
 
 
-def test_another_lessons_cached_model_is_offered_and_explained(tiny_default, monkeypatch):
+def test_another_lessons_cached_model_is_offered_and_explained(tiny_default, monkeypatch, tmp_path):
+    # A disk cache of this test's own: earlier tests (the presenter browser test's tiny warm-up)
+    # may have cached the other lessons' tiny models in the session's cache.
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
     item = warmup.page_items("augmentation", tiny=True)[0]
     monkeypatch.setattr(explain_lesson, "default_config", lambda: tiny_default.config)
     monkeypatch.setattr(explain_lesson, "other_lesson_models", lambda: OTHER_LESSON_MODELS(tiny=True))
