@@ -44,6 +44,10 @@ class SplitError(SettingsError):
     """A class split (transfer learning) that cannot be used, with a message a student can act on."""
 
 
+class WeightsUnavailable(SettingsError):
+    """Pre-trained (ImageNet) weights that are neither in the Keras cache nor downloadable right now."""
+
+
 class InputError(CnnvizError, ValueError):
     """A typed or linked text that cannot be read (a number too long or too large, JSON nested too deeply)."""
 
@@ -72,6 +76,10 @@ class ImageDecodeError(CnnvizError, ValueError):
     """An upload that cannot be turned into an image; the message is meant for the student."""
 
 
+class DrawingError(ImageDecodeError):
+    """A drawing (the drawing pad) that cannot be used as an input: nothing drawn yet."""
+
+
 class JobLimitError(CnnvizError):
     """One student (one browser session) asked for more trainings at once than the server allows."""
 
@@ -91,3 +99,27 @@ class QueueCancelled(TrainingStopped):
 class ExplainError(SettingsError):
     """An explanation (Grad-CAM, saliency, occlusion, feature visualisation) that cannot be computed
     for this model as asked: no convolution layer, a layer or class that does not exist."""
+
+
+class ClassroomError(CnnvizError):
+    """A class session (cnnviz.classroom) that cannot do what was asked: base of the classroom errors."""
+
+
+class ClassNotFound(ClassroomError):
+    """No class with this code: a mistyped code, or the class has ended or expired."""
+
+
+class ClassroomFull(ClassroomError):
+    """A classroom store is at one of its bounds (classes, students, polls, answers, entries)."""
+
+
+class LecturerOnly(ClassroomError):
+    """An action that needs the lecturer's secret, asked without it (or with a wrong one)."""
+
+
+class ClassroomInputError(ClassroomError, ValueError):
+    """A display name, question, answer, entry or follow-me view that the classroom refuses."""
+
+
+class ClassroomUnavailable(ClassroomError):
+    """The shared classroom store (Redis) does not answer: the class cannot be reached just now."""
