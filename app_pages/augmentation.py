@@ -48,7 +48,7 @@ def _variant_list(value) -> bool:
 # Every control of the page, as it appears in a shared link (an upload itself cannot travel).
 VIEW_PARAMS = [
     Param("aug_source", "choice", choices=("sample", "upload")),
-    Param("aug_dataset", "choice", choices=data.DATASETS),
+    Param("aug_dataset", "choice", choices=data.DATASETS + (ui.CLASS_FOLDERS,)),
     Param("aug_sample", "int", minimum=0, maximum=SAMPLE_IMAGES - 1),
     Param("aug_flip_h", "bool"),
     Param("aug_flip_v", "bool"),
@@ -134,12 +134,18 @@ def preview_image_ui() -> tuple[np.ndarray, str | None, str] | None:
 
     left, right = st.columns([2, 1])
     with left:
-        name = ui.dataset_selectbox("aug_dataset")
-    try:
-        dataset = sample_images(name)
-    except data.DatasetUnavailable as error:
-        ui.show_error(error, icon=":material/cloud_off:")
-        return None
+        name = ui.dataset_selectbox("aug_dataset", class_folders=True)
+    if name == ui.CLASS_FOLDERS:  # The student's own images (the zip read on the train page, or another).
+        dataset = ui.class_folder_dataset("train_folders")
+        if dataset is None:
+            return None
+        name = dataset.name
+    else:
+        try:
+            dataset = sample_images(name)
+        except data.DatasetUnavailable as error:
+            ui.show_error(error, icon=":material/cloud_off:")
+            return None
     with right:
         index = st.number_input("Sample number", 0, len(dataset.x_test) - 1, step=1, key="aug_sample")
     label = dataset.class_names[int(dataset.y_test[index])]

@@ -106,7 +106,18 @@ def _import_json() -> None:
 # Page sections.
 
 
+def _use_shape(shape: tuple[int, int, int]) -> None:
+    for key, size in zip(("calc_height", "calc_width", "calc_channels"), shape):
+        st.session_state[key] = int(size)
+
+
 def input_shape_ui() -> tuple[int, int, int]:
+    own = ui.session_class_folder_dataset()  # Images this student uploaded on the train page.
+    if own is not None:
+        shape = own.image_shape
+        st.button(f"Use the shape of your images ({shape[0]}×{shape[1]}×{shape[2]})", key="calc_own_shape",
+                  on_click=_use_shape, args=(shape,), icon=":material/photo_library:",
+                  help="The input shape of the class-folder dataset you uploaded on the training page.")
     columns = st.columns(3)
     height = columns[0].number_input("Input height", min_value=1, max_value=arch.MAX_INPUT_SIDE, step=1,
                                      key="calc_height")

@@ -19,8 +19,10 @@ import streamlit as st
 from cnnviz import architecture, data, parsing, training
 from cnnviz.architecture.layers import shape_text
 from cnnviz.errors import CnnvizError
+from cnnviz.figures import explain as explain_figures
 from cnnviz.figures import train as train_figures
 from cnnviz.figures.style import PRESENTER_FONT_SIZE
+from cnnviz.lessons import explain as explain_lesson
 from cnnviz.lessons import train as train_lesson
 from cnnviz.shareable import Param
 from cnnviz.training import OPTIMIZERS, TrainConfig
@@ -51,7 +53,7 @@ def _is_layer_list(value) -> bool:
 
 
 SHARED_PARAMS = [
-    Param("train_dataset", "choice", choices=data.DATASETS),
+    Param("train_dataset", "choice", choices=data.DATASETS + (ui.CLASS_FOLDERS,)),
     Param("train_full_data", "bool"),
     Param("train_limit_train", "int", minimum=50, maximum=60_000),
     Param("train_limit_test", "int", minimum=50, maximum=10_000),
@@ -78,7 +80,13 @@ def data_settings_ui():
     st.subheader("1 · Data")
     left, middle, right = st.columns([2, 1, 1])
     with left:
-        name = ui.dataset_selectbox("train_dataset")
+        name = ui.dataset_selectbox("train_dataset", class_folders=True)
+    if name == ui.CLASS_FOLDERS:  # The student's own images: all of them, split as the zip says or as chosen.
+        dataset = ui.class_folder_dataset_or_stop("train_folders")
+        ui.small_data_defaults(dataset, train_lesson.DEFAULT_HYPERPARAMETERS,
+                               {"batch_size": "train_batch_size", "epochs": "train_epochs"})
+        return dataset, None, None
+    with left:
         full = st.checkbox("Use all the data", key="train_full_data",
                            help="Every training and test image of the dataset: slower, a little more accurate.")
     with middle:
@@ -475,6 +483,14 @@ def feature_space_ui(result, analysis: train_lesson.ResultAnalysis) -> None:
 
 def upload_ui(result) -> None:
     st.subheader("Try your own image")
+    upload_tab, draw_tab = st.tabs(["Upload a picture", "Draw one"])
+    with upload_tab:
+        _upload_part(result)
+    with draw_tab:
+        draw_ui(result)
+
+
+def _upload_part(result) -> None:
     dataset = result.config.dataset
     dark = data.spec(dataset).dark_background
     upload = st.file_uploader("A PNG or JPEG picture", type=["png", "jpg", "jpeg", "webp", "bmp"],
@@ -495,13 +511,18 @@ def upload_ui(result) -> None:
     except CnnvizError as error:
         ui.show_error(error, icon=":material/broken_image:")
         return
+    prediction_ui(result, prepared, key="train_upload_probabilities", picture="your picture")
+
+
+def prediction_ui(result, prepared: train_lesson.PreparedUpload, *, key: str, picture: str) -> int:
+    """A prepared picture (an upload or a drawing) beside the network's prediction; returns the predicted class."""
     probabilities = result.predict(prepared.image)[0]  # (num_classes,), under the model's lock
     left, right = st.columns([1, 2])
     with left:
         original, seen = st.columns(2)
         # The decoded uint8 picture, not the file: a 16-bit PNG or a CMYK JPEG is shown as the network gets it.
         original.image(prepared.original if prepared.original is not None else prepared.image[..., 0], width=110,
-                       clamp=True, caption="your picture")
+                       clamp=True, caption=picture)
         image = prepared.image
         seen.image(image if image.shape[-1] == 3 else image[..., 0], width=110, clamp=True,
                    caption="what the network sees")
@@ -510,9 +531,47 @@ def upload_ui(result) -> None:
             st.caption(note)
     with right:
         best = int(np.argmax(probabilities))
-        st.markdown(f"Prediction: **{result.class_names[best]}** ({probabilities[best]:.0%})")
-        ui.plotly_chart(train_figures.probabilities_figure(probabilities, result.class_names),
-                        key="train_upload_probabilities")
+        # Shown as text: a class folder's name is whatever its author typed.
+        st.markdown(f"Prediction: **{ui.markdown_text(result.class_names[best])}** ({probabilities[best]:.0%})")
+        ui.plotly_chart(train_figures.probabilities_figure(probabilities, result.class_names), key=key)
+    return best
+
+
+@st.fragment  # A stroke reruns only this part of the page.
+def draw_ui(result) -> None:
+    """Draw an input: the prediction with its probabilities, and Grad-CAM of the predicted class."""
+    with ui.page_errors():  # A fragment rerun runs outside app.py's catch-all.
+        _draw_part(result)
+
+
+def _draw_part(result) -> None:
+    st.caption("Draw with the mouse or a finger; the bin button above the pad clears it. The drawing is cropped, "
+               "scaled and centred the way MNIST's digits were (its longer side 20/28 of the image, its centre of "
+               "mass at the centre).")
+    canvas = ui.drawing_pad("train_drawing")
+    if canvas is None:
+        st.info("Draw something on the pad to see what the trained network makes of it.", icon=":material/draw:")
+        return
+    try:
+        prepared = train_lesson.prepare_drawing(canvas, result.config.dataset)
+    except CnnvizError as error:
+        ui.show_error(error, kind="info", icon=":material/draw:")
+        return
+    predicted = prediction_ui(result, prepared, key="train_draw_probabilities", picture="your drawing")
+    if not explain_lesson.conv_layer_names(result):
+        st.caption("This network has no convolution layer, so there is no Grad-CAM to show.")
+        return
+    try:
+        view = explain_lesson.grad_cam_view(result, prepared.image, predicted)
+    except CnnvizError as error:
+        ui.show_error(error)
+        return
+    name = result.class_names[predicted]
+    shown = ui.markdown_text(name)
+    st.markdown(f"**Grad-CAM of {shown}** in {view.layer_name}: bright where the evidence for *{shown}* lies "
+                "(the page *What the network looks at* explains more).")
+    ui.plotly_chart(explain_figures.grad_cam_figure(prepared.image, [view.predicted_overlay], [f"why {name}?"]),
+                    key="train_draw_gradcam")
 
 
 def downloads_ui(result) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz import data, training
+from cnnviz.architecture import backbones
 from cnnviz.errors import CnnvizError
 from cnnviz.figures import lenet_vs_relu as lenet_vs_relu_figures
 from cnnviz.figures import transfer as transfer_figures
@@ -54,6 +55,13 @@ DEFAULTS = dict(pretrain_per_class=_DEFAULT.pretrain_per_class, test_per_class=_
                 steps=transfer.DEFAULT_SIZE_STEPS)
 
 
+# The page's two experiments: the class split (sections 1-5) and the ImageNet backbone.
+PART_CLASS_SPLIT = "Class split (Fashion-MNIST)"
+PART_BACKBONE = "ImageNet backbone (CIFAR-10)"
+PARTS = (PART_CLASS_SPLIT, PART_BACKBONE)
+WEIGHT_OPTIONS = ("imagenet", "random")
+BACKBONE_PER_CLASS_OPTIONS = (10, 50, 100, 200, 500, 1000)
+
 # The freeze slider offers 0 (nothing frozen) up to all but the head.
 _DEEPEST_FREEZE, _DEFAULT_FREEZE = transfer.freeze_choices(_DEFAULT)
 WIDGET_DEFAULTS = {
@@ -70,6 +78,11 @@ WIDGET_DEFAULTS = {
     "transfer_largest": DEFAULTS["largest"],
     "transfer_size_steps": DEFAULTS["steps"],
     "transfer_seeds": len(training.DEFAULT_SEEDS),
+    "transfer_part": PART_CLASS_SPLIT,
+    "transfer_backbone": "mobilenet_v2",
+    "transfer_backbone_weights": "imagenet",
+    "transfer_backbone_per_class": transfer.BackboneSettings().per_class,
+    "transfer_backbone_epochs": transfer.BackboneSettings().epochs,
 }
 
 
@@ -93,6 +106,11 @@ VIEW_PARAMS = [
     Param("transfer_largest", "choice", choices=LARGEST_OPTIONS),
     Param("transfer_size_steps", "int", minimum=2, maximum=6),
     Param("transfer_seeds", "int", minimum=1, maximum=training.seeds.MAX_SEEDS),
+    Param("transfer_part", "choice", choices=PARTS),
+    Param("transfer_backbone", "choice", choices=backbones.BACKBONE_NAMES),
+    Param("transfer_backbone_weights", "choice", choices=WEIGHT_OPTIONS),
+    Param("transfer_backbone_per_class", "choice", choices=BACKBONE_PER_CLASS_OPTIONS),
+    Param("transfer_backbone_epochs", "int", minimum=1, maximum=10),
 ]
 
 
@@ -528,6 +546,84 @@ def _four_cases_table(similarity: str, measured) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# A backbone pre-trained on ImageNet (seed 001's VGG16), frozen under a new head, on CIFAR-10
+# --------------------------------------------------------------------------------------------
+
+WEIGHT_LABELS = {"imagenet": "ImageNet (pre-trained)", "random": "Random (weights=None, a baseline)"}
+BACKBONE_TEST_PER_CLASS = 100  # Test images per class (1,000 CIFAR-10 images; 10 with the smallest run).
+# Measured (one run, 2026-12-01, 2 CPU cores shared with other work, load average about 8, random weights,
+# 2,000 training + 1,000 test images at 32×32, batch 64): seconds of the first epoch (which also traces the
+# graph) and of each later one. An idle server is faster (MobileNetV2's forward pass alone ran at
+# ~1,700 images/s, VGG16's at ~100, on a less busy machine); the ratio VGG16 / MobileNetV2 is ~25-30.
+MEASURED_BACKBONE_SECONDS = {"mobilenet_v2": (28.0, 3.4), "vgg16": (115.0, 106.0)}
+MEASURED_BACKBONE_IMAGES = 2_000
+
+
+def _backbone_label(name: str) -> str:
+    spec = backbones.backbone(name)
+    return f"{spec.label} ({'light' if spec.light else 'heavy'})"
+
+
+def backbone_ui() -> None:
+    """The option: a frozen keras.applications base under a new head, trained on CIFAR-10."""
+    st.header("A backbone pre-trained on ImageNet")
+    st.write("Instead of pre-training a network yourself, take the convolutional base of a network "
+             "trained on the 1.3 million photos of ImageNet (VGG16, as in the seeds' notebook, or the "
+             "lighter MobileNetV2), freeze it, and train only a new head on CIFAR-10's 32×32 photos.")
+    left, right = st.columns(2)
+    name = left.radio("Backbone", backbones.BACKBONE_NAMES, format_func=_backbone_label,
+                      key="transfer_backbone", horizontal=True)
+    weights = right.radio("Weights", WEIGHT_OPTIONS, format_func=WEIGHT_LABELS.get,
+                          key="transfer_backbone_weights", horizontal=True,
+                          help="Random weights train the same head on an untrained, frozen base: what the "
+                               "ImageNet features are measured against.")
+    with st.expander("Run size (images, epochs)", expanded=False):
+        size_left, size_right = st.columns(2)
+        per_class = size_left.select_slider("Training images per class", BACKBONE_PER_CLASS_OPTIONS,
+                                            key="transfer_backbone_per_class")
+        epochs = size_right.slider("Epochs", 1, 10, key="transfer_backbone_epochs")
+    settings = transfer.BackboneSettings(
+        backbone=name, weights=None if weights == "random" else backbones.IMAGENET,
+        per_class=int(per_class), test_per_class=min(BACKBONE_TEST_PER_CLASS, int(per_class)), epochs=int(epochs))
+    status = transfer.backbone_weights_status(settings)
+    if status.available:
+        st.caption(":material/download_done: " + ui.markdown_text(status.message))
+    else:
+        ui.show_message("warning", status.message, icon=":material/cloud_off:")
+    counts = transfer.backbone_counts(settings)
+    frozen, trainable, total = st.columns(3)
+    frozen.metric("Frozen parameters", f"{counts.frozen:,}", help="Copied from the base, never updated.")
+    trainable.metric("Trainable parameters", f"{counts.trainable:,}", help="The new head, trained on CIFAR-10.")
+    total.metric("Total", f"{counts.total:,}", help="Keras' model.count_params().")
+    ui.plotly_chart(transfer_figures.layer_roles_figure(*transfer.backbone_layer_roles(counts)),
+                    key="transfer_backbone_roles_chart")
+    with st.expander("Layers and parameters", expanded=False):
+        st.dataframe(transfer.backbone_rows(counts), hide_index=True, width="stretch")
+        st.caption(ui.markdown_text(f"{counts.rows[0].formula}. {counts.rows[0].note}"))
+    source = data.source_status(settings.dataset)
+    if source.source is None:
+        ui.show_message("warning", source.note, icon=":material/cloud_off:")
+    config = transfer.backbone_config(settings)
+    clicked = st.button("Train the new head", type="primary", icon=":material/play_arrow:",
+                        key="transfer_backbone_button", disabled=not status.available or source.source is None)
+    if not status.available or not _requested("transfer_backbone_for", config, clicked):
+        first, later = MEASURED_BACKBONE_SECONDS[name]
+        share = settings.per_class * len(data.spec(settings.dataset).class_names) / MEASURED_BACKBONE_IMAGES
+        st.info(f"Press **Train the new head** to train it. Measured with {MEASURED_BACKBONE_IMAGES:,} training "
+                f"images on two busy CPU cores: {backbones.backbone(name).label} took {first:g} s for the first "
+                f"epoch (building the graph included) and {later:g} s for each later one; these settings "
+                f"train {share:g}x as many images.", icon=":material/info:")
+        return
+    result = ui.train_with_progress(config, key="transfer_backbone_train", fresh=clicked)
+    if result is None:
+        return
+    st.metric("Test accuracy on CIFAR-10", f"{result.test_accuracy:.1%}",
+              help=f"Chance level is {1 / len(result.class_names):.1%}.")
+    with st.expander("Training curves (replay training)"):
+        ui.replay_runs({"New head": result}, key="transfer_backbone_replay")
+
+
+# --------------------------------------------------------------------------------------------
 # The page
 # --------------------------------------------------------------------------------------------
 
@@ -536,6 +632,10 @@ ui.page_header("Transfer learning",
 ui.restore_view(VIEW_PARAMS)  # First: a link, or the values from before a page switch.
 _initialise_widgets()
 ui.publish_view(VIEW_PARAMS)
+part = st.radio("Experiment", PARTS, key="transfer_part", horizontal=True, label_visibility="collapsed")
+if part == PART_BACKBONE:
+    backbone_ui()
+    st.stop()
 dataset = ui.load_dataset_or_stop(DATASET)
 split = split_ui(dataset.class_names)
 similarity = transfer.judge_similarity(split, data.spec(DATASET).class_families)

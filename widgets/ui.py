@@ -7,6 +7,7 @@ TensorFlow at module level (the home page, convolution lab and calculator never 
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
@@ -15,8 +16,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
+import numpy as np
 import streamlit as st
 from streamlit import runtime
 from streamlit.errors import StreamlitAPIException
@@ -24,6 +26,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cnnviz import data, settings, training
 from cnnviz.architecture import EDITOR_ARGUMENTS, LAYER_TYPES, LAYERS
+from cnnviz.classroom import ClassroomStore, open_store
+from cnnviz.data import example, folders
 from cnnviz.errors import CnnvizError, TrainingStopped
 from cnnviz.figures.style import PRESENTER_CSS, style_figure
 from cnnviz.figures.training_curves import live_training_figure
@@ -152,17 +156,37 @@ def secondary(name: str):
         yield
 
 
+# The picker's choice for a student's own images (a zip of class folders), beside the dataset names.
+CLASS_FOLDERS = "class_folders"
+CLASS_FOLDERS_TITLE = "Your own images (zip of class folders)"
+FOLDER_IMAGE_SIZES = (28, 96)  # The image sizes offered for class-folder datasets, in pixels.
+FOLDER_UPLOAD_MB = folders.MAX_ZIP_BYTES // 2**20  # This uploader's own limit (the server's maxUploadSize).
+# A small class-folder dataset trains on these instead of the page defaults (128 images per batch
+# would give a few hundred images only two or three weight updates per epoch).
+SMALL_DATA_IMAGES = 2_000
+SMALL_DATA_HYPERPARAMETERS = {"batch_size": 32, "epochs": 10}
+
+
+def dataset_title(name: str) -> str:
+    """A dataset's title in menus, including the picker's "your own images" choice."""
+    return CLASS_FOLDERS_TITLE if name == CLASS_FOLDERS else data.spec(name).title
+
+
 def dataset_selectbox(key: str, *, label: str = "Dataset", default: str = "fashion_mnist",
-                      options: tuple[str, ...] = data.DATASETS) -> str:
+                      options: tuple[str, ...] = data.DATASETS, class_folders: bool = False) -> str:
     """Choose one of the datasets that can be loaded here; returns its name (e.g. "fashion_mnist").
 
     A dataset that no source has (offline, no copy in CNNVIZ_DATA_DIR: `data.source_status`) is
     not offered: a caption under the picker names it with the reason, so nothing fails after the
-    choice. A link's choice of such a dataset falls back to the default, with a warning.
+    choice. A link's choice of such a dataset falls back to the default, with a warning. With
+    `class_folders`, the last choice is `CLASS_FOLDERS`, the student's own images (then read them
+    with `class_folder_dataset_or_stop`).
     """
     statuses = {name: data.source_status(name) for name in options}
     offered = tuple(name for name in options if statuses[name].source is not None) or options
     missing = [name for name in options if name not in offered]
+    if class_folders:
+        offered += (CLASS_FOLDERS,)
     asked = st.session_state.get(key)
     if asked is not None and asked not in offered:
         del st.session_state[key]
@@ -171,12 +195,145 @@ def dataset_selectbox(key: str, *, label: str = "Dataset", default: str = "fashi
                          prefix=f"The link chose **{markdown_text(data.spec(asked).title)}**, which cannot be "
                                 "loaded on this server, so another dataset is shown. ")
     name = st.selectbox(label, offered, index=offered.index(default) if default in offered else 0,
-                        format_func=lambda choice: data.spec(choice).title, key=key)
+                        format_func=dataset_title, key=key)
     if missing:
         titles = " and ".join(data.spec(choice).title for choice in missing)
         st.caption(f":material/cloud_off: **Not offered on this server:** {markdown_text(titles)}. "
                    + " ".join(markdown_text(statuses[choice].note) for choice in missing))
     return name
+
+
+@st.cache_data(show_spinner=False)
+def _example_zip() -> bytes:
+    return example.example_zip_bytes()
+
+
+def class_folder_dataset_or_stop(key: str, *, seed: int = 0) -> data.Dataset:
+    """`class_folder_dataset`, and the script stops (after its message) while there is none."""
+    dataset = class_folder_dataset(key, seed=seed)
+    if dataset is None:
+        st.stop()
+    return dataset
+
+
+def class_folder_dataset(key: str, *, seed: int = 0) -> data.Dataset | None:
+    """A student's own dataset: a zip of class folders (uploaded, or the bundled example), read with
+    the chosen image size, colour and validation split (`data.load_image_folder`); its report is
+    shown. None (the page says why) until there is a zip, or when it cannot be used.
+
+    The dataset is kept in this session per upload and options; its arrays are the disk cache's
+    memory-mapped copy, and its name comes from the content, so a re-upload trains nothing again.
+    """
+    st.markdown("Upload a **.zip with one folder per class** (e.g. `cats/`, `dogs/`), each holding .png, "
+                ".jpg, .webp or .bmp pictures, optionally inside `train/` and `test/` folders (the layout "
+                "of Keras' `image_dataset_from_directory`).")
+    upload = st.file_uploader(f"Zip of class folders (up to {FOLDER_UPLOAD_MB} MB)", type=["zip"],
+                              key=f"{key}_upload", max_upload_size=FOLDER_UPLOAD_MB)
+    left, right = st.columns(2)
+    if left.button("Use the example (drawn shapes)", key=f"{key}_use_example", icon=":material/category:"):
+        st.session_state[f"{key}_example"] = True
+    right.download_button("Download the example (.zip)", data=_example_zip(), file_name=example.EXAMPLE_ZIP.name,
+                          mime="application/zip", icon=":material/download:", key=f"{key}_download_example",
+                          on_click="ignore", help=example.LICENCE)
+    held = st.session_state.get(f"{key}_loaded")
+    if held is not None:  # Back from another page (widget state was dropped): the options last read.
+        for option, value in zip(("size", "colour", "split"), held[0][-4:-1]):
+            st.session_state.setdefault(f"{key}_{option}", value)
+    size_column, colour_column, split_column = st.columns(3)
+    image_size = int(size_column.slider("Image size (pixels)", *FOLDER_IMAGE_SIZES, value=32, step=4,
+                                        key=f"{key}_size",
+                                        help="Every picture is resized to this square: larger keeps more "
+                                             "detail and trains more slowly."))
+    colour = colour_column.radio("Colours", ["rgb", "grayscale"], key=f"{key}_colour", horizontal=True,
+                                 format_func={"rgb": "colour", "grayscale": "grey-scale"}.get)
+    split = int(split_column.slider("Test images (%)", 10, 50, value=20, step=5, key=f"{key}_split",
+                                    help="Held out from every class (stratified, seeded) when the zip has no "
+                                         "train/ and test/ folders."))
+    source: Any
+    token: tuple[Any, ...]
+    on_server = folders.server_folders()
+    folder = None
+    if on_server:
+        choice = st.selectbox("…or a folder of class folders on this server (CNNVIZ_DATA_DIR)",
+                              ["none"] + [path.name for path in on_server], key=f"{key}_server_folder")
+        folder = next((path for path in on_server if path.name == choice), None)
+    if upload is not None:
+        source, token, label = upload, ("upload", upload.file_id), upload.name
+    elif folder is not None:
+        source, token, label = folder, ("folder", str(folder)), folder.name
+    elif st.session_state.get(f"{key}_example"):
+        source, token, label = io.BytesIO(_example_zip()), ("example",), example.EXAMPLE_ZIP.name
+        source.name = label  # Named in the report, like an upload.
+    elif held is not None and held[0][-4:] == (image_size, colour, split, seed):
+        source, token, label = None, held[0][:-4], held[1].report.what  # The zip read earlier in this session.
+    else:
+        st.info("Upload a zip of class folders, or press **Use the example** to try the bundled drawn shapes."
+                + (" (Upload the zip again to read it with these settings.)" if held is not None else ""),
+                icon=":material/upload:")
+        return None
+    token = (*token, image_size, colour, split, seed)
+    if held is not None and held[0] == token:
+        dataset = held[1]
+    else:
+        try:
+            with st.spinner(f"Reading {markdown_text(label)}…"):
+                if hasattr(source, "seek"):
+                    source.seek(0)  # An earlier run may have read it.
+                dataset = data.load_image_folder(source, image_size=image_size, color_mode=colour,
+                                                 validation_fraction=split / 100, seed=seed)
+        except CnnvizError as error:
+            show_error(error, icon=":material/folder_off:")
+            return None
+        st.session_state[f"{key}_loaded"] = (token, dataset)
+    show_folder_report(dataset)
+    show_dataset_source(dataset)
+    return dataset
+
+
+def session_class_folder_dataset(key: str = "train_folders") -> data.Dataset | None:
+    """The class-folder dataset this session last read with `class_folder_dataset_or_stop(key)`
+    (the train page's is "train_folders"), or None; other pages offer its image shape."""
+    held = st.session_state.get(f"{key}_loaded")
+    return None if held is None else held[1]
+
+
+def show_folder_report(dataset: data.Dataset) -> None:
+    """What `data.load_image_folder` read: images per class, the split, skipped files and why, warnings."""
+    report = dataset.report
+    if report is None:
+        return
+    st.dataframe([{"class": name, "training images": train, "test images": test}
+                  for name, train, test in zip(report.class_names, report.train_counts, report.test_counts)],
+                 hide_index=True)
+    st.caption(f"{len(report.class_names)} classes, {report.images:,} images; test images: "
+               f"{markdown_text(report.split)}.")
+    for warning in report.warnings:
+        show_message("warning", warning, icon=":material/balance:")
+    if report.skipped_count:
+        with st.expander(f"{report.skipped_count:,} file(s) skipped"):
+            st.dataframe([{"file": name, "why": why} for name, why in report.skipped], hide_index=True)
+            if report.skipped_count > len(report.skipped):
+                st.caption(f"…and {report.skipped_count - len(report.skipped):,} more.")
+
+
+def small_data_defaults(dataset: data.Dataset, hyperparameters: Mapping[str, Any], keys: Mapping[str, str]) -> None:
+    """For a small class-folder dataset, once per dataset: the training widgets (`keys`: setting ->
+    widget key) still at the page's defaults (`hyperparameters`) move to `SMALL_DATA_HYPERPARAMETERS`,
+    and a caption says so. Call before those widgets are drawn."""
+    if dataset.report is None or len(dataset.x_train) > SMALL_DATA_IMAGES:
+        return
+    if st.session_state.get("_small_data_defaults") == dataset.name:
+        return
+    st.session_state["_small_data_defaults"] = dataset.name
+    changed = []
+    for setting, value in SMALL_DATA_HYPERPARAMETERS.items():
+        key = keys[setting]
+        if st.session_state.get(key, hyperparameters[setting]) == hyperparameters[setting]:
+            st.session_state[key] = value
+            changed.append(f"{setting.replace('_', ' ')} {value}")
+    if changed:
+        st.caption(f":material/tune: A small dataset ({len(dataset.x_train):,} training images): "
+                   f"{' and '.join(changed)} are set below, so that every epoch makes enough weight updates.")
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the dataset…")
@@ -204,8 +361,8 @@ def load_dataset_or_stop(name: str, *, limit_train: int | None = None, limit_tes
 
 def show_dataset_source(dataset: data.Dataset) -> None:
     """A one-line caption naming the source of the data in use and why it was chosen."""
-    label = data.spec(dataset.name).title
-    st.caption(f":material/database: **{label}** from **{dataset.source}** — {dataset.note} "
+    label = markdown_text(data.spec(dataset.name).title)
+    st.caption(f":material/database: **{label}** from **{dataset.source}** — {markdown_text(dataset.note)} "
                f"({len(dataset.x_train):,} training / {len(dataset.x_test):,} test images)")
 
 
@@ -1086,6 +1243,39 @@ def layer_stack_editor(key: str, layers, input_shape=None) -> list[dict]:
     return _table_stack(edited)
 
 
+# --------------------------------------------------------------------------------------------
+# The drawing pad (the Train page's "Draw" and the explain page's "a drawing"): the only canvas
+# --------------------------------------------------------------------------------------------
+
+DRAWING_PAD_PIXELS = 280  # On screen: ten screen pixels per pixel of a 28 x 28 image.
+DRAWING_STROKE_PIXELS = 22  # About 2 pixels once the drawing is scaled into its 20-pixel box.
+
+
+def drawing_pad(key: str, *, side: int = DRAWING_PAD_PIXELS, stroke_width: int = DRAWING_STROKE_PIXELS
+                ) -> np.ndarray | None:
+    """A square pad to draw on with the mouse or a finger; the drawing as uint8 RGBA (H, W, 4), or None
+    while nothing is drawn (also after the pad's bin button has cleared it).
+
+    White strokes on black: what the student draws looks like the MNIST-family images (a bright
+    object on black), and it reads well on a projector. `cnnviz.lessons.train.prepare_drawing`
+    turns the result into a dataset image. The pad is `streamlit-drawable-canvas` (a components-v2
+    component, Fabric.js bundled: nothing is fetched at run time); each finished stroke reruns the
+    script (or the fragment around the pad). Its value is the component's state in
+    `st.session_state[key]`, ``{"drawing": {"raw": Fabric.js JSON with "objects", "data": a PNG data
+    URL}}``: AppTest, which cannot drive a component, sets a drawing there.
+    """
+    # Imported here: the package declares its component when imported, which needs a running
+    # Streamlit (a server or AppTest), not a plain `import widgets.ui`.
+    from streamlit_drawable_canvas import st_canvas
+
+    st.space("medium")  # Room for the pad's toolbar (send, undo, redo, edit, clear), shown above it.
+    canvas = st_canvas(stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
+                       width=side, height=side, drawing_mode="freedraw", return_image_data=True, key=key)
+    if not (canvas.json_data or {}).get("objects"):
+        return None
+    return canvas.image_data
+
+
 def show_architecture_error(error) -> None:
     """An impossible stack explained in the page (never a traceback), shown as text."""
     show_error(error)
@@ -1110,3 +1300,128 @@ def show_settings_problems() -> None:
     for message in settings.report_once():
         show_message("error", message, icon=":material/settings_alert:",
                      prefix="**A server setting is invalid** (the person who runs this server should fix it): ")
+
+
+# --------------------------------------------------------------------------------------------
+# Class sessions (issue 18): the server's one store, "Students follow me", a student's follow mode
+# --------------------------------------------------------------------------------------------
+
+# The lecturer's {"code", "secret"} and a student's {"code", "student_id", "name"}: kept in this
+# browser's session only (never in a URL, never in the store: the store keeps the secret's hash).
+LECTURER_KEY = "classroom_lecturer"
+STUDENT_KEY = "classroom_student"
+# A student's choice to follow, in a plain key: a page switch by `st.switch_page` drops every
+# widget's state (also the sidebar's), so the switch (`_FOLLOW_TOGGLE_KEY`) is set from it on each run.
+FOLLOWING_KEY = "classroom_following"
+_FOLLOW_TOGGLE_KEY = "classroom_follow_toggle"
+FOLLOWED_VERSION_KEY = "classroom_followed_version"  # The last pushed view this student moved to.
+FOLLOW_SECONDS = 1.0  # How often a following student's page asks for the lecturer's view.
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _classroom_store(redis_url: str) -> ClassroomStore:
+    return open_store(redis_url or None)
+
+
+def classroom_store() -> ClassroomStore:
+    """The server's one classroom store, shared by every session: in-process by default, the Redis
+    of `CNNVIZ_REDIS_URL` when it is set (`cnnviz.settings.redis_url`; shared by several servers)."""
+    return _classroom_store(settings.redis_url() or "")
+
+
+def lecturer_of() -> dict[str, str] | None:
+    """This session's class as its lecturer ({"code", "secret"}), or None."""
+    return st.session_state.get(LECTURER_KEY)
+
+
+def student_of() -> dict[str, str] | None:
+    """This session's class as a student ({"code", "student_id", "name"}), or None."""
+    return st.session_state.get(STUDENT_KEY)
+
+
+def classroom_sidebar(current: Any, pages: Mapping[str, Any]) -> None:
+    """On every page (app.py): a lecturer's "Students follow me" button, or a student's follow mode.
+
+    `current` is the page running now (its `url_path`), `pages` every page of the navigation by
+    url path (where a follower may be sent). Nothing is drawn for anyone else.
+    """
+    lecturer, student = lecturer_of(), student_of()
+    if lecturer:
+        _follow_me_button(lecturer, current.url_path)
+    elif student:
+        _follow_mode(student["code"], pages)
+
+
+def _follow_me_button(lecturer: Mapping[str, str], url_path: str) -> None:
+    with st.sidebar:
+        if st.button("Students follow me", key="classroom_follow_me", icon=":material/groups:",
+                     help="Students who follow you move to this page, with its controls as they are now."):
+            query = {name: value for name, value in st.query_params.to_dict().items() if name not in APP_WIDE_PARAMS}
+            try:
+                state = classroom_store().set_follow(lecturer["code"], lecturer["secret"], url_path, urlencode(query))
+            except CnnvizError as error:
+                show_error(error)
+            else:
+                st.caption(f"Followers are moving to this view (push {state.version}).")
+
+
+def _forget_restored_views() -> None:
+    """Let the next page apply its link again (`restore_view` applies a link once per page)."""
+    for key in [key for key in st.session_state if str(key).startswith(("_view_restored:", "_view_saved:"))]:
+        del st.session_state[key]
+
+
+def _follow_switched() -> None:
+    following = bool(st.session_state.get(_FOLLOW_TOGGLE_KEY))
+    st.session_state[FOLLOWING_KEY] = following
+    if following:
+        st.session_state[FOLLOWED_VERSION_KEY] = 0  # Move to the lecturer's latest view at once.
+
+
+def _follow_mode(code: str, pages: Mapping[str, Any]) -> None:
+    following = bool(st.session_state.get(FOLLOWING_KEY, False))
+    if st.session_state.get(_FOLLOW_TOGGLE_KEY) != following:
+        st.session_state[_FOLLOW_TOGGLE_KEY] = following
+    with st.sidebar:
+        st.toggle("Follow the lecturer", key=_FOLLOW_TOGGLE_KEY, on_change=_follow_switched,
+                  help="Your page moves to the one the lecturer shows. Switch off to leave follow mode.")
+        if following:
+            # Only while following: one small read of the store per second, a page switch when it changed.
+            st.fragment(_follow_lecturer, run_every=FOLLOW_SECONDS)(code, pages)
+
+
+def _follow_lecturer(code: str, pages: Mapping[str, Any]) -> None:
+    try:
+        state = classroom_store().follow_state(code)
+    except CnnvizError as error:
+        show_error(error, kind="warning", icon=":material/sync_problem:")
+        return
+    if state.version <= st.session_state.get(FOLLOWED_VERSION_KEY, 0):
+        st.caption(":material/sync: Following the lecturer." if state.version else
+                   ":material/sync: Following the lecturer: waiting for the first page.")
+        return
+    st.session_state[FOLLOWED_VERSION_KEY] = state.version
+    page = pages.get(state.page)
+    if page is None:
+        st.caption("The lecturer is on a page this app does not have.")
+        return
+    _forget_restored_views()
+    st.switch_page(page, query_params=parse_qsl(state.query, keep_blank_values=True))
+
+
+def send_to_class(question: Any, *, key: str) -> None:
+    """Beside a lesson's own question: "Send to the class" (a `cnnviz.lessons.classroom.PollQuestion`,
+    with its computed answer), shown only to a lecturer; students answer on the class page."""
+    lecturer = lecturer_of()
+    if not lecturer:
+        return
+    if st.button("Send to the class", key=key, icon=":material/send:",
+                 help="Your class gets this question on the class page; its live histogram is there too."):
+        try:
+            poll = classroom_store().send_poll(lecturer["code"], lecturer["secret"], question.question,
+                                               question.options, answer=question.answer)
+        except CnnvizError as error:
+            show_error(error)
+        else:
+            st.caption(f"Sent as question {poll.poll_id}: the answers come in on the class page.")
+

@@ -73,15 +73,17 @@ def softmax(logits: Any) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # The model.
 
-# Layer types whose Keras form is a graph, not a chain: a stack with one is a Functional model.
-FUNCTIONAL_TYPES: tuple[str, ...] = ("residual_block",)
+# Layer types built as a sub-model for a known input shape: a stack with one is a Functional model.
+FUNCTIONAL_TYPES: tuple[str, ...] = ("residual_block", "pretrained_backbone")
 
 
 def build_keras_model(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]], *,
                       name: str | None = None) -> Any:
     """Build the (untrained, uncompiled) Keras model for a stack: a `keras.Sequential` model for
-    a plain stack, a Functional `keras.Model` when the stack has a residual block (each block is
-    itself a small Functional model, one layer of the outer model).
+    a plain stack, a Functional `keras.Model` when the stack has a residual block or a pre-trained
+    backbone (each block is itself a small Functional model, one layer of the outer model; a
+    backbone turns the [0, 1] input into its own ImageNet convention inside, see
+    `layers.PretrainedBackbone`).
 
     The stack is checked with `summarize` first, so an impossible stack raises
     `ArchitectureError` before Keras is touched, and against the server's budget

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from cnnviz.architecture import backbones
 from cnnviz.convolution import output_size
 from cnnviz.errors import ArchitectureError, KernelError
 
@@ -30,6 +31,7 @@ ACTIVATIONS: tuple[str, ...] = (
     "leaky_relu", "relu6", "softplus", "softsign", "hard_sigmoid", "exponential", "mish",
 )
 PADDINGS: tuple[str, ...] = ("valid", "same")
+BACKBONE_WEIGHTS: tuple[str, ...] = ("imagenet", "none")  # A backbone's weights as the editor offers them.
 
 MAX_INPUT_SIDE = 4096
 MAX_CHANNELS = 4096
@@ -178,8 +180,9 @@ class Argument:
 
     ``kind`` says how a cell is edited and read back: "count" (a whole number of at least 1),
     "pair" (text: one number or height x width), "padding" and "activation" (a choice),
-    "flag" (a checkbox) or "fraction" (a number in [0, 1)). ``show_default`` fills the cell
-    with the Keras default for layers that take the argument, so a blank cell hides nothing.
+    "flag" (a checkbox), "fraction" (a number in [0, 1)), "backbone" or "weights" (a choice).
+    ``show_default`` fills the cell with the Keras default for layers that take the argument, so
+    a blank cell hides nothing.
     """
 
     name: str
@@ -190,7 +193,8 @@ class Argument:
     @property
     def options(self) -> tuple[str, ...]:
         """The choices of a "padding" or "activation" column (empty for other kinds)."""
-        return {"padding": PADDINGS, "activation": ACTIVATIONS}.get(self.kind, ())
+        return {"padding": PADDINGS, "activation": ACTIVATIONS, "backbone": backbones.BACKBONE_NAMES,
+                "weights": BACKBONE_WEIGHTS}.get(self.kind, ())
 
 
 EDITOR_ARGUMENTS: tuple[Argument, ...] = (
@@ -207,6 +211,9 @@ EDITOR_ARGUMENTS: tuple[Argument, ...] = (
     Argument("activation", "activation", "Blank or linear = no activation."),
     Argument("use_bias", "flag", "Blank = yes (Keras default).", show_default=True),
     Argument("rate", "fraction", "Dropout: fraction of values dropped in training."),
+    Argument("backbone", "backbone", "Pre-trained backbone: mobilenet_v2 (light) or vgg16 (keras.applications)."),
+    Argument("weights", "weights", "Pre-trained backbone: imagenet, or none for random weights.", show_default=True),
+    Argument("trainable", "flag", "Pre-trained backbone: train its weights too (blank = frozen).", show_default=True),
 )
 
 
@@ -673,9 +680,140 @@ class ResidualBlock(LayerType):
         return f"residual_block({', '.join(written)})"
 
 
+def _backbone_helper_code() -> str:
+    """The exported code's `pretrained_backbone` function, with every base's input convention."""
+    table = "".join(
+        f"    {python_value(b.name)}: (keras.applications.{b.keras_function}, {b.bgr}, "
+        f"{backbones.input_affine(b.name)[0]!r}, {list(backbones.input_affine(b.name)[1])!r}),\n"
+        for b in backbones.BACKBONES.values())
+    return ('''# The ImageNet bases: (application, BGR order, scale, offset) applied to the input (pixel / 255).
+BACKBONES = {
+''' + table + '''}
+
+
+def pretrained_backbone(backbone, weights="imagenet", trainable=False, name="pretrained_backbone"):
+    """A keras.applications base (no top) fed in its own convention, as one named sub-model."""
+
+    def apply(inputs):
+        application, bgr, scale, offset = BACKBONES[backbone]
+        block_input = keras.Input(shape=inputs.shape[1:], name=f"{name}_input")
+        x = block_input
+        if x.shape[-1] == 1:
+            x = layers.Concatenate(name=f"{name}_grey_to_rgb")([x, x, x])
+        if bgr:
+            x = keras.ops.flip(x, axis=-1)  # RGB -> BGR
+        x = layers.Rescaling(scale, offset=offset, name=f"{name}_preprocess")(x)
+        base = application(include_top=False, weights=weights, input_shape=tuple(x.shape[1:]))
+        base.trainable = trainable
+        return keras.Model(block_input, base(x), name=name)(inputs)
+
+    return apply
+''')
+
+
+class PretrainedBackbone(LayerType):
+    """The convolutional base of a `keras.applications` network (VGG16 or MobileNetV2,
+    ``include_top=False``), as one row of a stack: ``{"type": "pretrained_backbone",
+    "backbone": "mobilenet_v2", "weights": "imagenet", "trainable": False}``.
+
+    Its arithmetic is `backbones.walk` (the base's layers written out); its parameters are
+    Keras' `count_params`, all non-trainable when frozen (``trainable: false``, the default), else
+    all but MobileNetV2's batch-normalization statistics. Inside the block the network's input
+    (pixel / 255, in [0, 1]) is turned into the base's own `preprocess_input` convention, once
+    (`backbones.input_affine`; a grey input is repeated into three channels first), so the rest of
+    cnnviz scales images by its one rule. Keras builds it as one small Functional model named like
+    the row; ``weights: "imagenet"`` loads the file from the Keras cache, downloading it there
+    first when possible (`backbones.weights_file_for_keras`), else raises `WeightsUnavailable`.
+    A frozen base is counted, for the memory budget, as holding only a forward pass's working set.
+    """
+
+    type = "pretrained_backbone"
+    keras_class = "PretrainedBackbone"
+    name_prefix = "pretrained_backbone"
+    label = "Pre-trained backbone (ImageNet)"
+    arguments = {"backbone": REQUIRED, "weights": backbones.IMAGENET, "trainable": False}
+    image_input = "a pre-trained backbone"
+    helper_code = _backbone_helper_code()
+
+    def normalize(self, values: Mapping[str, Any], place: str, index: int | None) -> dict[str, Any]:
+        name = str(values["backbone"]).strip().lower()
+        if name not in backbones.BACKBONES:
+            raise ArchitectureError(f"{place}: unknown backbone {values['backbone']!r}; choose one of "
+                                    f"{', '.join(backbones.BACKBONE_NAMES)}.", index=index)
+        weights = values["weights"]
+        if isinstance(weights, str) and weights.strip().lower() in ("", "none", "random"):
+            weights = None
+        if weights is not None and str(weights).strip().lower() != backbones.IMAGENET:
+            raise ArchitectureError(f"{place}: the weights must be 'imagenet' (pre-trained) or none (random), "
+                                    f"not {weights!r}.", index=index)
+        return {"backbone": name, "weights": None if weights is None else backbones.IMAGENET,
+                "trainable": _bool(values["trainable"], "trainable", place, index)}
+
+    def describe(self, layer: Mapping[str, Any]) -> str:
+        spec = backbones.backbone(layer["backbone"])
+        weights = "ImageNet" if layer.get("weights", backbones.IMAGENET) else "random weights"
+        return f"{spec.label} ({weights}, {'trainable' if layer.get('trainable') else 'frozen'})"
+
+    def step(self, layer: Mapping[str, Any], shape: Shape, place: Place) -> Step:
+        spec = backbones.backbone(layer["backbone"])
+        h, w, channels = shape
+        if channels not in (1, 3):
+            raise place.error(f"{spec.label} takes colour (3 channels) or grey (1 channel, repeated) "
+                              f"images, not {channels} channels.")
+        if min(h, w) < spec.min_side:
+            raise place.error(f"{spec.label} needs an input of at least {spec.min_side}×{spec.min_side} "
+                              f"pixels (its five halvings would leave nothing), but gets {h}×{w}: use "
+                              f"larger images.")
+        walk = backbones.walk(spec.name, (h, w, 3))
+        trainable = walk.params - walk.batchnorm_statistics if layer["trainable"] else 0
+        frozen = walk.params - trainable
+        state = (f"{fmt(trainable)} trainable, {fmt(frozen)} non-trainable" if layer["trainable"]
+                 else "all frozen (trainable=False)")
+        formula = (f"{spec.label} base: {walk.convolutions} convolutions, {walk.layers} Keras layers = "
+                   f"{fmt(walk.params)}, {state}")
+        weights = "ImageNet weights" if layer["weights"] else "random weights (weights=None), a baseline"
+        note = (f"{weights}; inside the block the input is turned into {spec.label}'s convention: "
+                f"{spec.convention}" + (", the grey channel repeated three times" if channels == 1 else "") + ".")
+        # Every layer output inside, plus the channel copy and the preprocessed input.
+        inside = sum(walk.outputs[:-1]) + 2 * h * w * 3
+        if not layer["trainable"]:
+            inside = backbones.frozen_working_set(walk, h * w * 3)
+        return Step(output_shape=walk.output_shape, params=walk.params, trainable=trainable,
+                    non_trainable=frozen, formula=formula, mult_adds=walk.mult_adds, note=note,
+                    window=walk.window, strides=walk.strides, hidden_values=inside)
+
+    def keras_layer(self, layer: Mapping[str, Any], name: str, input_shape: Shape | None = None) -> Any:
+        """The base as a small Functional `keras.Model` named ``name``: channel copy (grey input),
+        channel order, `backbones.input_affine`, then the keras.applications base."""
+        import keras
+
+        if input_shape is None:
+            raise ValueError("A pre-trained backbone is built for a known input shape.")
+        spec = backbones.backbone(layer["backbone"])
+        h, w = int(input_shape[0]), int(input_shape[1])
+        weights = backbones.weights_file_for_keras(spec.name, (h, w, 3), layer["weights"])
+        inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
+        x = inputs
+        if int(input_shape[-1]) == 1:
+            x = keras.layers.Concatenate(name=f"{name}_grey_to_rgb")([x, x, x])
+        if spec.bgr:
+            x = keras.ops.flip(x, axis=-1)  # RGB -> BGR
+        scale, offset = backbones.input_affine(spec.name)
+        x = keras.layers.Rescaling(scale, offset=list(offset), name=f"{name}_preprocess")(x)
+        base = getattr(keras.applications, spec.keras_function)(include_top=False, weights=weights,
+                                                                input_shape=(h, w, 3))
+        base.trainable = bool(layer["trainable"])
+        return keras.Model(inputs, base(x), name=name)
+
+    def keras_code(self, layer: Mapping[str, Any], name: str) -> str:
+        """A call of the exported code's `pretrained_backbone` function (see `helper_code`)."""
+        return (f"pretrained_backbone({python_value(layer['backbone'])}, weights={python_value(layer['weights'])}, "
+                f"trainable={layer['trainable']!r}, name={python_value(name)})")
+
+
 # The registry: every layer type a stack may use, in menu order.
 LAYERS: dict[str, LayerType] = {kind.type: kind for kind in (
     Conv2D(), MaxPooling2D(), AveragePooling2D(), Flatten(), Dense(), Dropout(), BatchNormalization(),
-    GlobalAveragePooling2D(), GlobalMaxPooling2D(), ResidualBlock(),
+    GlobalAveragePooling2D(), GlobalMaxPooling2D(), ResidualBlock(), PretrainedBackbone(),
 )}
 LAYER_TYPES: tuple[str, ...] = tuple(LAYERS)

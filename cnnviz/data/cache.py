@@ -7,10 +7,12 @@ operating system can share and drop the pages.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,14 +45,20 @@ def read_array_cache(folder: Path) -> Arrays | None:
     return loaded[0], loaded[1], loaded[2], loaded[3]
 
 
-def write_array_cache(folder: Path, **arrays: np.ndarray) -> None:
-    """Save arrays as .npy files in `folder`, atomically; a cache that cannot be written is skipped."""
+META_FILE = "meta.json"
+
+
+def write_array_cache(folder: Path, *, meta: dict[str, Any] | None = None, **arrays: np.ndarray) -> None:
+    """Save arrays as .npy files in `folder` (and `meta` as its meta.json), atomically; a cache
+    that cannot be written is skipped."""
     temporary: Path | None = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         temporary = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
         for name, array in arrays.items():
             np.save(temporary / f"{name}.npy", array, allow_pickle=False)
+        if meta is not None:
+            (temporary / META_FILE).write_text(json.dumps(meta))
         os.rename(temporary, folder)  # Fails if another process finished first; theirs is kept.
         temporary = None
     except OSError:
@@ -58,6 +66,15 @@ def write_array_cache(folder: Path, **arrays: np.ndarray) -> None:
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def read_cache_meta(folder: Path) -> dict[str, Any] | None:
+    """The meta.json that `write_array_cache` saved in `folder`, or None if absent or damaged."""
+    try:
+        value = json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def datasets_cache_dir() -> Path:

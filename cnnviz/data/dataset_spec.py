@@ -71,7 +71,9 @@ class DatasetSpec:
     in Keras' download cache; `keras_dataset` is the ``keras.datasets`` module that downloads
     it (None: no download) and `download_host` the server it downloads from (checked, without
     downloading, before a status promises a download); `bundled_sample` is a .npz shipped with
-    cnnviz (None: none).
+    cnnviz (None: none). `class_folders` is True for a student's dataset read by
+    `cnnviz.data.load_image_folder` (registered for the process, read back from the disk cache
+    by `cnnviz.data.load`), False for the built-in datasets.
     """
 
     name: str
@@ -88,6 +90,7 @@ class DatasetSpec:
     download_host: str | None = None
     bundled_sample: Path | None = None
     class_families: Mapping[int, str] = field(default_factory=dict)
+    class_folders: bool = False
 
     @property
     def num_classes(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from cnnviz.data import sources, subsets
+from cnnviz.data import folders, sources, subsets
 from cnnviz.data.dataset import Arrays, Dataset, make_dataset
 from cnnviz.data.dataset_spec import DatasetSpec
 from cnnviz.data.registry import DATASETS
@@ -28,6 +28,9 @@ def load(name: str, *, limit_train: int | None = None, limit_test: int | None = 
          allow_download: bool = True) -> Dataset:
     """Load a dataset by name ("fashion_mnist", "mnist" or "cifar10") from the first source that has it.
 
+    A class-folder dataset read by `load_image_folder` in this process is read back by its name
+    from the disk cache (`DatasetUnavailable` once that was cleared).
+
     `limit_train`/`limit_test` take a stratified subset (as equal per class as possible),
     deterministic for a `seed` and in shuffled order; None keeps the whole split in file order.
     With `allow_download=False` nothing is downloaded and TensorFlow is never imported.
@@ -38,7 +41,7 @@ def load(name: str, *, limit_train: int | None = None, limit_test: int | None = 
     subsets.check_limit(limit_train, "limit_train")
     subsets.check_limit(limit_test, "limit_test")
     subsets.check_seed(seed)
-    full = _load_full(spec, allow_download=allow_download)
+    full = folders.cached_dataset(spec) if spec.class_folders else _load_full(spec, allow_download=allow_download)
     if limit_train is None and limit_test is None:
         return full
     return subsets.subset(full, limit_train=limit_train, limit_test=limit_test, seed=seed)
@@ -49,6 +52,7 @@ def clear_caches() -> None:
     with _STATE_LOCK:
         _MEMORY_CACHE.clear()
     sources.forget()
+    folders.forget()
 
 
 def _load_full(spec: DatasetSpec, *, allow_download: bool) -> Dataset:

@@ -185,7 +185,11 @@ _FORMATS: dict[str, _Format] = {
 
 def source_status(name: str) -> SourceStatus:
     """Which source `load(name)` would use and why, checked without loading or downloading anything."""
-    chosen = plan(spec_of(name), allow_download=True, attempting=False)
+    spec = spec_of(name)
+    if spec.class_folders:
+        source, note = folders.status(spec)
+        return SourceStatus(source=source, note=note)
+    chosen = plan(spec, allow_download=True, attempting=False)
     return SourceStatus(source=chosen.source, note=chosen.note, needs_download=chosen.kind == "download")
 
 
@@ -298,6 +302,12 @@ def _host_unreachable(host: str | None) -> str | None:
     with _STATE_LOCK:
         _REACH[host] = (now, reason)
     return reason
+
+
+def host_reachable(host: str) -> bool:
+    """Whether `host` answers on port 443, checked and remembered as for the dataset downloads
+    (at most `REACH_TIMEOUT_SECONDS`; used by `cnnviz.architecture.backbones` for ImageNet weights)."""
+    return _host_unreachable(host) is None
 
 
 def _reach(host: str, timeout: float) -> bool:

@@ -32,6 +32,7 @@ NEW_LAYER: dict[str, dict[str, Any]] = {
     "dense": {"units": 32, "activation": "relu"},
     "dropout": {"rate": 0.25},
     "residual_block": {"filters": 16, "kernel_size": 3},
+    "pretrained_backbone": {"backbone": "mobilenet_v2"},
 }
 
 Shape = tuple[int, int, int]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from cnnviz import architecture, data
-from cnnviz.errors import ArchitectureError
+from cnnviz.errors import ArchitectureError, DrawingError
 from cnnviz.images import check_proportions, decode_image, resize, to_grayscale, to_rgb
 from cnnviz.training import TrainConfig, TrainResult
 
@@ -307,7 +307,7 @@ def feature_space(model, images: np.ndarray, *, batch_size: int = 512) -> np.nda
 
 @dataclass(frozen=True)
 class PreparedUpload:
-    """An uploaded picture converted to a dataset's format, with what was done to it."""
+    """An uploaded picture (or a drawing, `prepare_drawing`) converted to a dataset's format, with what was done to it."""
 
     image: np.ndarray  # (H, W, C) uint8 in the dataset's format, ready for the model
     inverted: bool
@@ -374,13 +374,94 @@ def preprocess_upload(pixels: np.ndarray, dataset: str, *, invert: bool | None =
     inverted = False
     if target.dark_background:
         if invert is None:
-            border = np.concatenate([array[0].ravel(), array[-1].ravel(), array[:, 0].ravel(), array[:, -1].ravel()])
-            invert = bool(border.mean() > 127)
+            invert = light_background(array)
         if invert:
             array = 255 - array
             inverted = True
             steps.append("inverted (light background made black, as in the training images)")
     return PreparedUpload(array.astype(np.uint8), inverted, tuple(steps))
+
+
+def light_background(pixels: np.ndarray) -> bool:
+    """Whether a picture has a light background: the mean of its border pixels is above mid-grey."""
+    array = np.asarray(pixels)
+    border = np.concatenate([array[0].ravel(), array[-1].ravel(), array[:, 0].ravel(), array[:, -1].ravel()])
+    return bool(border.mean() > 127)
+
+
+# MNIST's rule (LeCun et al.): each digit's bounding box is scaled to fit 20 x 20 pixels (keeping its
+# proportions), then placed in the 28 x 28 image so that its centre of mass is at the centre.
+# Other image sizes keep the same proportion (23 of 32 pixels, 46 of 64).
+DRAWING_BOX_FRACTION = 20 / 28
+INK_LEVEL = 32  # A canvas pixel brighter than this (of 255), on the dark side, is part of a stroke.
+
+
+def _centre_of_mass(values: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the intensity-weighted mean position (the values are not all zero)."""
+    weights = values.astype(np.float64)
+    total = weights.sum()
+    rows, columns = np.indices(weights.shape)
+    return float((rows * weights).sum() / total), float((columns * weights).sum() / total)
+
+
+def prepare_drawing(canvas: np.ndarray, dataset: str) -> PreparedUpload:
+    """Turn a drawing-pad picture into the image `dataset`'s model expects, centred the MNIST way.
+
+    `canvas` is the pad's uint8 picture, (H, W, 4) RGBA, (H, W, 3) RGB or (H, W) grey, at any size:
+    bright strokes on a dark background (transparent pixels count as background), or dark strokes
+    on a light one, which are inverted so that every result shows a bright drawing on black, as
+    Fashion-MNIST and MNIST do. Steps: the strokes' bounding box is cropped, scaled (proportions
+    kept) so its longer side is `DRAWING_BOX_FRACTION` of the image side (20 of 28 pixels), and
+    placed so that its centre of mass is at the image's centre (moved less only where that would
+    push a stroke out of the image). The grey-scale or colour conversion is the upload's own rule
+    (`preprocess_upload`). A pad with nothing drawn on it raises `DrawingError`.
+    """
+    target = data.spec(dataset)  # ValueError for an unknown dataset.
+    array = np.asarray(canvas)
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if not (array.ndim == 2 or array.ndim == 3 and array.shape[-1] in (1, 3, 4)) or min(array.shape[:2]) < 1:
+        raise ValueError(f"A drawing is (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}.")
+    if array.ndim == 3 and array.shape[-1] == 4:
+        # Composited over black: a transparent pixel is background.
+        alpha = array[..., 3].astype(np.float64) / 255.0
+        grey = np.round(to_grayscale(array[..., :3]).astype(np.float64) * alpha).astype(np.uint8)
+    else:
+        grey = to_grayscale(array)
+    as_drawn = grey
+    steps = []
+    inverted = light_background(grey)
+    if inverted:
+        grey = 255 - grey
+        steps.append("inverted (a light background made black, as in the training images)")
+    drawn = grey > INK_LEVEL
+    if not drawn.any():
+        raise DrawingError("Nothing is drawn yet: draw something on the pad (the mouse or a finger) to see "
+                           "what the network makes of it.")
+    rows, columns = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    strokes = grey[top:bottom, left:right]
+    height, width = strokes.shape
+    steps.append(f"strokes cropped to their bounding box ({width} x {height} of {grey.shape[1]} x {grey.shape[0]})")
+
+    target_height, target_width = target.image_size
+    box = max(1, round(DRAWING_BOX_FRACTION * min(target_height, target_width)))
+    scale = box / max(height, width)
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    scaled = resize(strokes, new_width, new_height)
+    if not scaled.any():  # A faint speck can vanish in the resampling: keep its brightest pixel.
+        scaled = np.full((new_height, new_width), int(strokes.max()), dtype=np.uint8)
+    steps.append(f"scaled to {new_width} x {new_height} (the longer side {box} pixels)")
+
+    centre_row, centre_column = _centre_of_mass(scaled)
+    place_top = int(np.clip(round((target_height - 1) / 2 - centre_row), 0, target_height - new_height))
+    place_left = int(np.clip(round((target_width - 1) / 2 - centre_column), 0, target_width - new_width))
+    placed = np.zeros((target_height, target_width), dtype=np.uint8)
+    placed[place_top:place_top + new_height, place_left:place_left + new_width] = scaled
+    steps.append(f"placed with its centre of mass at the centre of the {target_width} x {target_height} image")
+
+    prepared = preprocess_upload(placed, dataset, invert=False)
+    return replace(prepared, inverted=inverted, steps=tuple(steps) + prepared.steps, original=as_drawn)
 
 
 

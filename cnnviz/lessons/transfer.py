@@ -32,8 +32,8 @@ from typing import Literal
 import numpy as np
 
 from cnnviz import data, training, verdicts
-from cnnviz.architecture import scale_images, stack_for, summarize
-from cnnviz.errors import SettingsError, SplitError, TrainingStopped
+from cnnviz.architecture import LayerRow, backbones, scale_images, stack_for, summarize
+from cnnviz.errors import SettingsError, SplitError, TrainingStopped, WeightsUnavailable
 from cnnviz.training import TrainConfig, TrainResult
 
 # The seeds' split of Fashion-MNIST: classes 3-9 pre-train, classes 0-2 are the transfer set.
@@ -1117,3 +1117,106 @@ def run_default_experiment(seeds: Sequence[int], *,
     comparison = compare_strategies(split, settings, default_comparison_sizes(split, settings), seeds=seeds,
                                     on_progress=on_progress)
     return experiment_report(comparison)
+
+
+# --------------------------------------------------------------------------------------------
+# A backbone pre-trained on ImageNet (seed 001's VGG16), frozen under a new head
+# --------------------------------------------------------------------------------------------
+
+BACKBONE_DATASET = "cifar10"
+# The new head under the frozen base: pool the base's feature map, one hidden layer, the classes.
+BACKBONE_HEAD: tuple[dict, ...] = (
+    {"type": "globalavgpool2d"},
+    {"type": "dense", "units": 128, "activation": "relu"},
+    {"type": "dropout", "rate": 0.3},
+)
+BACKBONE_WEIGHT_CHOICES: tuple[str | None, ...] = (backbones.IMAGENET, None)
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """One run of a frozen `keras.applications` base under a new head (the page's choices).
+
+    CIFAR-10 stays at its 32×32 pixels, the smallest input both bases accept: on two CPU cores
+    the frozen base's forward pass is most of every epoch (bench numbers in the report of issue
+    17: MobileNetV2 ~1,700 images/s at 32 px against ~110 at 96 px; VGG16 ~100 at 32 px), so
+    resizing up would make a run of a few minutes one of an hour."""
+
+    backbone: str = "mobilenet_v2"
+    weights: str | None = backbones.IMAGENET
+    dataset: str = BACKBONE_DATASET
+    per_class: int = 200  # Training images per class.
+    test_per_class: int = 100
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 0.001
+    seed: int = 0
+
+
+def backbone_stack(backbone: str, weights: str | None, num_classes: int) -> list[dict]:
+    """The frozen base, the new head (`BACKBONE_HEAD`) and a softmax layer of `num_classes` units."""
+    return ([{"type": "pretrained_backbone", "backbone": backbone, "weights": weights, "trainable": False}]
+            + [dict(layer) for layer in BACKBONE_HEAD]
+            + [{"type": "dense", "units": int(num_classes), "activation": "softmax"}])
+
+
+def backbone_config(settings: BackboneSettings) -> TrainConfig:
+    """The `TrainConfig` of one backbone run: its key names the backbone and its weights (the stack)."""
+    num_classes = data.spec(settings.dataset).num_classes
+    return TrainConfig.from_stack(
+        backbone_stack(settings.backbone, settings.weights, num_classes), dataset=settings.dataset,
+        limit_train=settings.per_class * num_classes, limit_test=settings.test_per_class * num_classes,
+        epochs=settings.epochs, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+        seed=settings.seed)
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    """The weights of a backbone run: frozen (copied, never updated) and trainable (the new head)."""
+
+    frozen: int
+    trainable: int
+    rows: tuple[LayerRow, ...]
+
+    @property
+    def total(self) -> int:
+        return self.frozen + self.trainable
+
+
+def backbone_counts(settings: BackboneSettings) -> ParameterCounts:
+    """Frozen and trainable parameters of the run's model, from the calculator's rows (no Keras)."""
+    config = backbone_config(settings)
+    rows = tuple(summarize(data.spec(settings.dataset).image_shape, config.stack()))
+    return ParameterCounts(frozen=sum(row.non_trainable_params for row in rows),
+                           trainable=sum(row.trainable_params for row in rows), rows=rows)
+
+
+def backbone_rows(counts: ParameterCounts) -> list[dict[str, object]]:
+    """The run's layers as table records: layer, output shape, parameters, trainable, frozen."""
+    return [{"Layer": row.name, "What": row.description, "Output": "×".join(map(str, row.output_shape)),
+             "Parameters": row.params, "Trainable": row.trainable_params, "Frozen": row.non_trainable_params}
+            for row in counts.rows]
+
+
+def backbone_weights_status(settings: BackboneSettings) -> backbones.WeightsStatus:
+    """Whether the run's weights can be had here (Keras cache or download; instant for random ones)."""
+    return backbones.weights_status(settings.backbone, data.spec(settings.dataset).image_shape, settings.weights)
+
+
+def train_backbone(settings: BackboneSettings, on_progress: Callable[[training.Progress], object] | None = None,
+                   *, data: object = None, use_cache: bool | None = None) -> TrainResult:
+    """Train the new head on the frozen base (through the engine and its cache). Raises
+    `WeightsUnavailable` before anything loads when ImageNet weights cannot be had."""
+    status = backbone_weights_status(settings)
+    if not status.available:
+        raise WeightsUnavailable(status.message)
+    return training.train(backbone_config(settings), on_progress, data=data, use_cache=use_cache)
+
+
+def backbone_layer_roles(counts: ParameterCounts) -> tuple[list[str], list[str], list[int], list[str]]:
+    """(names, descriptions, parameters, roles) per layer for `figures.transfer.layer_roles_figure`:
+    the base "frozen" (or "fine-tuned" when trainable), the head "new"."""
+    roles = ["new" if row.type != "pretrained_backbone" else "fine-tuned" if row.trainable_params else "frozen"
+             for row in counts.rows]
+    return ([row.name for row in counts.rows], [row.description for row in counts.rows],
+            [row.params for row in counts.rows], roles)

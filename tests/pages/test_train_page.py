@@ -304,7 +304,9 @@ def test_datasets_that_cannot_load_are_not_offered_and_the_picker_says_why(monke
     at = _page()
     assert not at.exception
     picker = at.selectbox(key="train_dataset")
-    assert picker.options == ["Fashion-MNIST"] and picker.value == "fashion_mnist"
+    # The student's own images are always offered (tests/pages/test_train_class_folders.py).
+    assert picker.options == ["Fashion-MNIST", "Your own images (zip of class folders)"]
+    assert picker.value == "fashion_mnist"
     (note,) = [element.value for element in at.caption if "Not offered on this server" in element.value]
     assert "MNIST digits and CIFAR-10" in note
     assert "MNIST is not available" in note and "CIFAR-10 is not available" in note

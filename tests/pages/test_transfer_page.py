@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
+
+from cnnviz import data
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "transfer.py")
 
@@ -105,3 +109,69 @@ def test_tiny_experiment_runs_end_to_end_through_every_section():
     assert not again.exception
     assert len(again.success) == 1 and len(again.dataframe) == len(at.dataframe)
     assert again.dataframe[-1].value.equals(curves)
+
+
+# --------------------------------------------------------------------------------------------
+# The ImageNet backbone option (weights=None trains; ImageNet weights offline explain themselves)
+# --------------------------------------------------------------------------------------------
+
+def _backbone_page(monkeypatch, tmp_path) -> AppTest:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty Keras cache
+    at = _page()
+    at.session_state["transfer_part"] = "ImageNet backbone (CIFAR-10)"
+    return at.run()
+
+
+def test_backbone_option_offline_says_so_shows_the_counts_and_stays_disabled(monkeypatch, tmp_path):
+    at = _backbone_page(monkeypatch, tmp_path)
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "ImageNet weights of MobileNetV2 are not available" in warning and "switched off" in warning
+    assert at.button(key="transfer_backbone_button").disabled
+    metrics = {m.label: m.value for m in at.metric}
+    # MobileNetV2's base (Keras' count) and the new head: (1280 + 1)·128 + (128 + 1)·10.
+    assert metrics["Frozen parameters"] == "2,257,984"
+    assert metrics["Trainable parameters"] == f"{1281 * 128 + 129 * 10:,}"
+    at.radio(key="transfer_backbone").set_value("vgg16").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Frozen parameters"] == "14,714,688"
+    assert metrics["Trainable parameters"] == f"{513 * 128 + 129 * 10:,}"
+    assert "ImageNet weights of VGG16 are not available" in " ".join(w.value for w in at.warning)
+    # Random weights need nothing: the option trains once CIFAR-10 is there (a look-alike here).
+    at.radio(key="transfer_backbone_weights").set_value("random").run()
+    assert not at.exception
+    assert [w.value for w in at.warning if "CIFAR-10" in w.value] and at.button(key="transfer_backbone_button").disabled
+    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(_tiny_cifar_folders(tmp_path / "data", per_class=1)))
+    data.clear_caches()
+    at.run()
+    assert not at.exception and not at.warning
+    assert not at.button(key="transfer_backbone_button").disabled
+    data.clear_caches()
+
+
+def _tiny_cifar_folders(root, per_class=10):
+    """A CIFAR-10 look-alike as class folders (`cifar10/{train,test}/<class>/*.png`): 32×32 colour noise."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in data.spec("cifar10").class_names:
+            folder = root / "cifar10" / split / name
+            folder.mkdir(parents=True)
+            for index in range(per_class):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    return root
+
+
+@pytest.mark.slow
+def test_backbone_trains_with_random_weights_through_the_page(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(_tiny_cifar_folders(tmp_path / "data")))
+    data.clear_caches()
+    at = _backbone_page(monkeypatch, tmp_path)
+    at.radio(key="transfer_backbone_weights").set_value("random")
+    at.select_slider(key="transfer_backbone_per_class").set_value(10)
+    at.slider(key="transfer_backbone_epochs").set_value(1)
+    at.run()
+    at.button(key="transfer_backbone_button").click().run()
+    assert not at.exception and not at.error
+    accuracy = {m.label: m.value for m in at.metric}["Test accuracy on CIFAR-10"]
+    assert accuracy.endswith("%") and 0 <= float(accuracy[:-1]) <= 100
+    data.clear_caches()
