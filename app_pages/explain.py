@@ -2,9 +2,11 @@
 
 The model is the one trained on the Train page in this session, or the default model (the Train
 page's default run, pre-trained by `python -m cnnviz warmup`; otherwise a "Train it" button).
-The image is a test image or an upload (the one decoder, via `cnnviz.lessons.train.prepare_upload`).
+The image is a test image, an upload (the one decoder, via `cnnviz.lessons.train.prepare_upload`) or a
+drawing (`ui.drawing_pad`, centred the MNIST way by `cnnviz.lessons.train.prepare_drawing`).
 Explain training: the gradient norms and weight histograms the Train page recorded (its "Record
-gradients and weights" checkbox), and a vanishing-gradients demonstration run as a background job.
+gradients and weights" checkbox), and a vanishing-gradients demonstration run as a background job
+(shown at once when every network of it is in the disk cache, e.g. after `python -m cnnviz warmup`).
 Each view: widgets -> one `cnnviz.lessons.explain` call -> a `cnnviz.figures.explain` figure.
 TensorFlow loads only once a model is there to explain.
 """
@@ -62,11 +64,27 @@ def model_ui() -> training.TrainResult | None:
     return ui.train_with_progress(config, key=DEFAULT_SLOT, fresh=clicked)
 
 
+IMAGE_SOURCES = {"test": "a test image", "upload": "your own picture", "draw": "a drawing"}
+
+
 def image_ui(result: training.TrainResult) -> tuple[np.ndarray, int | None]:
-    """A test image (with its true class) or an upload (no true class)."""
+    """A test image (with its true class), an upload or a drawing (no true class)."""
     st.subheader("2 · The image")
-    source = st.radio("Image", ["test", "upload"], horizontal=True, key="explain_source",
-                      format_func={"test": "a test image", "upload": "your own picture"}.get)
+    source = st.radio("Image", list(IMAGE_SOURCES), horizontal=True, key="explain_source",
+                      format_func=IMAGE_SOURCES.get)
+    if source == "draw":
+        canvas = ui.drawing_pad("explain_drawing")
+        if canvas is None:
+            st.info("Draw on the pad with the mouse or a finger (white on black, like the training images), "
+                    "or explain a test image meanwhile.", icon=":material/draw:")
+        else:
+            try:
+                prepared = train_lesson.prepare_drawing(canvas, result.config.dataset)
+            except CnnvizError as error:
+                ui.show_error(error, kind="info", icon=":material/draw:")
+            else:
+                st.caption("Steps: " + "; ".join(prepared.steps) + ".")
+                return prepared.image, None
     if source == "upload":
         upload = st.file_uploader("A PNG or JPEG picture", type=["png", "jpg", "jpeg", "webp", "bmp"],
                                   key="explain_upload")
@@ -241,16 +259,25 @@ def vanishing_ui() -> None:
     """The built-in demonstration: deep plain stacks (tanh, ReLU, ReLU + batch norm) against residual blocks."""
     st.subheader("Vanishing gradients: a deep stack with and without help")
     settings = st.session_state.get(VANISHING_SETTINGS_KEY) or explain_lesson.VanishingSettings()
-    st.caption(f"{settings.depth} convolution layers of {settings.filters} 3×3 filters, global average pooling and a "
-               f"dense softmax, four ways ({', '.join(explain_lesson.DEPTH_VARIANTS.values())}; the residual "
-               f"stack has {settings.depth // 2} blocks of two convolutions). For each of {len(settings.seeds)} "
-               f"seeds: the gradient norm of every layer at initialisation (one batch of {settings.init_images} "
-               f"images, no training), then the test accuracy after {settings.epochs} epoch(s) on "
-               f"{settings.limit_train:,} images (the same budget for all).")
+    st.caption(f"{settings.depth} convolution layers of {settings.filters} 3×3 filters (the first with stride "
+               f"{explain_lesson.FIRST_STRIDES}, 2×2 max pooling after layers "
+               f"{' and '.join(map(str, explain_lesson.POOL_AFTER))}), global average pooling and a dense softmax, "
+               f"four ways ({', '.join(explain_lesson.DEPTH_VARIANTS.values())}; the residual stack has "
+               f"{settings.depth // 2} blocks of two convolutions). For each of {len(settings.seeds)} seeds: the "
+               f"gradient norm of every layer with weights at initialisation, then {settings.updates:,} weight "
+               f"updates of {settings.batch_size} images ({settings.epochs} epochs of {settings.limit_train:,} "
+               f"images, Adam at {settings.learning_rate:g}; the same budget for every variant), then the gradient "
+               f"norms again and the accuracy on {settings.limit_test:,} test images.")
+    cached = explain_lesson.is_cached(settings)
+    if cached:
+        st.caption("Every network of this demonstration is already trained on this server: it shows at once.")
+    else:
+        st.caption(f"Training them takes about {explain_lesson.estimated_seconds(settings):.0f} s on two idle "
+                   "cores (longer when the server is busy); the results are kept for the next visitor.")
     clicked = st.button("Run the demonstration", icon=":material/play_arrow:", key="explain_vanishing_button")
     if clicked:
         st.session_state[VANISHING_REQUESTED_KEY] = True
-    if not st.session_state.get(VANISHING_REQUESTED_KEY):
+    if not (cached or st.session_state.get(VANISHING_REQUESTED_KEY)):
         return
     kinds = tuple(explain_lesson.DEPTH_VARIANTS)
 
@@ -264,10 +291,14 @@ def vanishing_ui() -> None:
     if run is None or not run.complete:
         return
     demo = run.result
-    ui.plotly_chart(explain_figures.initial_norms_figure(
-        {kind: (label, demo.initial[kind].norms) for kind, label in explain_lesson.DEPTH_VARIANTS.items()}),
+    ui.plotly_chart(explain_figures.vanishing_norms_figure(
+        {kind: (label, demo.initial[kind].layers, demo.initial[kind].seeds, demo.initial[kind].norms,
+                demo.trained[kind].norms if kind in demo.trained else None)
+         for kind, label in explain_lesson.DEPTH_VARIANTS.items()}),
         key="explain_vanishing_norms")
-    st.caption("Each point is one seed; the line is their mean.")
+    st.caption(f"Each point is one seed's ‖∂ mean loss / ∂ kernel‖ for one layer, measured on the same "
+               f"{settings.init_images} training images before training (open circles, dotted line: the seeds' mean) "
+               f"and after the {settings.updates:,} updates (diamonds, solid line); log scale.")
     ui.plotly_chart(explain_figures.accuracy_points_figure(
         {kind: (label, demo.accuracies(kind)) for kind, label in explain_lesson.DEPTH_VARIANTS.items()}),
         key="explain_vanishing_accuracy")
@@ -281,7 +312,7 @@ def vanishing_ui() -> None:
 
 # The controls a shared link carries (the model, class and layer depend on what this server trained).
 VIEW_PARAMS = [
-    Param("explain_source", "choice", choices=("test", "upload")),
+    Param("explain_source", "choice", choices=tuple(IMAGE_SOURCES)),
     Param("explain_index", "int", minimum=0, maximum=10_000),
     Param("explain_patch", "int", minimum=2, maximum=14),
     Param("explain_stride", "int", minimum=1, maximum=8),

@@ -4,6 +4,8 @@ predictions, and feature visualisation measured against the test images."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from cnnviz import architecture, data, explain, training, verdicts
 from cnnviz.architecture import build_keras_model
 from cnnviz.errors import CnnvizError, ExplainError
 from cnnviz.lessons import explain as explain_lesson
+from cnnviz.training import warmup
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -285,8 +288,9 @@ def test_the_tanh_stacks_first_layer_gradient_at_initialisation_is_smaller_than_
     assert tanh.seeds == batch_norm.seeds == (0, 1, 2)
     assert np.all(tanh.norms[:, 0] < batch_norm.norms[:, 0]), (tanh.norms[:, 0], batch_norm.norms[:, 0])
     # Oracle for the measurement itself: an independent tape on the same untrained model and batch.
+    # Every seed is measured on the same images: the first training images of seed 0's order.
     config = explain_lesson.depth_config("tanh", settings).replace(seed=1)
-    prepared = training.inputs.prepare(config)
+    prepared = training.inputs.prepare(config.replace(seed=0))
     keras.utils.set_random_seed(1)
     model = build_keras_model(prepared.image_shape, config.stack())
     x = tf.constant(prepared.x_train[:64].astype(np.float32) / 255.0)
@@ -300,6 +304,10 @@ def test_each_variant_stack_has_the_same_depth_of_3x3_convolutions():
     for kind in explain_lesson.DEPTH_VARIANTS:
         rows = architecture.summarize((28, 28, 1), explain_lesson.depth_stack(kind, 8, 8))
         assert rows[-1].type == "dense" and rows[-2].type == "globalavgpool2d"
+        convs = sum(row.type == "conv2d" for row in rows) + 2 * sum(row.type == "residual_block" for row in rows)
+        assert convs == 8, kind
+        assert rows[-2].input_shape == (3, 3, 8), kind  # the same downsampling in every variant
+        assert [row.type for row in rows].count("maxpool2d") == len(explain_lesson.POOL_AFTER)
     with pytest.raises(ValueError):
         explain_lesson.depth_stack("sigmoid-ish")
 
@@ -313,3 +321,58 @@ def test_the_demos_verdicts_are_those_of_verdicts_compare():
     expected = verdicts.compare("architecture", "plain, ReLU + batch norm", [0.7, 0.72, 0.71], "plain, tanh",
                                 [0.5, 0.52, 0.51], test_images=500)
     assert verdict == expected and verdict.kind == "better"
+
+
+def _tape_norms(model, images, labels) -> dict[str, float]:
+    """Independent oracle: ‖∂ mean cross-entropy / ∂ kernel‖ of every kernel variable, found by its
+    path (nested blocks included), in training mode; the moving statistics it moves are put back."""
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    x = tf.constant(images.astype(np.float32) / 255.0)
+    kernels = [v for v in model.trainable_variables if v.path.endswith("/kernel")]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, model(x, training=True)))
+    gradients = tape.gradient(loss, kernels)
+    for variable, value in zip(model.non_trainable_variables, saved):
+        variable.assign(value)
+    return {v.path.split("/")[-2]: float(tf.norm(g)) for v, g in zip(kernels, gradients)}
+
+
+def test_the_demos_norms_after_training_are_a_gradient_tapes_on_the_same_images(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    settings = explain_lesson.VanishingSettings.tiny()
+    demo = explain_lesson.run_vanishing_demo(settings, kinds=("tanh", "residual"))
+    assert set(demo.runs) == set(demo.trained) == {"tanh", "residual"}
+    images, labels = explain_lesson.norm_batch("tanh", settings)
+    assert len(images) == settings.init_images
+    for kind in ("tanh", "residual"):
+        trained, initial = demo.trained[kind], demo.initial[kind]
+        assert trained.layers == initial.layers and trained.seeds == initial.seeds == settings.seeds
+        assert trained.norms.shape == initial.norms.shape == (len(settings.seeds), len(initial.layers))
+        assert not np.allclose(trained.norms, initial.norms)  # the models did train
+        for row, run in zip(trained.norms, demo.runs[kind]):
+            before = run.predict(images)
+            expected = _tape_norms(run.model, images, labels)
+            assert sorted(expected) == sorted(trained.layers)
+            np.testing.assert_allclose(row, [expected[name] for name in trained.layers], rtol=1e-4)
+            np.testing.assert_allclose(run.predict(images), before, atol=1e-6)  # measuring changed nothing
+    # Every convolution inside the residual blocks is measured, not only the dense layer.
+    residual_convs = [name for name in demo.trained["residual"].layers if "conv" in name]
+    assert len(residual_convs) == 2 * (settings.depth // 2) + 1  # + the first block's 1x1 projection
+
+
+def test_the_budget_is_stated_in_updates_and_the_estimate_scales_with_the_work():
+    default = explain_lesson.VanishingSettings()
+    assert default.updates == default.epochs * -(-default.limit_train // default.batch_size)
+    assert explain_lesson.estimated_seconds(default) == explain_lesson.MEASURED_DEFAULT_SECONDS
+    doubled = dataclasses.replace(default, epochs=2 * default.epochs)
+    assert explain_lesson.estimated_seconds(doubled) == pytest.approx(2 * explain_lesson.MEASURED_DEFAULT_SECONDS)
+    assert explain_lesson.estimated_seconds(explain_lesson.VanishingSettings.tiny()) < 1
+
+
+def test_the_warmup_pretrains_every_network_of_the_default_demo():
+    for tiny, settings in ((False, explain_lesson.VanishingSettings()), (True, explain_lesson.VanishingSettings.tiny())):
+        planned = {item.config.key() for item in warmup.warmup_plan(["explain"], tiny=tiny)}
+        demo = [config.key() for config in explain_lesson.demo_configs(settings)]
+        assert len(demo) == len(explain_lesson.DEPTH_VARIANTS) * len(settings.seeds)
+        assert set(demo) <= planned
+        assert [c.seed for c in explain_lesson.demo_configs(settings, ["tanh"])] == list(settings.seeds)

@@ -110,23 +110,39 @@ def weight_histograms_figure(layers: Sequence[str], histograms: Sequence[tuple[S
     return figure
 
 
-def initial_norms_figure(variants: Mapping[str, tuple[str, np.ndarray]]) -> go.Figure:
-    """Per variant (label, norms[seed, layer]): every seed's gradient norm per layer at initialisation
-    as a point, and their mean as a line, log scale; x is the layer's depth (1 = nearest the input)."""
+# How the two measurements of the vanishing-gradients demonstration are drawn: (marker, line dash).
+NORM_PHASES = {"initial": ("at initialisation", "circle-open", "dot"), "trained": ("after training", "diamond", "solid")}
+
+
+def vanishing_norms_figure(variants: Mapping[str, tuple[str, Sequence[str], Sequence[int], np.ndarray,
+                                                         np.ndarray | None]]) -> go.Figure:
+    """Per variant (label, layer names, seeds, norms at initialisation [seed, layer], norms after
+    training [seed, layer] or None): each seed's gradient norm per kernel layer as a point (open
+    circles at initialisation, diamonds after training) and the seeds' mean as a line (dotted,
+    solid), log scale; x is the layer's position (1 = nearest the input), one colour per variant.
+    Traces per variant: the initial seeds, their mean, then the trained seeds, their mean."""
     figure = go.Figure()
-    for index, (label, norms) in enumerate(variants.values()):
+    for index, (label, layers, seeds, initial, trained) in enumerate(variants.values()):
         colour = OKABE_ITO[index % len(OKABE_ITO)]
-        values = np.maximum(np.asarray(norms, dtype=float), 1e-12)
-        depth = np.arange(1, values.shape[1] + 1)
-        for seed_row in values:
-            figure.add_trace(go.Scatter(x=depth, y=seed_row, mode="markers", marker={"color": colour, "opacity": 0.6},
-                                        name=label, legendgroup=label, showlegend=False,
-                                        hovertemplate=f"{label}, layer %{{x}}: %{{y:.3g}}<extra>a seed</extra>"))
-        figure.add_trace(go.Scatter(x=depth, y=values.mean(axis=0), mode="lines", line={"color": colour},
-                                    name=label, legendgroup=label,
-                                    hovertemplate=f"{label}, layer %{{x}}: mean %{{y:.3g}}<extra></extra>"))
+        names = list(layers)
+        for phase, norms in (("initial", initial), ("trained", trained)):
+            if norms is None:
+                continue
+            when, symbol, dash = NORM_PHASES[phase]
+            values = np.maximum(np.asarray(norms, dtype=float), 1e-12)
+            depth = np.arange(1, values.shape[1] + 1)
+            for seed, seed_row in zip(seeds, values):
+                figure.add_trace(go.Scatter(
+                    x=depth, y=seed_row, mode="markers", customdata=names, showlegend=False,
+                    marker={"color": colour, "symbol": symbol, "size": 8, "opacity": 0.7},
+                    name=f"{label}, {when}", legendgroup=f"{label}, {when}",
+                    hovertemplate=f"{label}, %{{customdata}}, {when}: %{{y:.3g}}<extra>seed {seed}</extra>"))
+            figure.add_trace(go.Scatter(
+                x=depth, y=values.mean(axis=0), mode="lines", customdata=names, line={"color": colour, "dash": dash},
+                name=f"{label}, {when}", legendgroup=f"{label}, {when}",
+                hovertemplate=f"{label}, %{{customdata}}, {when}: mean %{{y:.3g}}<extra></extra>"))
     figure.update_layout(xaxis_title="layer with weights (1 = nearest the input)",
-                         yaxis_title="gradient norm at initialisation", yaxis_type="log", height=380,
+                         yaxis_title="gradient norm ‖∂loss/∂kernel‖", yaxis_type="log", height=420,
                          margin={"l": 0, "r": 0, "t": 10, "b": 0})
     return figure
 

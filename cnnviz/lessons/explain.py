@@ -1,7 +1,9 @@
 """What the network looks at: the views of the explain lesson, computed on a trained `TrainResult`.
 
 Each view is one call that the page makes (`grad_cam_view`, `saliency_view`, `occlusion_view`,
-`feature_view`, `training_record`; the vanishing-gradients demonstration `run_vanishing_demo`),
+`feature_view`, `training_record`; the vanishing-gradients demonstration `run_vanishing_demo`:
+per-layer gradient norms at initialisation and after training, on the same fixed images, and the
+accuracy each variant reaches under one budget of weight updates, judged by `verdicts.compare`),
 returning plain arrays for `cnnviz.figures.explain`. The maths is in
 `cnnviz.explain`; images are uint8 H x W x C as the dataset gives them. The default model is the
 Train page's default run (`default_config`, pre-trained by `python -m cnnviz warmup`).
@@ -9,6 +11,7 @@ Train page's default run (`default_config`, pre-trained by `python -m cnnviz war
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from cnnviz import explain, training, verdicts
-from cnnviz.architecture import build_keras_model
+from cnnviz.architecture import build_keras_model, summarize, totals
 from cnnviz.lessons import train as train_lesson
 from cnnviz.training import Progress, TrainConfig, TrainResult, diagnostics, inputs, warmup
 from cnnviz.training.diagnostics import TrainingRecord
@@ -215,35 +218,71 @@ BASELINE = "tanh"  # The verdicts compare each other variant with this one.
 class VanishingSettings:
     """The vanishing-gradients demonstration: `depth` conv layers of `filters` 3x3 "same" filters
     (residual: depth / 2 residual blocks, i.e. the same number of 3x3 convolutions, plus the first
-    block's 1x1 projection), global average pooling and a dense softmax; gradient norms at
-    initialisation on `init_images` training images; accuracy after `epochs` on `limit_train`."""
+    block's 1x1 projection; see `depth_stack`), global average pooling and a dense softmax. Every
+    variant and seed makes `updates` weight updates (`epochs` passes over `limit_train` images in
+    batches of `batch_size`, Adam at `learning_rate`); test accuracy on `limit_test` images. The
+    gradient norms are measured on the first `init_images` training images, at initialisation and
+    after training."""
 
     depth: int = 8
     filters: int = 8
     seeds: tuple[int, ...] = (0, 1, 2)
-    limit_train: int = 2000
+    limit_train: int = 2400
     limit_test: int = 1000
-    epochs: int = 1
-    batch_size: int = 64
+    epochs: int = 5
+    batch_size: int = 32
     learning_rate: float = 0.003
     init_images: int = 128
     dataset: str = "fashion_mnist"
 
+    @property
+    def updates(self) -> int:
+        """Weight updates per seed and variant (the last batch of an epoch may be partial)."""
+        return self.epochs * math.ceil(self.limit_train / self.batch_size)
+
+    @classmethod
+    def tiny(cls) -> VanishingSettings:
+        """A few seconds' worth, for tests and `python -m cnnviz warmup --tiny`."""
+        return cls(depth=2, filters=2, seeds=(0, 1), limit_train=128, limit_test=64, epochs=1, batch_size=32,
+                   init_images=16)
+
+
+# The default demonstration (`VanishingSettings()`, every variant, 3 seeds) from an empty cache on
+# 2 idle cores, in seconds. bench/vanishing_demo.py on 2026-12-01, machine shared (no idle run):
+# load 7-10: 264 s wall, RATIO 22.5 to its reference epoch, 73.5 CPU-seconds; load 4-5: 90 s wall,
+# RATIO 49.7, 65.7 CPU-seconds. At the reference's idle 1.1-1.6 s the ratios give 25-81 s; the CPU
+# time bounds the idle wall time between 33 and 74 s. The residual variant's seeds train one after
+# another (seed_stack has no residual blocks): about 43 % of it. Re-measure when idle. Other
+# settings scale it by their work (`estimated_seconds`).
+MEASURED_DEFAULT_SECONDS = 60.0
+
+
+FIRST_STRIDES = 2  # The first 3x3 convolution (or residual block) steps 2 pixels: 28 x 28 -> 14 x 14.
+POOL_AFTER = (2, 4)  # 2x2 max pooling after these 3x3 convolutions (counted from the input), in every variant.
+
 
 def depth_stack(kind: str, depth: int = 8, filters: int = 8) -> list[dict[str, object]]:
-    """The layer stack of one variant of `DEPTH_VARIANTS`."""
+    """The layer stack of one variant of `DEPTH_VARIANTS`: `depth` 3x3 convolutions of `filters`
+    (the first with strides `FIRST_STRIDES`, 2x2 max pooling after those in `POOL_AFTER`), global
+    average pooling and a dense softmax. Residual: `depth // 2` blocks of two such convolutions
+    (the first block's 1x1 projection adds one kernel layer), pooled after the same convolutions."""
     conv: dict[str, object] = {"type": "conv2d", "filters": filters, "kernel_size": 3, "padding": "same"}
-    batch_norm: dict[str, object] = {"type": "batchnorm"}
-    body: list[dict[str, object]]
-    if kind == "tanh":
-        body = [dict(conv, activation="tanh") for _ in range(depth)]
-    elif kind == "relu":
-        body = [dict(conv, activation="relu") for _ in range(depth)]
-    elif kind == "relu_bn":
-        body = [layer for _ in range(depth) for layer in (dict(conv, activation="relu"), batch_norm)]
-    elif kind == "residual":
-        body = [{"type": "residual_block", "filters": filters, "kernel_size": 3, "strides": 1}
-                for _ in range(max(1, depth // 2))]
+    pool: dict[str, object] = {"type": "maxpool2d", "pool_size": 2}
+    body: list[dict[str, object]] = []
+    if kind == "residual":
+        for block in range(max(1, depth // 2)):
+            body.append({"type": "residual_block", "filters": filters, "kernel_size": 3,
+                         "strides": FIRST_STRIDES if block == 0 else 1})
+            if 2 * (block + 1) in POOL_AFTER:
+                body.append(dict(pool))
+    elif kind in ("tanh", "relu", "relu_bn"):
+        activation = "tanh" if kind == "tanh" else "relu"
+        for index in range(1, depth + 1):
+            body.append(dict(conv, activation=activation, **({"strides": FIRST_STRIDES} if index == 1 else {})))
+            if kind == "relu_bn":
+                body.append({"type": "batchnorm"})
+            if index in POOL_AFTER:
+                body.append(dict(pool))
     else:
         raise ValueError(f"Unknown variant {kind!r}; choose one of {', '.join(DEPTH_VARIANTS)}.")
     return body + [{"type": "globalavgpool2d"}, {"type": "dense", "units": 10, "activation": "softmax"}]
@@ -255,44 +294,106 @@ def depth_config(kind: str, settings: VanishingSettings) -> TrainConfig:
     return TrainConfig.from_stack(depth_stack(kind, settings.depth, settings.filters), dataset=settings.dataset,
                                   limit_train=settings.limit_train, limit_test=settings.limit_test,
                                   epochs=settings.epochs, batch_size=settings.batch_size,
-                                  learning_rate=settings.learning_rate)
+                                  learning_rate=settings.learning_rate, validate_every_epoch=False)
 
 
 @dataclass(frozen=True)
-class InitialNorms:
-    """Per-layer gradient norms of one variant at initialisation: `norms[s, j]` for seed s, layer j."""
+class LayerNorms:
+    """Per-layer gradient norms of one variant: `norms[s, j]` for seed `seeds[s]`, kernel layer `layers[j]`."""
 
     layers: tuple[str, ...]
     seeds: tuple[int, ...]
     norms: np.ndarray
 
 
-def initial_gradient_norms(kind: str, settings: VanishingSettings) -> InitialNorms:
-    """Build the variant untrained for each seed (as the engine builds it) and measure, on its first
-    `init_images` training images, each kernel layer's gradient norm (no training)."""
+InitialNorms = LayerNorms  # The name the page and tests used before norms after training existed.
+
+
+def norm_batch(kind: str, settings: VanishingSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed images (and labels) every norm of the demonstration is measured on: the first
+    `init_images` training images of the variant's prepared data (the same for every seed)."""
+    prepared = inputs.prepare(depth_config(kind, settings))
+    return prepared.x_train[:settings.init_images], prepared.y_train[:settings.init_images]
+
+
+# Norms at initialisation depend only on the variant and the settings: measured once per process.
+_INITIAL_NORMS: dict[tuple[str, VanishingSettings], LayerNorms] = {}
+
+
+def initial_gradient_norms(kind: str, settings: VanishingSettings) -> LayerNorms:
+    """Build the variant untrained for each seed (as the engine builds it) and measure, on
+    `norm_batch`, each kernel layer's gradient norm (no training). Kept in memory per (kind, settings)."""
+    if (kind, settings) not in _INITIAL_NORMS:
+        _INITIAL_NORMS[(kind, settings)] = _measure_initial_norms(kind, settings)
+    return _INITIAL_NORMS[(kind, settings)]
+
+
+def _measure_initial_norms(kind: str, settings: VanishingSettings) -> LayerNorms:
     import keras
 
+    config = depth_config(kind, settings)
+    images, labels = norm_batch(kind, settings)
     rows: list[list[float]] = []
     names: tuple[str, ...] = ()
     for seed in settings.seeds:
-        config = depth_config(kind, settings).replace(seed=seed)
-        prepared = inputs.prepare(config)
         keras.utils.set_random_seed(seed)
-        model = build_keras_model(prepared.image_shape, config.stack())
-        norms = diagnostics.layer_gradient_norms(model, prepared.x_train[:settings.init_images],
-                                                 prepared.y_train[:settings.init_images])
+        model = build_keras_model(tuple(images.shape[1:]), config.replace(seed=seed).stack())
+        norms = diagnostics.layer_gradient_norms(model, images, labels)
         names = tuple(norms)
         rows.append(list(norms.values()))
-    return InitialNorms(names, tuple(settings.seeds), np.asarray(rows, dtype=np.float64))
+    return LayerNorms(names, tuple(settings.seeds), np.asarray(rows, dtype=np.float64))
+
+
+def trained_gradient_norms(kind: str, settings: VanishingSettings, runs: Sequence[TrainResult]) -> LayerNorms:
+    """The same measurement as `initial_gradient_norms` (same images, same loss, training-mode
+    forward pass, moving statistics restored) on each seed's trained model."""
+    images, labels = norm_batch(kind, settings)
+    rows: list[list[float]] = []
+    names: tuple[str, ...] = ()
+    for run in runs:
+        with run._lock:  # The model may be shared by sessions; the measurement briefly touches its statistics.
+            norms = diagnostics.layer_gradient_norms(run.model, images, labels)
+        names = tuple(norms)
+        rows.append(list(norms.values()))
+    return LayerNorms(names, tuple(run.config.seed for run in runs), np.asarray(rows, dtype=np.float64))
+
+
+def demo_configs(settings: VanishingSettings, kinds: Sequence[str] | None = None) -> list[TrainConfig]:
+    """Every config the demonstration trains (each variant, each seed): what the warm-up pre-trains."""
+    return [config for kind in (kinds if kinds is not None else DEPTH_VARIANTS)
+            for config in training.seed_configs(depth_config(kind, settings), settings.seeds)]
+
+
+def is_cached(settings: VanishingSettings) -> bool:
+    """Every model of the demonstration is in the disk cache (pre-trained, or run before)."""
+    return all(training.is_cached(config) for config in demo_configs(settings))
+
+
+def _work(settings: VanishingSettings) -> float:
+    """Multiply-adds of the demonstration's training: per variant, an image's forward pass x 3
+    (forward and backward) x images per update x updates x seeds."""
+    total = 0.0
+    for kind in DEPTH_VARIANTS:
+        rows = summarize((28, 28, 1), depth_stack(kind, settings.depth, settings.filters))
+        total += totals(rows).mult_adds * 3 * settings.batch_size * settings.updates * len(settings.seeds)
+    return total
+
+
+def estimated_seconds(settings: VanishingSettings) -> float:
+    """Seconds the demonstration takes from an empty cache on 2 idle cores: `MEASURED_DEFAULT_SECONDS`
+    scaled by its work against the default's (a Fashion-MNIST-sized image assumed)."""
+    return MEASURED_DEFAULT_SECONDS * _work(settings) / _work(VanishingSettings())
 
 
 @dataclass
 class VanishingDemo:
-    """The demonstration's measurements: per variant, the norms at initialisation and the trained seeds."""
+    """The demonstration's measurements, per variant: the norms at initialisation, the trained
+    seeds, and the norms after training (on the same images)."""
 
     settings: VanishingSettings
-    initial: dict[str, InitialNorms] = field(default_factory=dict)
+    initial: dict[str, LayerNorms] = field(default_factory=dict)
     runs: dict[str, list[TrainResult]] = field(default_factory=dict)
+    trained: dict[str, LayerNorms] = field(default_factory=dict)
 
     def accuracies(self, kind: str) -> list[float]:
         return [float(run.test_accuracy) for run in self.runs.get(kind, [])]
@@ -309,10 +410,11 @@ class VanishingDemo:
 
 def run_vanishing_demo(settings: VanishingSettings, *, kinds: Sequence[str] | None = None,
                        on_progress: Callable[[str, Progress], object] | None = None) -> VanishingDemo:
-    """Measure every variant: gradient norms at initialisation, then `train_seeds` (cached per seed).
+    """Measure every variant: gradient norms at initialisation, `train_seeds` (cached per seed;
+    the seeds of one variant train together), then the norms after training on the same images.
 
     `on_progress(variant, progress)` as `ui.train_seeds_with_progress` gives it; a variant whose
-    seeds did not all finish (Stop) ends the run, and is left out of `runs`.
+    seeds did not all finish (Stop) ends the run, and is left out of `runs` and `trained`.
     """
     demo = VanishingDemo(settings)
     for kind in kinds if kinds is not None else DEPTH_VARIANTS:
@@ -325,4 +427,5 @@ def run_vanishing_demo(settings: VanishingSettings, *, kinds: Sequence[str] | No
         if len(runs) < len(settings.seeds) or any(run.stopped_reason != "finished" for run in runs):
             break
         demo.runs[kind] = runs
+        demo.trained[kind] = trained_gradient_norms(kind, settings, runs)
     return demo

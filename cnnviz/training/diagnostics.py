@@ -31,9 +31,18 @@ HISTOGRAM_BINS = 30
 
 
 def kernel_layers(model: keras.Model) -> list[Any]:
-    """The model's trainable layers that have a kernel (Conv2D, Dense, ...), in model order."""
-    return [layer for layer in model.layers
-            if getattr(layer, "trainable", False) and getattr(layer, "kernel", None) is not None]
+    """The model's trainable layers that have a kernel (Conv2D, Dense, ...), in model order; the
+    layers inside a block built as a nested model (`residual_block`) count one by one, in its order."""
+    found = []
+    for layer in model.layers:
+        if not getattr(layer, "trainable", False):
+            continue
+        inner = getattr(layer, "layers", None)
+        if isinstance(inner, list) and getattr(layer, "kernel", None) is None:
+            found.extend(kernel_layers(layer))
+        elif getattr(layer, "kernel", None) is not None:
+            found.append(layer)
+    return found
 
 
 def layer_gradient_norms(model: keras.Model, images: np.ndarray, labels: np.ndarray, *,

@@ -14,7 +14,9 @@ The default configurations come from the same functions the pages call, one plac
   the default freeze depth and `transfer.strategy_config` of `transfer.strategies_for` the split's
   similarity over the default size ladder and seeds, for the default split;
 - augmentation lab: `augmentation.overfitting_variants()`, the four default variants, each with
-  the lab's default seeds (`augmentation.DEFAULT_SEEDS`).
+  the lab's default seeds (`augmentation.DEFAULT_SEEDS`);
+- explain page: the vanishing-gradients demonstration, `explain.demo_configs(VanishingSettings())`
+  (four variants x its seeds; its default model is the train page's).
 
 `tiny=True` swaps every page's sizes for tiny ones (a few hundred images, one epoch) that the
 page's widgets can also select: for tests and CI smoke runs.
@@ -33,17 +35,19 @@ import numpy as np
 
 from cnnviz import data, training
 from cnnviz.lessons import augmentation, lenet_vs_relu, transfer
+from cnnviz.lessons import explain as explain_lesson
 from cnnviz.lessons import train as train_lesson
 from cnnviz.lessons.lenet_vs_relu import ComparisonSettings
 from cnnviz.lessons.transfer import ExperimentSettings
 from cnnviz.training import Progress, TrainConfig, TrainResult, cache
 
-PAGES: tuple[str, ...] = ("train", "lenet_vs_relu", "transfer", "augmentation")
+PAGES: tuple[str, ...] = ("train", "lenet_vs_relu", "transfer", "augmentation", "explain")
 PAGE_TITLES = {
     "train": "Train a small CNN",
     "lenet_vs_relu": "tanh LeNet vs ReLU CNN",
     "transfer": "Transfer learning",
     "augmentation": "Augmentation & regularisation",
+    "explain": "What the network looks at",
 }
 
 # Tiny sizes (selectable in each page's widgets) for tests and CI smoke runs.
@@ -167,6 +171,14 @@ def _augmentation_items(tiny: bool) -> list[WarmupItem]:
             for variant in variants for seed in augmentation.DEFAULT_SEEDS]
 
 
+def _explain_items(tiny: bool) -> list[WarmupItem]:
+
+    settings = explain_lesson.VanishingSettings.tiny() if tiny else explain_lesson.VanishingSettings()
+    return [WarmupItem("explain", f"vanishing gradients: {explain_lesson.DEPTH_VARIANTS[kind]}, seed {config.seed}",
+                       config)
+            for kind in explain_lesson.DEPTH_VARIANTS for config in explain_lesson.demo_configs(settings, [kind])]
+
+
 def page_items(page: str, *, tiny: bool = False) -> list[WarmupItem]:
     """The default runs of one page (see `PAGES`), in the order the page trains them."""
     if page == "train":
@@ -177,6 +189,8 @@ def page_items(page: str, *, tiny: bool = False) -> list[WarmupItem]:
         return _transfer_items(tiny)
     if page == "augmentation":
         return _augmentation_items(tiny)
+    if page == "explain":
+        return _explain_items(tiny)
     raise ValueError(f"Unknown page {page!r}; choose one of {', '.join(PAGES)}.")
 
 

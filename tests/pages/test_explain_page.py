@@ -22,6 +22,7 @@ from cnnviz import explain, training
 from cnnviz.lessons import explain as explain_lesson
 from cnnviz.lessons.train import prepare_upload
 from cnnviz.training import warmup
+from widgets import ui
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(PROJECT_ROOT / "app_pages" / "explain.py")
@@ -272,21 +273,44 @@ def test_the_training_view_plots_the_recorded_gradient_norms_and_weight_histogra
     assert [sum(_array(bar["y"])) for bar in bars] == [layer.kernel.numpy().size for layer in kernels]
 
 
-def test_the_vanishing_gradients_demo_runs_as_a_job_and_shows_every_seed(app):
-    settings = explain_lesson.VanishingSettings(depth=2, filters=2, seeds=(0, 1), limit_train=128, limit_test=64,
-                                                batch_size=32, init_images=16)
+def test_the_vanishing_gradients_demo_runs_as_a_job_and_shows_every_seed(app, tiny_default, monkeypatch):
+    settings = explain_lesson.VanishingSettings.tiny()
     app.session_state["explain_vanishing_settings"] = settings
     app.run()
     assert not [c for c in app.get("plotly_chart") if "vanishing" in c.proto.id]  # Behind the button.
+    captions = " ".join(c.value for c in app.caption)
+    assert f"{settings.updates:,} weight updates of {settings.batch_size} images" in captions
+    assert f"about {explain_lesson.estimated_seconds(settings):.0f} s on two idle cores" in captions
     app.button(key="explain_vanishing_button").click().run()
     assert not app.exception, app.exception
-    norms = _spec(app, "explain_vanishing_norms")["data"]
-    # Per variant: one point trace per seed and the mean line.
-    assert len(norms) == len(explain_lesson.DEPTH_VARIANTS) * (len(settings.seeds) + 1)
-    expected = explain_lesson.initial_gradient_norms("tanh", settings).norms
-    np.testing.assert_allclose([_array(norms[i]["y"]) for i in range(2)], expected, rtol=1e-5)
-    np.testing.assert_allclose(_array(norms[2]["y"]), expected.mean(axis=0), rtol=1e-5)
+    spec = _spec(app, "explain_vanishing_norms")
+    norms = spec["data"]
+    # Per variant: the seeds' points and their mean line at initialisation, then the same after training.
+    per_variant = 2 * (len(settings.seeds) + 1)
+    assert len(norms) == len(explain_lesson.DEPTH_VARIANTS) * per_variant
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    initial = explain_lesson.initial_gradient_norms("tanh", settings).norms
+    runs = training.train_seeds(explain_lesson.depth_config("tanh", settings), settings.seeds)  # from the cache
+    trained = explain_lesson.trained_gradient_norms("tanh", settings, runs).norms
+    np.testing.assert_allclose([_array(norms[i]["y"]) for i in range(2)], initial, rtol=1e-5)
+    np.testing.assert_allclose(_array(norms[2]["y"]), initial.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose([_array(norms[i]["y"]) for i in (3, 4)], trained, rtol=1e-5)
+    np.testing.assert_allclose(_array(norms[5]["y"]), trained.mean(axis=0), rtol=1e-5)
+    # Initialisation and after training are told apart by the marker and the line.
+    assert norms[0]["marker"]["symbol"] != norms[3]["marker"]["symbol"]
+    assert norms[2]["line"]["dash"] != norms[5]["line"]["dash"]
+    assert any(f"same {settings.init_images} training images" in c.value for c in app.caption)
     accuracy = _spec(app, "explain_vanishing_accuracy")["data"]
     assert len(_array(accuracy[0]["y"])) == 2
     texts = [m.value for m in app.markdown if "plain, tanh" in m.value]
     assert len(texts) == 3 and all("Undecided" in text for text in texts)  # 2 seeds: compare asks for more
+
+    # Another visitor: every network is in the disk cache now, so the results show without a click.
+    ui.job_registry.clear()
+    monkeypatch.setattr(explain_lesson, "default_config", lambda: tiny_default.config)
+    again = AppTest.from_file(PAGE, default_timeout=180)
+    again.session_state["explain_vanishing_settings"] = settings
+    again.run()
+    assert not again.exception, again.exception
+    assert any("already trained on this server" in c.value for c in again.caption)
+    assert len(_spec(again, "explain_vanishing_norms")["data"]) == len(norms)
