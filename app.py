@@ -25,5 +25,7 @@ lesson_pages = [
 navigation = st.navigation({"cnnviz": [home], "Lessons": lesson_pages})
 ui.presenter_toggle()
 ui.show_settings_problems()  # Invalid CNNVIZ_* environment settings, also logged.
+# Class sessions: a lecturer's "Students follow me", or a student's follow mode (nothing for anyone else).
+ui.classroom_sidebar(navigation, {page.url_path: page for page in [home, *lesson_pages]})
 with ui.page_errors():  # The one catch-all: a domain error's message, else an apology with a logged id.
     navigation.run()

@@ -32,6 +32,7 @@ from cnnviz import data, images
 from cnnviz.errors import CnnvizError
 from cnnviz.figures import convolution as figures
 from cnnviz.lessons import convolution as lab
+from cnnviz.lessons.classroom import output_shape_question as poll_question
 from cnnviz.shareable import Param
 from widgets import ui
 
@@ -448,6 +449,9 @@ def quiz_box(view: lab.LabView, settings: Settings) -> None:
                   help="Check my prediction")
         st.button("Just show me", key="conv_reveal", on_click=answer_quiz, args=(view.quiz_key, False))
         st.caption("Hint: (W − F + 2P) / S + 1, rounded down.")
+        if ui.lecturer_of():  # A lecturer in a class can send this very question to the room.
+            ui.send_to_class(poll_question(image_height, image_width, settings.kernel_size, settings.stride,
+                                           settings.padding), key="conv_send_to_class")
 
 
 def main_figure(view: lab.LabView, settings: Settings, description: str, image_scale: str) -> None:

@@ -79,6 +79,14 @@ LESSONS: tuple[Lesson, ...] = (
         teaches="Why it decided: Grad-CAM, saliency and occlusion show which pixels a trained CNN's answer rests on.",
         try_this="Pick a shirt the network calls a T-shirt and compare the Grad-CAM of the two classes side by side.",
     ),
+    Lesson(
+        file="app_pages/classroom.py",
+        title="The class",
+        icon=":material/groups:",
+        url_path="classroom",
+        teaches="The whole room at once: the lecturer sends a lesson's question, everyone answers, the histogram shows.",
+        try_this="Start a class, project its QR code, send the output-shape question and reveal it once most answered.",
+    ),
 )
 
 

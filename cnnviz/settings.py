@@ -7,6 +7,7 @@
 | `CNNVIZ_OFFLINE`           | `1`/`true`/`yes`/`on` switches downloads off              | off              |
 | `CNNVIZ_MAX_TRAINING_JOBS` | trainings that may run at once (a whole number 1..64)     | 2                |
 | `CNNVIZ_TRAINING_MEMORY_MB`| memory one training run may use (MB, 16..1,000,000)       | 800 (see `cnnviz.architecture.budget`) |
+| `CNNVIZ_REDIS_URL`         | the Redis shared by several servers (`redis://`, `rediss://`, `unix://`): class sessions | none: in-process |
 
 An empty or unset variable means its default. A value that cannot be used is never silently
 replaced: `problems()` lists one message per bad variable, the app shows them on every page and
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_MAX_TRAINING_JOBS = 2
 # More trainings at once than this on a classroom server is a typing mistake, not a plan.
@@ -36,6 +38,8 @@ _MAX_NUMBER_CHARS = 8
 # `cnnviz.architecture.budget` refuses values outside this range (BudgetError).
 TRAINING_MEMORY_MB_RANGE = (16, 1_000_000)
 _TRUE = {"1", "true", "yes", "on", "y"}
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+_MAX_URL_CHARS = 2000
 _FALSE = {"0", "false", "no", "off", "n"}
 
 logger = logging.getLogger("cnnviz.settings")
@@ -116,6 +120,48 @@ def _check_data_dir() -> Checked:
     return _check_folder("CNNVIZ_DATA_DIR", "the folder of dataset files", must_exist=True)
 
 
+def _redacted_url(raw: str) -> str:
+    """A Redis URL as quoted in a message: never its password (it may be in the log)."""
+    try:
+        parts = urlsplit(raw)
+        if parts.password is not None or parts.username is not None:
+            netloc = "***@" + parts.netloc.rsplit("@", 1)[1]
+            raw = parts._replace(netloc=netloc).geturl()
+    except ValueError:
+        raw = raw.split("@", 1)[-1] if "@" in raw else raw
+    return _shown(raw)
+
+
+def _check_redis_url() -> Checked:
+    name, raw = "CNNVIZ_REDIS_URL", _raw("CNNVIZ_REDIS_URL")
+    if not raw:
+        return Checked(None)
+    fallback = "class sessions stay on this server only (in-process) until it is fixed."
+    if len(raw) > _MAX_URL_CHARS or not raw.isascii() or not raw.isprintable() or " " in raw:
+        return Checked(None, f"{name} is not a Redis URL (at most {_MAX_URL_CHARS} printable ASCII characters, "
+                             f"no spaces); {fallback}")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        return Checked(None, f"{name}={_redacted_url(raw)} is not a Redis URL (its port or host cannot be read); "
+                             f"{fallback}")
+    if parts.scheme not in REDIS_SCHEMES:
+        return Checked(None, f"{name}={_redacted_url(raw)} is not a Redis URL: it starts with redis://, rediss:// "
+                             f"or unix:// (e.g. redis://localhost:6379/0); {fallback}")
+    if parts.scheme == "unix" and not parts.path:
+        return Checked(None, f"{name}={_redacted_url(raw)} names no socket file (unix:///path/to/redis.sock); "
+                             f"{fallback}")
+    if parts.scheme != "unix" and not parts.hostname:
+        return Checked(None, f"{name}={_redacted_url(raw)} names no host (e.g. redis://localhost:6379/0); {fallback}")
+    database = parts.path.strip("/") if parts.scheme != "unix" else ""
+    if database and not (database.isdigit() and len(database) <= 5):
+        return Checked(None, f"{name}={_redacted_url(raw)}: the database after the host is a number "
+                             f"(e.g. /0); {fallback}")
+    del port  # Read only to check it (urlsplit raises for a bad one).
+    return Checked(raw)
+
+
 # Every CNNVIZ_* variable and its check (one entry to add a variable).
 CHECKS: dict[str, Callable[[], Checked]] = {
     "CNNVIZ_CACHE_DIR": _check_cache_dir,
@@ -123,6 +169,7 @@ CHECKS: dict[str, Callable[[], Checked]] = {
     "CNNVIZ_OFFLINE": _check_offline,
     "CNNVIZ_MAX_TRAINING_JOBS": _check_max_training_jobs,
     "CNNVIZ_TRAINING_MEMORY_MB": _check_training_memory_mb,
+    "CNNVIZ_REDIS_URL": _check_redis_url,
 }
 
 
@@ -150,6 +197,12 @@ def training_memory_problem() -> str | None:
 def offline() -> bool:
     """`CNNVIZ_OFFLINE`: True when downloads are switched off."""
     return bool(_check_offline().value)
+
+
+def redis_url() -> str | None:
+    """`CNNVIZ_REDIS_URL`: the Redis that class sessions share, or None (unset or invalid: in-process)."""
+    value = _check_redis_url().value
+    return str(value) if value else None
 
 
 def cache_dir() -> Path:

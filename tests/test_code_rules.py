@@ -29,7 +29,8 @@ UI_MODULES = sorted((PROJECT_ROOT / "app_pages").glob("*.py")) + sorted((PROJECT
 APP_MODULES = CORE_MODULES + UI_MODULES
 OWN_PACKAGES = {"cnnviz", "widgets"}
 HEAVY = {"tensorflow", "keras"}
-LESSON_NAMES = {"convolution", "calculator", "train", "lenet_vs_relu", "transfer", "augmentation", "explain"}
+LESSON_NAMES = {"convolution", "calculator", "train", "lenet_vs_relu", "transfer", "augmentation", "explain",
+                "classroom"}
 
 
 def _relative(path: Path) -> str:

@@ -42,7 +42,8 @@ sys.exit(0 if all(record.ok for record in records) else 1)
 
 # Pages whose key figure needs a model this server may not have trained (no tiny settings): without
 # it, the first screen must say why there is no figure and offer to train it.
-WHY_NO_KEY_FIGURE = {"explain": ("is not trained on this server yet", "Train it")}
+WHY_NO_KEY_FIGURE = {"explain": ("is not trained on this server yet", "Train it"),
+                     "classroom": ("No class in this browser yet", "Start a class")}
 
 KEY_FIGURE_CHARTS = '.st-key-key_figure [data-testid="stPlotlyChart"] .js-plotly-plot'
 
