@@ -11,6 +11,10 @@ import pytest
 
 from cnnviz import convolution as conv
 
+# Each step waits for one rerun of a page; a loaded CI machine took over Playwright's default 5 s
+# for the student's page after Join (the question was on the page just after the timeout).
+STEP_TIMEOUT_MS = 30_000
+
 expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = [pytest.mark.browser]
@@ -33,13 +37,13 @@ def test_a_student_joins_by_the_link_answers_and_the_lecturer_sees_it(streamlit_
         wait_idle(lecturer)
         lecturer.locator(".st-key-classroom_start button").click()
         code_block = lecturer.locator('[data-testid="stCode"]').filter(has_text="?class=")
-        expect(code_block).to_be_visible()
+        expect(code_block).to_be_visible(timeout=STEP_TIMEOUT_MS)
         link = code_block.inner_text().strip()
         assert re.fullmatch(re.escape(streamlit_app) + r"/classroom\?class=[A-Z2-9]{12}", link), link
-        expect(lecturer.locator('[data-testid="stImage"] img').first).to_be_visible()  # The QR code.
+        expect(lecturer.locator('[data-testid="stImage"] img').first).to_be_visible(timeout=STEP_TIMEOUT_MS)  # The QR code.
         wait_idle(lecturer)
         lecturer.locator(".st-key-classroom_send button").click()
-        expect(lecturer.get_by_text("0 of 0", exact=True)).to_be_visible()
+        expect(lecturer.get_by_text("0 of 0", exact=True)).to_be_visible(timeout=STEP_TIMEOUT_MS)
 
         student = student_context.new_page()
         student.set_default_timeout(20_000)
@@ -52,14 +56,14 @@ def test_a_student_joins_by_the_link_answers_and_the_lecturer_sees_it(streamlit_
         student.locator(".st-key-classroom_join button").click()
         truth = conv.output_size(28, 3, 1, "valid")
         choice = student.locator(".st-key-classroom_choice_1").get_by_text(f"{truth} × {truth}", exact=True)
-        expect(choice).to_be_visible()
+        expect(choice).to_be_visible(timeout=STEP_TIMEOUT_MS)
         choice.click()
         wait_idle(student)
         student.locator(".st-key-classroom_answer button").click()
-        expect(student.get_by_text(re.compile("Your answer: .* until the reveal"))).to_be_visible()
+        expect(student.get_by_text(re.compile("Your answer: .* until the reveal"))).to_be_visible(timeout=STEP_TIMEOUT_MS)
 
         # No click on the lecturer's side: the live fragment picks the answer up within a few seconds.
-        expect(lecturer.get_by_text("1 of 1", exact=True)).to_be_visible(timeout=10_000)
+        expect(lecturer.get_by_text("1 of 1", exact=True)).to_be_visible(timeout=STEP_TIMEOUT_MS)
         for page in (lecturer, student):
             assert page.locator(EXCEPTION).count() == 0
         print(f"classroom browser flow: {time.monotonic() - started:.1f} s")

@@ -10,6 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnnviz import data
+from cnnviz.data import example
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "transfer.py")
 
@@ -115,10 +116,16 @@ def test_tiny_experiment_runs_end_to_end_through_every_section():
 # The ImageNet backbone option (weights=None trains; ImageNet weights offline explain themselves)
 # --------------------------------------------------------------------------------------------
 
-def _backbone_page(monkeypatch, tmp_path) -> AppTest:
+def _backbone_page(monkeypatch, tmp_path, data_dir=None) -> AppTest:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty Keras cache
+    # No CIFAR-10 anywhere, whatever this machine has (CI's CNNVIZ_DATA_DIR holds the real one),
+    # unless `data_dir` is given.
+    (tmp_path / "no-data").mkdir(exist_ok=True)
+    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(data_dir or tmp_path / "no-data"))
+    monkeypatch.setenv("CNNVIZ_OFFLINE", "1")
+    data.clear_caches()
     at = _page()
-    at.session_state["transfer_part"] = "ImageNet backbone (CIFAR-10)"
+    at.session_state["transfer_part"] = "ImageNet backbone (CIFAR-10 or your images)"
     return at.run()
 
 
@@ -161,11 +168,44 @@ def _tiny_cifar_folders(root, per_class=10):
     return root
 
 
+def _text(at: AppTest) -> str:
+    parts = [element.value for kind in ("markdown", "caption", "info", "warning", "error", "success")
+             for element in getattr(at, kind)]
+    return " ".join(str(part) for part in parts).replace("\\", "")  # Markdown escapes off.
+
+
+def test_backbone_on_the_example_zip_offers_sizes_from_32_and_sizes_its_head_to_the_zip(monkeypatch, tmp_path):
+    at = _backbone_page(monkeypatch, tmp_path)
+    at.selectbox(key="transfer_backbone_dataset").set_value("class_folders").run()
+    assert not at.exception, at.exception
+    # The image sizes offered start at the backbones' smallest input, and the page says why.
+    assert at.slider(key="train_folders_size").proto.min == 32 and "at least 32×32 pixels" in _text(at)
+    at.button(key="train_folders_use_example").click().run()
+    assert not at.exception and not at.error, at.exception
+    dataset = at.session_state["train_folders_loaded"][1]
+    assert dataset.class_names == example.EXAMPLE_CLASSES and dataset.image_shape == (32, 32, 3)
+    text = _text(at)
+    title = data.spec(dataset.name).title
+    assert title in text and "example_shapes.zip" in text  # The dataset in use is named.
+    # 150 images per class, a fifth held out: fewer than the default 200 per class, so every image.
+    train, test = sum(dataset.report.train_counts), sum(dataset.report.test_counts)
+    assert (train, test) == (360, 90)
+    assert f"Trains on **{train}** training images of {title} (every one it has), 3 classes" in text
+    assert f"**{test}** test images (its whole test split)." in text
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Frozen parameters"] == "2,257,984"  # MobileNetV2's base, as on CIFAR-10.
+    assert metrics["Trainable parameters"] == f"{1281 * 128 + 129 * 3:,}"  # A head of 3 classes.
+    assert "ImageNet weights of MobileNetV2 are not available" in text
+    assert at.button(key="transfer_backbone_button").disabled
+    at.radio(key="transfer_backbone_weights").set_value("random").run()
+    assert not at.exception and not at.warning
+    assert not at.button(key="transfer_backbone_button").disabled  # The example needs no download.
+    assert f"train only a new head on **{title}**" in _text(at)
+
+
 @pytest.mark.slow
 def test_backbone_trains_with_random_weights_through_the_page(monkeypatch, tmp_path):
-    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(_tiny_cifar_folders(tmp_path / "data")))
-    data.clear_caches()
-    at = _backbone_page(monkeypatch, tmp_path)
+    at = _backbone_page(monkeypatch, tmp_path, data_dir=_tiny_cifar_folders(tmp_path / "data"))
     at.radio(key="transfer_backbone_weights").set_value("random")
     at.select_slider(key="transfer_backbone_per_class").set_value(10)
     at.slider(key="transfer_backbone_epochs").set_value(1)
