@@ -5,7 +5,8 @@ Four tabs, each reading top to bottom (widgets, one core call, figures):
 2. overfitting and its cures: the same small CNN on ~1,000 images, plain / augmented / with
    dropout / with batch norm, each with several seeds (seed s is `config.replace(seed=s)`, the run
    `training.train_seeds` makes), trained through the shared seeds panel (`ui.train_seeds_with_progress`);
-   every seed's point, the mean and interval, and verdicts from `cnnviz.verdicts.compare`;
+   every seed's point, the mean and interval, and verdicts from `cnnviz.verdicts.compare`; on a
+   built-in dataset or the student's class folders (one reader for the page, `FolderReader`);
 3. dropout, exactly: the real `keras.layers.Dropout` on a small vector, in both modes;
 4. batch norm, exactly: the real `keras.layers.BatchNormalization` over a few training steps.
 Every number on the page comes from `cnnviz.training.augmenter` / `cnnviz.lessons.augmentation`.
@@ -14,12 +15,14 @@ Every number on the page comes from `cnnviz.training.augmenter` / `cnnviz.lesson
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from cnnviz import data, images, training
+from cnnviz.architecture.layers import shape_text
 from cnnviz.errors import CnnvizError
 from cnnviz.figures import augmentation as augmentation_figures
 from cnnviz.lessons import augmentation
@@ -32,8 +35,10 @@ SAMPLE_IMAGES = 200  # Test images offered as samples in the preview.
 GRID_SIZE = 16
 GRID_COLUMNS_PRESENTER = 8  # Two rows across the full width: the whole grid fits at 1280x720.
 UPLOAD_MAX_SIDE = 128  # Uploads are shrunk to this longest side: 16 copies stay fast.
-FIT_IMAGE_CHOICES = (200, 500, 1_000, 2_000)
+FIT_IMAGE_CHOICES = augmentation.TRAINING_IMAGE_CHOICES
+FIT_FOLDER_IMAGES_KEY = "aug_fit_folder_images"  # The training images of a class-folder dataset (its own choices).
 FIT_REQUEST_KEY = "aug_fit_requested"
+FOLDERS_KEY = "train_folders"  # The class-folder reader's key: the train page's, so its zip is found here too.
 # The default four variants x 3 seeds (1,000 images, 15 epochs) from an empty cache, measured with
 # bench/augmentation_defaults.py on 2 nearly idle CPU cores (one run, 2026-12-01, load average 0.6):
 # 91 s, RATIO 52.9 against one reference epoch of the ReLU CNN (1.72 s) in the same run; the seeds of
@@ -57,7 +62,7 @@ VIEW_PARAMS = [
     Param("aug_shift", "int", minimum=0, maximum=50),
     Param("aug_contrast", "float", minimum=0.0, maximum=1.0),
     Param("aug_seed", "int", minimum=0, maximum=1_000_000),
-    Param("aug_fit_dataset", "choice", choices=data.DATASETS),
+    Param("aug_fit_dataset", "choice", choices=data.DATASETS + (ui.CLASS_FOLDERS,)),
     Param("aug_fit_images", "choice", choices=FIT_IMAGE_CHOICES),
     Param("aug_fit_epochs", "int", minimum=2, maximum=40),
     Param("aug_fit_seeds", "int", minimum=1, maximum=training.seeds.MAX_SEEDS),
@@ -105,6 +110,27 @@ def train_variants(variants, seeds: tuple[int, ...], report: ui.VariantReport) -
             for variant in variants}
 
 
+@dataclass
+class FolderReader:
+    """The page's one reader of the student's class folders (`ui.class_folder_dataset(FOLDERS_KEY)`, the
+    zip read on the train page or here): drawn once per run, in the first tab whose picker chooses
+    "your own images"; a later tab uses what it read."""
+
+    drawn_in: str | None = None  # The tab that drew it in this run.
+    dataset: data.Dataset | None = None
+
+    def read(self, tab: str) -> data.Dataset | None:
+        if self.drawn_in is None:
+            self.drawn_in = tab
+            self.dataset = ui.class_folder_dataset(FOLDERS_KEY)
+        elif self.dataset is None:
+            st.info(f"Read your zip of class folders in the **{self.drawn_in}** tab (above its images).",
+                    icon=":material/upload:")
+        else:
+            st.caption(f"Your images as read in the **{self.drawn_in}** tab.")
+        return self.dataset
+
+
 def _reroll() -> None:
     st.session_state["aug_seed"] = int(st.session_state.get("aug_seed", 0)) + 1
 
@@ -113,7 +139,7 @@ def _reroll() -> None:
 # 1 · Augmentation preview
 # --------------------------------------------------------------------------------------------
 
-def preview_image_ui() -> tuple[np.ndarray, str | None, str] | None:
+def preview_image_ui(folders: FolderReader) -> tuple[np.ndarray, str | None, str] | None:
     """The image to augment: (uint8 pixels, dataset name or None for an upload, caption), or None."""
     source = st.radio("Image", ["sample", "upload"], horizontal=True, key="aug_source",
                       format_func={"sample": "a dataset sample", "upload": "my own picture"}.get)
@@ -136,7 +162,7 @@ def preview_image_ui() -> tuple[np.ndarray, str | None, str] | None:
     with left:
         name = ui.dataset_selectbox("aug_dataset", class_folders=True)
     if name == ui.CLASS_FOLDERS:  # The student's own images (the zip read on the train page, or another).
-        dataset = ui.class_folder_dataset("train_folders")
+        dataset = folders.read("Augmentation preview")
         if dataset is None:
             return None
         name = dataset.name
@@ -165,13 +191,13 @@ def strength_ui() -> tuple:
                                            zoom_percent=zoom, translation_percent=shift, contrast=contrast)
 
 
-def preview_section() -> None:
+def preview_section(folders: FolderReader) -> None:
     st.markdown("Augmentation turns one training image into many plausible ones, so a small dataset "
                 "looks larger. Each version below is a fresh random draw of the real Keras "
                 "preprocessing layers — exactly what the training engine applies to every batch.")
     settings, shown = st.columns([2, 3], gap="large")
     with settings:
-        picked = preview_image_ui()
+        picked = preview_image_ui(folders)
         spec = strength_ui()
     if picked is None:
         return
@@ -215,23 +241,67 @@ def preview_section() -> None:
 # 2 · Overfitting and its cures
 # --------------------------------------------------------------------------------------------
 
-def fit_settings_ui():
-    columns = st.columns(4)
+@dataclass(frozen=True)
+class FitData:
+    """The data the variants train on: a dataset's name and the images taken from it."""
+
+    name: str
+    limit_train: int
+    limit_test: int
+    what: str  # Which dataset, for the student (Markdown).
+
+
+def fit_data_ui(folders: FolderReader) -> FitData | None:
+    """The variants' dataset and how many of its images they use; None while the student's own images
+    are chosen but not read (the reader says why)."""
+    picker, images_column = st.columns([1, 2])
+    with picker:
+        name = ui.dataset_selectbox("aug_fit_dataset", label="Dataset", class_folders=True)
+    if name != ui.CLASS_FOLDERS:
+        with images_column:
+            limit_train = st.select_slider("Training images", FIT_IMAGE_CHOICES, key="aug_fit_images",
+                                           format_func=lambda n: f"{n:,}",
+                                           help="Few images make overfitting easy to see.")
+        spec = data.spec(name)
+        return FitData(name, int(limit_train), augmentation.measured_test_images(),
+                       f"**{spec.title}** ({shape_text(spec.image_shape)} images)")
+    dataset = folders.read("Overfitting and its cures")  # Full width, under the picker.
+    if dataset is None:
+        return None
+    available = len(dataset.x_train)
+    choices = augmentation.training_image_choices(available)  # Up to the images it has.
+    if st.session_state.get(FIT_FOLDER_IMAGES_KEY) not in choices:  # Another dataset's, or none yet.
+        st.session_state[FIT_FOLDER_IMAGES_KEY] = max(
+            (n for n in choices if n <= augmentation.OVERFIT_LIMIT_TRAIN), default=choices[0])
+    with images_column:
+        if len(choices) == 1:
+            limit_train = available
+            st.markdown(f"Training images: all {available:,}.")
+        else:
+            limit_train = st.select_slider("Training images", choices, key=FIT_FOLDER_IMAGES_KEY,
+                                           format_func=lambda n: f"all {n:,}" if n == available else f"{n:,}",
+                                           help="Few images make overfitting easy to see.")
+    source = f" from {ui.markdown_text(dataset.report.what)}" if dataset.report is not None else ""
+    return FitData(dataset.name, int(limit_train), augmentation.measured_test_images(len(dataset.x_test)),
+                   f"**{ui.markdown_text(data.spec(dataset.name).title)}**{source}")
+
+
+def fit_settings_ui(folders: FolderReader):
+    """(FitData, epochs, seeds, variant keys), or None while there is no data to train on."""
+    fit_data = fit_data_ui(folders)
+    if fit_data is None:
+        return None
+    columns = st.columns(3)
     with columns[0]:
-        dataset = ui.dataset_selectbox("aug_fit_dataset", label="Dataset")
-    with columns[1]:
-        limit_train = st.select_slider("Training images", FIT_IMAGE_CHOICES, key="aug_fit_images",
-                                       format_func=lambda n: f"{n:,}",
-                                       help="Few images make overfitting easy to see.")
-    with columns[2]:
         epochs = st.slider("Epochs", 2, 40, key="aug_fit_epochs")
-    with columns[3]:
+    with columns[1]:
         seeds = st.number_input("Seeds per variant", 1, training.seeds.MAX_SEEDS, step=1, key="aug_fit_seeds",
                                 help="Each seed is one more training run of every variant: its own initial "
                                      "weights, training subset, data order and augmentation. More seeds "
                                      "narrow the intervals; with one seed no verdict can be made.")
-    chosen = st.multiselect("Variants", VARIANT_KEYS, key="aug_fit_variants", format_func=VARIANT_TITLES.get)
-    return dataset, int(limit_train), int(epochs), int(seeds), tuple(k for k in VARIANT_KEYS if k in chosen)
+    with columns[2]:
+        chosen = st.multiselect("Variants", VARIANT_KEYS, key="aug_fit_variants", format_func=VARIANT_TITLES.get)
+    return fit_data, int(epochs), int(seeds), tuple(k for k in VARIANT_KEYS if k in chosen)
 
 
 def fit_curves_ui(histories: dict) -> None:
@@ -313,31 +383,38 @@ def fit_results_ui(measured: list) -> None:
                 icon=":material/compare_arrows:")
 
 
-def overfitting_section() -> None:
+def overfitting_section(folders: FolderReader) -> None:
     st.markdown(f"A CNN with about a hundred thousand weights and only ~1,000 training images can memorise "
                 "them: training accuracy climbs to nearly 100 % while test accuracy stalls. Train the same "
                 "small CNN with each cure, with several seeds each, and compare the **gap**. The default runs "
                 f"({len(DEFAULT_VARIANTS)} variants × {len(augmentation.DEFAULT_SEEDS)} seeds) took "
                 f"{MEASURED_RUN_SECONDS} s in all on 2 CPU cores; finished runs are cached, so a revisit "
                 "shows them at once.")
-    dataset, limit_train, epochs, seed_count, keys = fit_settings_ui()
+    settings = fit_settings_ui(folders)
+    if settings is None:
+        return
+    fit_data, epochs, seed_count, keys = settings
+    limit_train = fit_data.limit_train
     if not keys:
         st.info("Choose at least one variant to train.", icon=":material/checklist:")
         return
     try:
-        num_classes = data.spec(dataset).num_classes
-        variants = augmentation.overfitting_variants(dataset, keys=keys, limit_train=limit_train, epochs=epochs,
-                                                       num_classes=num_classes)
+        variants = augmentation.overfitting_variants(fit_data.name, keys=keys, limit_train=limit_train,
+                                                       limit_test=fit_data.limit_test, epochs=epochs)
         seeds = training.seed_list(seed_count)
     except CnnvizError as error:
         ui.show_error(error)
         return
     config = variants[0].config
     updates = augmentation.weight_updates(config, limit_train)
+    st.caption(f"Data: {fit_data.what}; {limit_train:,} training and {config.limit_test:,} test images.")
+    unflipped = augmentation.unflipped_reason(fit_data.name)
     with st.expander("What each variant changes, and the budget"):
         for variant in variants:
             st.markdown(f"- **{variant.title}**: {variant.change} "
                         f"({augmentation.variant_parameters(variant):,} parameters)")
+        if unflipped is not None and any(variant.config.augmentation for variant in variants):
+            st.caption(f"No left–right flips in the augmentation: {unflipped}")
         st.caption(f"All: the same CNN (conv 16 → pool → conv 32 → pool → Dense 128 → softmax), Adam, "
                    f"batch {config.batch_size}, {limit_train:,} training and {config.limit_test:,} test images, "
                    f"seeds {', '.join(str(s) for s in seeds)}. Budget: {epochs} epochs of "
@@ -478,12 +555,13 @@ for _key, _default in WIDGET_DEFAULTS.items():
 
 preview_tab, fit_tab, dropout_tab, batchnorm_tab = st.tabs(
     ["Augmentation preview", "Overfitting and its cures", "Dropout, exactly", "Batch norm, exactly"])
+folder_reader = FolderReader()
 with preview_tab:
-    preview_section()
+    preview_section(folder_reader)
 with dropout_tab:
     dropout_section()
 with batchnorm_tab:
     batchnorm_section()
 with fit_tab:
-    overfitting_section()
+    overfitting_section(folder_reader)
 ui.publish_view(VIEW_PARAMS)

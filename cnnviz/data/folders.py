@@ -529,9 +529,15 @@ def _dark_background(x: npt.NDArray[np.uint8]) -> bool:
     return bool(border.mean() < 96)
 
 
+# Nothing is known about a student's classes: every flip is flagged (a mirrored left arrow is a right
+# arrow), and large rotations are questioned without claiming the pictures are upright.
 _ADVICE = AugmentationAdvice(
     vertical_flip=("Upside-down pictures may never occur among your test images: flip vertically only if "
-                   "your classes look the same upside down."))
+                   "your classes look the same upside down."),
+    horizontal_flip=("A mirrored picture may no longer belong to its class: flip left–right only if your "
+                     "classes look the same mirrored."),
+    rotation=("Rotations up to {degrees:.0f}° produce strongly tilted pictures: if your test pictures are "
+              "upright, small angles (10–20°) usually help more."))
 
 
 def _spec(name: str, class_names: tuple[str, ...], shape: tuple[int, int, int], dark: bool) -> DatasetSpec:

@@ -13,7 +13,11 @@
   several seeds (`train_variant_seeds`, through `cnnviz.training.train_seeds`); `seed_measurement`
   collects a variant's per-seed outcomes, and `regularisation_verdicts` judges each cure against
   the baseline (gap and test accuracy) with `cnnviz.verdicts.compare`. `run_default_experiment`
-  is the page's default comparison for `python -m cnnviz experiment augmentation`.
+  is the page's default comparison for `python -m cnnviz experiment augmentation`. The variants
+  train on any dataset `data.spec` knows, a student's class folders included: the head gets its
+  classes, the stacks are checked on its image shape, `training_image_choices` and
+  `measured_test_images` stop at the images it has, and the augmentation flips only where the
+  dataset's advice says mirroring keeps the class (`unflipped_reason`).
 
 TensorFlow/Keras are imported lazily inside functions: importing this module is cheap.
 """
@@ -248,6 +252,9 @@ OVERFIT_BATCH_SIZE = 16  # Small batches: many updates per epoch, so the baselin
 OVERFIT_LEARNING_RATE = 0.003
 VARIANT_KEYS = ("baseline", "augmentation", "dropout", "batchnorm", "all")
 DEFAULT_VARIANTS = ("baseline", "augmentation", "dropout", "batchnorm")
+TRAINING_IMAGE_CHOICES = (200, 500, 1_000, 2_000)  # Few images make overfitting easy to see.
+VARIANT_ROTATION_DEGREES = 10.0
+VARIANT_SHIFT_PERCENT = 5.0
 
 
 def small_cnn_stack(*, num_classes: int = 10, dropout: bool = False, batchnorm: bool = False) -> list[dict]:
@@ -272,10 +279,40 @@ def small_cnn_stack(*, num_classes: int = 10, dropout: bool = False, batchnorm: 
 
 
 def variant_augmentation(dataset: str) -> augmenter.Spec:
-    """A mild augmentation that suits the dataset: no flips for digits, small rotations and shifts."""
+    """A mild augmentation that suits the dataset: small rotations and shifts, and left–right flips only
+    where the dataset's advice says mirroring keeps the class (not for digits, nor for a class-folder
+    dataset, whose classes nothing is known about: `unflipped_reason`)."""
     return augmenter.spec_from_settings(
-        flip_horizontal=data.spec(dataset).augmentation.horizontal_flip is None,  # Mirroring keeps the class.
-        rotation_degrees=10.0, translation_percent=5.0)
+        flip_horizontal=unflipped_reason(dataset) is None, rotation_degrees=VARIANT_ROTATION_DEGREES,
+        translation_percent=VARIANT_SHIFT_PERCENT)
+
+
+def unflipped_reason(dataset: str) -> str | None:
+    """Why the augmentation variant does not flip left–right on `dataset` (its spec's advice), or None."""
+    return data.spec(dataset).augmentation.horizontal_flip
+
+
+def augmentation_change(spec: augmenter.Spec) -> str:
+    """What the augmentation variant changes, in one phrase, from its spec."""
+    on = dict(augmenter.active(spec))
+    parts = (["horizontal flips"] if "flip_horizontal" in on else []) + [
+        f"rotations (±{VARIANT_ROTATION_DEGREES:g}°)", f"shifts (±{VARIANT_SHIFT_PERCENT:g} %)"]
+    return f"random {', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def training_image_choices(available: int | None = None) -> tuple[int, ...]:
+    """The training-set sizes offered for a dataset with `available` training images (None: plenty):
+    `TRAINING_IMAGE_CHOICES` up to what it has, and then all of its images."""
+    if available is None or available >= TRAINING_IMAGE_CHOICES[-1]:
+        return TRAINING_IMAGE_CHOICES
+    if available < 1:
+        raise SettingsError("This dataset has no training images.")
+    return tuple(n for n in TRAINING_IMAGE_CHOICES if n < available) + (int(available),)
+
+
+def measured_test_images(available: int | None = None) -> int:
+    """The test images the variants are measured on: `OVERFIT_LIMIT_TEST`, or all a smaller dataset has."""
+    return OVERFIT_LIMIT_TEST if available is None else max(1, min(OVERFIT_LIMIT_TEST, int(available)))
 
 
 @dataclass(frozen=True)
@@ -290,18 +327,25 @@ def overfitting_variants(dataset: str = "fashion_mnist", *, keys: Sequence[str] 
                          limit_train: int = OVERFIT_LIMIT_TRAIN, limit_test: int = OVERFIT_LIMIT_TEST,
                          epochs: int = OVERFIT_EPOCHS, batch_size: int = OVERFIT_BATCH_SIZE,
                          learning_rate: float = OVERFIT_LEARNING_RATE, seed: int = 0,
-                         num_classes: int = 10) -> tuple[Variant, ...]:
-    """The variants as TrainConfigs: identical data, optimiser, epochs and seed; only the cure differs."""
+                         num_classes: int | None = None) -> tuple[Variant, ...]:
+    """The variants as TrainConfigs: identical data, optimiser, epochs and seed; only the cure differs.
+
+    `dataset` is any dataset `data.spec` knows, a class-folder one included: the stacks get its class
+    count (`num_classes` None) and are checked on its image shape (`ArchitectureError` when the small
+    CNN cannot work on it).
+    """
 
     unknown = [k for k in keys if k not in VARIANT_KEYS]
     if unknown:
         raise ValueError(f"Unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANT_KEYS)}.")
     if not keys:
         raise SettingsError("Choose at least one variant to train.")
+    dataset_spec = data.spec(dataset)
+    num_classes = dataset_spec.num_classes if num_classes is None else int(num_classes)
     augment = variant_augmentation(dataset)
     definitions = {
         "baseline": ("No regularisation", "nothing: the plain CNN", dict(), ()),
-        "augmentation": ("Augmentation", "random flips, rotations (±10°) and shifts (±5 %)", dict(), augment),
+        "augmentation": ("Augmentation", augmentation_change(augment), dict(), augment),
         "dropout": ("Dropout", "Dropout(0.25) after the convolutions, Dropout(0.5) after Dense(128)",
                     dict(dropout=True), ()),
         "batchnorm": ("Batch norm", "BatchNormalization after each convolution", dict(batchnorm=True), ()),
@@ -310,8 +354,10 @@ def overfitting_variants(dataset: str = "fashion_mnist", *, keys: Sequence[str] 
     variants = []
     for key in keys:
         title, change, stack_options, spec = definitions[key]
+        stack = small_cnn_stack(num_classes=num_classes, **stack_options)
+        architecture.summarize(dataset_spec.image_shape, stack)  # Raises when it cannot work on these images.
         config = TrainConfig.from_stack(
-            small_cnn_stack(num_classes=num_classes, **stack_options), dataset=dataset,
+            stack, dataset=dataset,
             limit_train=limit_train, limit_test=limit_test, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, optimizer="adam", seed=seed, augmentation=spec)
         config.validate()

@@ -270,13 +270,13 @@ class AugmentationWarning:
 def warnings_for(dataset: str | None, spec: Any) -> list[AugmentationWarning]:
     """Why the switched-on augmentations may create images that do not belong to their class.
 
-    `dataset` is a cnnviz dataset name ("fashion_mnist", "mnist", "cifar10") or None (an upload:
-    only the dataset-independent checks apply). The dataset-specific advice is its spec's
-    `augmentation` (`cnnviz.data.dataset_spec.AugmentationAdvice`).
+    `dataset` is a cnnviz dataset name ("fashion_mnist", "mnist", "cifar10", or a class-folder
+    dataset's) or None (an upload: only the dataset-independent checks apply). The dataset-specific
+    advice is its spec's `augmentation` (`cnnviz.data.dataset_spec.AugmentationAdvice`).
     """
     on = dict(active(spec))
     found: list[AugmentationWarning] = []
-    advice = data.spec(dataset).augmentation if dataset in data.DATASETS else None
+    advice = None if dataset is None else data.spec(dataset).augmentation
 
     def add(name: str, severity: str, message: str) -> None:
         found.append(AugmentationWarning(name, severity, message))

@@ -150,6 +150,61 @@ def test_overfitting_variants_train_every_seed_and_fill_the_table(app):
     assert _frame(again, "gap (points)")["variant"].tolist() == ["No regularisation"] * 2 + ["Dropout"] * 2
 
 
+@pytest.mark.slow
+def test_the_variants_train_on_the_students_class_folders(app):
+    """The bundled example zip, read in the trainer's own picker, trains every variant with two seeds on
+    its 3 classes and 28x28 grey images; the table, the verdicts and the data caption follow."""
+    from cnnviz import training
+    from cnnviz.data import example
+
+    app.selectbox(key="aug_fit_dataset").set_value("class_folders").run()
+    assert not app.exception, app.exception
+    assert any("Upload a zip of class folders" in i.value for i in app.info)  # Nothing to train on yet.
+    assert not [b for b in app.button if b.key == "aug_fit_train"]
+    app.button(key="train_folders_use_example").click()
+    app.slider(key="train_folders_size").set_value(28)
+    app.radio(key="train_folders_colour").set_value("grayscale").run()
+    assert not app.exception, app.exception
+    dataset = app.session_state["train_folders_loaded"][1]
+    assert dataset.image_shape == (28, 28, 1) and dataset.class_names == example.EXAMPLE_CLASSES
+    available, tests = len(dataset.x_train), len(dataset.x_test)
+    images = app.select_slider(key="aug_fit_folder_images")
+    assert list(images.options) == ["200", f"all {available:,}"] and images.value == available  # Bounded.
+    captions = [c.value.replace("\\", "") for c in app.caption]  # Markdown escapes off.
+    assert any("example_shapes.zip" in c and f"{available:,} training and {tests:,} test images" in c
+               for c in captions)  # Which data is in use.
+    assert any(c.startswith("No left–right flips") for c in captions)
+    images.set_value(200)
+    app.slider(key="aug_fit_epochs").set_value(2)
+    app.number_input(key="aug_fit_seeds").set_value(2)
+    keys = ("baseline", "augmentation", "batchnorm")  # Three of the four defaults: under 15 s.
+    app.multiselect(key="aug_fit_variants").set_value(list(keys))
+    app.button(key="aug_fit_train").click().run(timeout=300)
+    assert not app.exception, app.exception
+    assert not app.error
+
+    variants = augmentation.overfitting_variants(dataset.name, keys=keys,
+                                                   limit_train=200, limit_test=tests, epochs=2)
+    table = _frame(app, "gap (points)")  # One row per variant and seed.
+    assert table["variant"].tolist() == [v.title for v in variants for _ in (0, 1)]
+    assert table["seed"].tolist() == [0, 1] * len(variants)
+    results = {v.key: [training.load_cached(v.config.replace(seed=s)) for s in (0, 1)] for v in variants}
+    for row, result in zip(table.itertuples(index=False), [r for v in variants for r in results[v.key]]):
+        assert result is not None and result.stopped_reason == "finished"
+        assert result.class_names == example.EXAMPLE_CLASSES and result.config.dataset == dataset.name
+        assert row[3] == pytest.approx(result.test_accuracy)
+    first = results["baseline"][0]
+    assert len(first.test_data()[1]) == tests  # Every test image of the zip's split.
+    assert first.predict(dataset.x_test[:2]).shape == (2, 3)  # The head has one unit per class folder.
+    summary = _frame(app, "gap in points: mean (95 % interval)")
+    assert summary["weight updates per seed"].tolist() == [2 * 13] * len(variants)  # 200 images, batch 16.
+    measured = [augmentation.seed_measurement(v, (0, 1), results[v.key]) for v in variants]
+    texts = [verdict.text for verdict in augmentation.regularisation_verdicts(measured)]
+    assert len(texts) == 2 * (len(variants) - 1)
+    shown = "\n".join(m.value for m in app.markdown)
+    assert all(text in shown for text in texts)
+
+
 def _png(width: int, height: int) -> bytes:
     import io
 
