@@ -6,6 +6,9 @@ with a chosen freeze depth (feature space before/after on the same scale, frozen
 bit for bit); and the strategy comparison over transfer-set sizes with several seeds: the four
 cases are fixed by the data (images per class, class families), each measured with the strategy it
 prescribes, and every verdict comes from `cnnviz.verdicts.compare`.
+The second part puts a frozen keras.applications backbone (MobileNetV2, VGG16) under a new head,
+trained on CIFAR-10 or on the session's class-folder dataset (the train page's zip, read here at
+32 px or more).
 All training goes through the shared engine (`ui.train_with_progress`, or `training.train_seeds` inside
 a cached background job for the comparison); TensorFlow loads only once something trains.
 """
@@ -57,7 +60,7 @@ DEFAULTS = dict(pretrain_per_class=_DEFAULT.pretrain_per_class, test_per_class=_
 
 # The page's two experiments: the class split (sections 1-5) and the ImageNet backbone.
 PART_CLASS_SPLIT = "Class split (Fashion-MNIST)"
-PART_BACKBONE = "ImageNet backbone (CIFAR-10)"
+PART_BACKBONE = "ImageNet backbone (CIFAR-10 or your images)"
 PARTS = (PART_CLASS_SPLIT, PART_BACKBONE)
 WEIGHT_OPTIONS = ("imagenet", "random")
 BACKBONE_PER_CLASS_OPTIONS = (10, 50, 100, 200, 500, 1000)
@@ -111,6 +114,7 @@ VIEW_PARAMS = [
     Param("transfer_backbone_weights", "choice", choices=WEIGHT_OPTIONS),
     Param("transfer_backbone_per_class", "choice", choices=BACKBONE_PER_CLASS_OPTIONS),
     Param("transfer_backbone_epochs", "int", minimum=1, maximum=10),
+    Param("transfer_backbone_dataset", "choice", choices=(transfer.BACKBONE_DATASET, ui.CLASS_FOLDERS)),
 ]
 
 
@@ -546,17 +550,21 @@ def _four_cases_table(similarity: str, measured) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# A backbone pre-trained on ImageNet (seed 001's VGG16), frozen under a new head, on CIFAR-10
+# A backbone pre-trained on ImageNet (seed 001's VGG16), frozen under a new head, on CIFAR-10 or
+# the session's own class-folder dataset
 # --------------------------------------------------------------------------------------------
 
 WEIGHT_LABELS = {"imagenet": "ImageNet (pre-trained)", "random": "Random (weights=None, a baseline)"}
 BACKBONE_TEST_PER_CLASS = 100  # Test images per class (1,000 CIFAR-10 images; 10 with the smallest run).
+# The student's own images: the session's class-folder dataset, the one the train page reads.
+BACKBONE_FOLDERS_KEY = "train_folders"
 # Measured (one run, 2026-12-01, 2 CPU cores shared with other work, load average about 8, random weights,
 # 2,000 training + 1,000 test images at 32×32, batch 64): seconds of the first epoch (which also traces the
 # graph) and of each later one. An idle server is faster (MobileNetV2's forward pass alone ran at
 # ~1,700 images/s, VGG16's at ~100, on a less busy machine); the ratio VGG16 / MobileNetV2 is ~25-30.
 MEASURED_BACKBONE_SECONDS = {"mobilenet_v2": (28.0, 3.4), "vgg16": (115.0, 106.0)}
 MEASURED_BACKBONE_IMAGES = 2_000
+MEASURED_BACKBONE_SIDE = 32
 
 
 def _backbone_label(name: str) -> str:
@@ -564,12 +572,33 @@ def _backbone_label(name: str) -> str:
     return f"{spec.label} ({'light' if spec.light else 'heavy'})"
 
 
+def backbone_data_ui() -> data.Dataset | None:
+    """The backbone's data: CIFAR-10 (None: loaded when it trains), or the session's class-folder
+    dataset (read here at a size the backbones accept; the script stops while there is none)."""
+    name = ui.dataset_selectbox("transfer_backbone_dataset", label="Data", default=transfer.BACKBONE_DATASET,
+                                options=(transfer.BACKBONE_DATASET,), class_folders=True)
+    if name != ui.CLASS_FOLDERS:
+        return None
+    smallest = transfer.backbone_min_side()
+    st.caption(f":material/photo_size_select_large: Both backbones need images of at least {smallest}×{smallest} "
+               f"pixels, so the image sizes offered start at {smallest}; grey-scale images are repeated into "
+               "three channels.")
+    dataset = ui.class_folder_dataset(BACKBONE_FOLDERS_KEY, min_size=smallest)
+    if dataset is None:
+        st.stop()
+    return dataset
+
+
 def backbone_ui() -> None:
-    """The option: a frozen keras.applications base under a new head, trained on CIFAR-10."""
+    """The option: a frozen keras.applications base under a new head, trained on CIFAR-10 or the
+    student's own images."""
     st.header("A backbone pre-trained on ImageNet")
+    folder_dataset = backbone_data_ui()
+    title = data.spec(transfer.BACKBONE_DATASET if folder_dataset is None else folder_dataset.name).title
+    what = "CIFAR-10's 32×32 photos" if folder_dataset is None else f"**{ui.markdown_text(title)}**"
     st.write("Instead of pre-training a network yourself, take the convolutional base of a network "
              "trained on the 1.3 million photos of ImageNet (VGG16, as in the seeds' notebook, or the "
-             "lighter MobileNetV2), freeze it, and train only a new head on CIFAR-10's 32×32 photos.")
+             f"lighter MobileNetV2), freeze it, and train only a new head on {what}.")
     left, right = st.columns(2)
     name = left.radio("Backbone", backbones.BACKBONE_NAMES, format_func=_backbone_label,
                       key="transfer_backbone", horizontal=True)
@@ -585,6 +614,19 @@ def backbone_ui() -> None:
     settings = transfer.BackboneSettings(
         backbone=name, weights=None if weights == "random" else backbones.IMAGENET,
         per_class=int(per_class), test_per_class=min(BACKBONE_TEST_PER_CLASS, int(per_class)), epochs=int(epochs))
+    if folder_dataset is not None:
+        try:
+            settings = transfer.fit_backbone_settings(settings, folder_dataset)
+        except CnnvizError as error:
+            ui.show_error(error, icon=":material/photo_size_select_small:")
+            return
+    train_images, test_images = transfer.backbone_images(settings, folder_dataset)
+    smaller_batch = settings.batch_size < transfer.BackboneSettings().batch_size
+    st.caption(f":material/database: Trains on **{train_images:,}** training images of {ui.markdown_text(title)}"
+               + (" (every one it has)" if settings.per_class is None else "")
+               + f", {len(data.spec(settings.dataset).class_names)} classes, and scores on **{test_images:,}** "
+               + ("test images (its whole test split)" if settings.test_per_class is None else "test images")
+               + (f"; batches of {settings.batch_size}." if smaller_batch else "."))
     status = transfer.backbone_weights_status(settings)
     if status.available:
         st.caption(":material/download_done: " + ui.markdown_text(status.message))
@@ -593,7 +635,7 @@ def backbone_ui() -> None:
     counts = transfer.backbone_counts(settings)
     frozen, trainable, total = st.columns(3)
     frozen.metric("Frozen parameters", f"{counts.frozen:,}", help="Copied from the base, never updated.")
-    trainable.metric("Trainable parameters", f"{counts.trainable:,}", help="The new head, trained on CIFAR-10.")
+    trainable.metric("Trainable parameters", f"{counts.trainable:,}", help=f"The new head, trained on {title}.")
     total.metric("Total", f"{counts.total:,}", help="Keras' model.count_params().")
     ui.plotly_chart(transfer_figures.layer_roles_figure(*transfer.backbone_layer_roles(counts)),
                     key="transfer_backbone_roles_chart")
@@ -608,17 +650,21 @@ def backbone_ui() -> None:
                         key="transfer_backbone_button", disabled=not status.available or source.source is None)
     if not status.available or not _requested("transfer_backbone_for", config, clicked):
         first, later = MEASURED_BACKBONE_SECONDS[name]
-        share = settings.per_class * len(data.spec(settings.dataset).class_names) / MEASURED_BACKBONE_IMAGES
+        share = train_images / MEASURED_BACKBONE_IMAGES
+        height, width = data.spec(settings.dataset).image_shape[:2]
+        pixels = height * width / MEASURED_BACKBONE_SIDE ** 2
         st.info(f"Press **Train the new head** to train it. Measured with {MEASURED_BACKBONE_IMAGES:,} training "
-                f"images on two busy CPU cores: {backbones.backbone(name).label} took {first:g} s for the first "
-                f"epoch (building the graph included) and {later:g} s for each later one; these settings "
-                f"train {share:g}x as many images.", icon=":material/info:")
+                f"images of {MEASURED_BACKBONE_SIDE}×{MEASURED_BACKBONE_SIDE} pixels on two busy CPU cores: "
+                f"{backbones.backbone(name).label} took {first:g} s for the first epoch (building the graph "
+                f"included) and {later:g} s for each later one; these settings train {share:.2g}x as many images"
+                + (f", each with {pixels:.2g}x the pixels." if pixels != 1 else "."), icon=":material/info:")
         return
     result = ui.train_with_progress(config, key="transfer_backbone_train", fresh=clicked)
     if result is None:
         return
-    st.metric("Test accuracy on CIFAR-10", f"{result.test_accuracy:.1%}",
-              help=f"Chance level is {1 / len(result.class_names):.1%}.")
+    st.metric(f"Test accuracy on {title}", f"{result.test_accuracy:.1%}",
+              help=f"{len(result.class_names)} classes ({ui.markdown_text(', '.join(result.class_names))}): chance level is "
+                   f"{1 / len(result.class_names):.1%}.")
     with st.expander("Training curves (replay training)"):
         ui.replay_runs({"New head": result}, key="transfer_backbone_replay")
 

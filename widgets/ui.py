@@ -216,10 +216,11 @@ def class_folder_dataset_or_stop(key: str, *, seed: int = 0) -> data.Dataset:
     return dataset
 
 
-def class_folder_dataset(key: str, *, seed: int = 0) -> data.Dataset | None:
+def class_folder_dataset(key: str, *, seed: int = 0, min_size: int | None = None) -> data.Dataset | None:
     """A student's own dataset: a zip of class folders (uploaded, or the bundled example), read with
     the chosen image size, colour and validation split (`data.load_image_folder`); its report is
-    shown. None (the page says why) until there is a zip, or when it cannot be used.
+    shown. None (the page says why) until there is a zip, or when it cannot be used. `min_size`
+    (pixels) raises the smallest image size offered, for a network that needs larger images.
 
     The dataset is kept in this session per upload and options; its arrays are the disk cache's
     memory-mapped copy, and its name comes from the content, so a re-upload trains nothing again.
@@ -239,8 +240,12 @@ def class_folder_dataset(key: str, *, seed: int = 0) -> data.Dataset | None:
     if held is not None:  # Back from another page (widget state was dropped): the options last read.
         for option, value in zip(("size", "colour", "split"), held[0][-4:-1]):
             st.session_state.setdefault(f"{key}_{option}", value)
+    smallest = max(FOLDER_IMAGE_SIZES[0], min_size or 0)
+    if st.session_state.get(f"{key}_size", smallest) < smallest:
+        st.session_state[f"{key}_size"] = smallest  # Read before at a size this caller cannot use.
     size_column, colour_column, split_column = st.columns(3)
-    image_size = int(size_column.slider("Image size (pixels)", *FOLDER_IMAGE_SIZES, value=32, step=4,
+    image_size = int(size_column.slider("Image size (pixels)", smallest, FOLDER_IMAGE_SIZES[1],
+                                        value=max(32, smallest), step=4,
                                         key=f"{key}_size",
                                         help="Every picture is resized to this square: larger keeps more "
                                              "detail and trains more slowly."))

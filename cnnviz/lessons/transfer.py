@@ -1137,20 +1137,70 @@ BACKBONE_WEIGHT_CHOICES: tuple[str | None, ...] = (backbones.IMAGENET, None)
 class BackboneSettings:
     """One run of a frozen `keras.applications` base under a new head (the page's choices).
 
-    CIFAR-10 stays at its 32×32 pixels, the smallest input both bases accept: on two CPU cores
-    the frozen base's forward pass is most of every epoch (bench numbers in the report of issue
-    17: MobileNetV2 ~1,700 images/s at 32 px against ~110 at 96 px; VGG16 ~100 at 32 px), so
-    resizing up would make a run of a few minutes one of an hour."""
+    The data is CIFAR-10 or a class-folder dataset (`cnnviz.data.load_image_folder`, named
+    ``images-<hash>``; `fit_backbone_settings` bounds the settings by what it holds). CIFAR-10
+    stays at its 32×32 pixels, the smallest input both bases accept: on two CPU cores the frozen
+    base's forward pass is most of every epoch (bench numbers in the report of issue 17:
+    MobileNetV2 ~1,700 images/s at 32 px against ~110 at 96 px; VGG16 ~100 at 32 px), so resizing
+    up would make a run of a few minutes one of an hour."""
 
     backbone: str = "mobilenet_v2"
     weights: str | None = backbones.IMAGENET
     dataset: str = BACKBONE_DATASET
-    per_class: int = 200  # Training images per class.
-    test_per_class: int = 100
+    per_class: int | None = 200  # Training images per class (None: every training image).
+    test_per_class: int | None = 100  # None: the whole test split.
     epochs: int = 5
     batch_size: int = 64
     learning_rate: float = 0.001
     seed: int = 0
+
+
+def backbone_min_side() -> int:
+    """The smallest image side (pixels) every backbone accepts (32: `backbones.Backbone.min_side`)."""
+    return max(spec.min_side for spec in backbones.BACKBONES.values())
+
+
+def _per_class_bound(requested: int | None, counts: np.ndarray) -> int | None:
+    """`requested` images per class, or None (every image) when no class has more than that."""
+    return None if requested is None or int(requested) >= int(counts.max(initial=0)) else int(requested)
+
+
+def fit_backbone_settings(settings: BackboneSettings, dataset: data.Dataset) -> BackboneSettings:
+    """`settings` for a run on `dataset` (a loaded `cnnviz.data.Dataset`, e.g. a class-folder one):
+    its name, its images per class bounded by what each split holds (a limit no class exceeds
+    becomes None, every image), and the batch no larger than the training images. Raises
+    `SettingsError` when its images are smaller than the backbones accept."""
+    height, width = (int(side) for side in np.asarray(dataset.x_train).shape[1:3])
+    smallest = backbone_min_side()
+    if min(height, width) < smallest:
+        raise SettingsError(f"The backbones need images of at least {smallest}×{smallest} pixels, and these are "
+                            f"{height}×{width}: read the images again with an image size of {smallest} pixels "
+                            f"or more.")
+    k = len(dataset.class_names)
+    train_counts = np.bincount(np.asarray(dataset.y_train, dtype=np.int64).ravel(), minlength=k)
+    test_counts = np.bincount(np.asarray(dataset.y_test, dtype=np.int64).ravel(), minlength=k)
+    fitted = dataclasses.replace(settings, dataset=dataset.name,
+                                 per_class=_per_class_bound(settings.per_class, train_counts),
+                                 test_per_class=_per_class_bound(settings.test_per_class, test_counts))
+    train_images, _ = backbone_images(fitted, dataset)
+    return dataclasses.replace(fitted, batch_size=max(1, min(settings.batch_size, train_images)))
+
+
+def backbone_images(settings: BackboneSettings, dataset: data.Dataset | None = None) -> tuple[int, int]:
+    """(training, test) images a run uses: its limits, capped by `dataset`'s splits when given
+    (a limit of None needs `dataset`: every image of that split)."""
+    k = data.spec(settings.dataset).num_classes
+    counts = []
+    for per_class, labels in ((settings.per_class, None if dataset is None else dataset.y_train),
+                              (settings.test_per_class, None if dataset is None else dataset.y_test)):
+        if labels is None:
+            if per_class is None:
+                raise ValueError("Every image of a split: pass the dataset to count them.")
+            counts.append(int(per_class) * k)
+        else:
+            available = len(labels)
+            counts.append(available if per_class is None else min(int(per_class) * k, available))
+    return counts[0], counts[1]
 
 
 def backbone_stack(backbone: str, weights: str | None, num_classes: int) -> list[dict]:
@@ -1161,11 +1211,13 @@ def backbone_stack(backbone: str, weights: str | None, num_classes: int) -> list
 
 
 def backbone_config(settings: BackboneSettings) -> TrainConfig:
-    """The `TrainConfig` of one backbone run: its key names the backbone and its weights (the stack)."""
+    """The `TrainConfig` of one backbone run: its key names the backbone and its weights (the stack)
+    and the dataset (`TrainConfig.dataset`); the head has one unit per class of the dataset."""
     num_classes = data.spec(settings.dataset).num_classes
     return TrainConfig.from_stack(
         backbone_stack(settings.backbone, settings.weights, num_classes), dataset=settings.dataset,
-        limit_train=settings.per_class * num_classes, limit_test=settings.test_per_class * num_classes,
+        limit_train=None if settings.per_class is None else settings.per_class * num_classes,
+        limit_test=None if settings.test_per_class is None else settings.test_per_class * num_classes,
         epochs=settings.epochs, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
         seed=settings.seed)
 

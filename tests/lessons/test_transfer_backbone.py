@@ -6,16 +6,21 @@ Everything trains with random weights (weights=None) on a few injected images; n
 
 from __future__ import annotations
 
+import dataclasses
+import zipfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from cnnviz import architecture
+from cnnviz import architecture, data
 from cnnviz.architecture import backbones
 from cnnviz.data import sources
-from cnnviz.errors import WeightsUnavailable
+from cnnviz.errors import SettingsError, WeightsUnavailable
 from cnnviz.lessons import transfer
+
+EXAMPLE_ZIP = Path(__file__).resolve().parents[2] / "assets" / "example_shapes.zip"
 
 
 def _tiny_cifar(per_class=4, classes=10, seed=0):
@@ -66,3 +71,59 @@ def test_imagenet_weights_unavailable_offline_refuse_before_anything_loads(monke
     assert not status.available and "switched off" in status.message
     with pytest.raises(WeightsUnavailable, match="not available"):
         transfer.train_backbone(settings, data=_tiny_cifar())
+
+
+# --------------------------------------------------------------------------------------------
+# A class-folder dataset (the bundled example zip) instead of CIFAR-10
+# --------------------------------------------------------------------------------------------
+
+def _zip_classes_and_counts(path: Path) -> dict[str, int]:
+    """The oracle: the zip's class folders and their images, read from the archive's names."""
+    counts: dict[str, int] = {}
+    for name in zipfile.ZipFile(path).namelist():
+        if not name.endswith("/"):
+            folder = name.split("/")[-2]
+            counts[folder] = counts.get(folder, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def test_a_class_folder_run_is_bounded_by_its_dataset_and_keyed_by_its_name():
+    folders = data.load_image_folder(EXAMPLE_ZIP, image_size=32, validation_fraction=0.2)
+    per_class = _zip_classes_and_counts(EXAMPLE_ZIP)  # 150 images per class, 30 of them held out
+    test_per_class = [round(0.2 * n) for n in per_class.values()]
+    # More than any class holds: every image of both splits, the batch as requested.
+    every = transfer.fit_backbone_settings(transfer.BackboneSettings(per_class=1000, test_per_class=100), folders)
+    assert every.dataset == folders.name and every.per_class is None and every.test_per_class is None
+    assert transfer.backbone_images(every, folders) == (sum(per_class.values()) - sum(test_per_class),
+                                                        sum(test_per_class))
+    config = transfer.backbone_config(every)
+    assert config.dataset == folders.name and config.limit_train is None and config.limit_test is None
+    assert config.stack()[-1]["units"] == len(per_class)
+    cifar = transfer.backbone_config(dataclasses.replace(every, dataset="cifar10"))
+    assert config.key() != cifar.key() and cifar.stack()[-1]["units"] == 10
+    # Fewer than a class holds: a stratified limit, and the batch no larger than the training set.
+    few = transfer.fit_backbone_settings(transfer.BackboneSettings(per_class=10, test_per_class=10), folders)
+    assert (few.per_class, few.test_per_class, few.batch_size) == (10, 10, 10 * len(per_class))
+    assert transfer.backbone_config(few).limit_train == 10 * len(per_class)
+
+
+def test_images_smaller_than_the_backbones_accept_are_refused_with_the_size_to_choose():
+    small = data.load_image_folder(EXAMPLE_ZIP, image_size=28)
+    assert transfer.backbone_min_side() == 32 == min(b.min_side for b in backbones.BACKBONES.values())
+    with pytest.raises(SettingsError, match="at least 32×32 pixels, and these are 28×28"):
+        transfer.fit_backbone_settings(transfer.BackboneSettings(weights=None), small)
+
+
+def test_the_head_trains_on_the_example_zip_with_its_classes():
+    # Grey-scale at 32 px: the backbone layer repeats the one channel into three.
+    folders = data.load_image_folder(EXAMPLE_ZIP, image_size=32, color_mode="grayscale")
+    settings = transfer.fit_backbone_settings(
+        transfer.BackboneSettings(backbone="mobilenet_v2", weights=None, per_class=50, test_per_class=10, epochs=1),
+        folders)
+    result = transfer.train_backbone(settings, use_cache=False)  # Loads the dataset by its name.
+    classes = tuple(_zip_classes_and_counts(EXAMPLE_ZIP))
+    assert result.stopped_reason == "finished" and len(result.history["loss"]) == 1
+    assert result.model.output_shape[-1] == len(classes) == 3
+    assert result.class_names == classes
+    assert result.config.dataset == folders.name and tuple(result.input_shape[-3:]) == (32, 32, 1)
+    assert 0.0 <= result.test_accuracy <= 1.0
