@@ -17,24 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from measure import timed
+from measure import cpu_seconds, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BUDGET_SECONDS = 60.0
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system) this process has used so far, over all its threads."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
