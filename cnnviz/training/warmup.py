@@ -288,7 +288,12 @@ def _run_item(item: WarmupItem, prefix: str, out: Callable[[str], Any], train_fn
         seconds = time.perf_counter() - start
         out(f"{prefix}   FAILED after {seconds:.1f} s: {type(error).__name__}: {error}")
         return WarmupRecord(item, seconds, False, "failed", float("nan"), error=f"{type(error).__name__}: {error}")
-    seconds = time.perf_counter() - start
+    return _checked_record(item, prefix, out, result, time.perf_counter() - start, cached)
+
+
+def _checked_record(item: WarmupItem, prefix: str, out: Callable[[str], Any], result: TrainResult,
+                    seconds: float, cached: bool) -> WarmupRecord:
+    """The record of one item's run: ready only when it finished, is stored and is pinned."""
     record = WarmupRecord(item, seconds, cached, result.stopped_reason, float(result.test_accuracy))
     if result.stopped_reason != "finished":
         out(f"{prefix}   FAILED: the run ended early ({result.stopped_reason}) after {seconds:.1f} s; "
@@ -317,15 +322,29 @@ def run_warmup(items: Sequence[WarmupItem], *, out: Callable[[str], Any] = print
     Each item trains under its entry's lock (`cache.entry_lock`): an item another warm-up is
     training is put aside and taken up again at the end (by then usually in the cache), so two
     warm-ups at once share the work and never train the same model twice.
+
+    Consecutive items that are the seeds of one configuration (as `training.seed_configs` makes
+    them) train together through `training.train_seeds`, as their page trains them: one
+    vectorised model, each seed still stored under its own config. Each such item's time is
+    the group's wall time divided by its number of seeds.
     """
 
+    together = train_fn is None  # An injected train_fn trains one item at a time.
     if train_fn is None:
         train_fn = training.train
     records: dict[int, WarmupRecord] = {}
     total = len(items)
     put_aside: list[int] = []
-    for index, item in enumerate(items):
-        prefix = f"[{index + 1}/{total}]"
+    index = 0
+    while index < total:
+        group = _seed_group(items, index) if together else None
+        if group is not None:
+            grouped = _run_group(items, index, group, total, out)
+            if grouped is not None:
+                records.update(grouped)
+                index += len(group[1])
+                continue
+        item, prefix = items[index], f"[{index + 1}/{total}]"
         out(f"{prefix} {PAGE_TITLES.get(item.page, item.page)}: {item.label} (config {item.config.key()[:8]})")
         record = _run_item(item, prefix, out, train_fn, wait=False)
         if record is None:
@@ -333,6 +352,7 @@ def run_warmup(items: Sequence[WarmupItem], *, out: Callable[[str], Any] = print
             put_aside.append(index)
         else:
             records[index] = record
+        index += 1
     for index in put_aside:
         item, prefix = items[index], f"[{index + 1}/{total}]"
         out(f"{prefix} back to {PAGE_TITLES.get(item.page, item.page)}: {item.label} "
@@ -341,6 +361,66 @@ def run_warmup(items: Sequence[WarmupItem], *, out: Callable[[str], Any] = print
         assert record is not None  # With wait=True every lock is taken.
         records[index] = record
     return [records[index] for index in range(total)]
+
+
+def _seed_group(items: Sequence[WarmupItem], start: int) -> tuple[bool, list[int]] | None:
+    """(warm_start_per_seed, seeds) when the items from `start` on (two or more) are the seeds of
+    `items[start]`'s config in `training.seed_configs`' sense, else None."""
+    first = items[start].config
+    for per_seed in (False, True):
+        seeds: list[int] = []
+        for item in items[start:]:
+            seed = item.config.seed
+            if seed in seeds or item.page != items[start].page:
+                break
+            expected = training.seed_configs(first, [seed], warm_start_per_seed=per_seed)[0]
+            if expected.key() != item.config.key():
+                break
+            seeds.append(seed)
+        if len(seeds) >= 2:
+            return per_seed, seeds
+    return None
+
+
+def _run_group(items: Sequence[WarmupItem], start: int, group: tuple[bool, list[int]], total: int,
+               out: Callable[[str], Any]) -> dict[int, WarmupRecord] | None:
+    """Train the seeds of one config together; None (nothing done) when another warm-up holds the
+    lock of one of their entries: the caller then takes them one at a time."""
+    per_seed, seeds = group
+    indices = list(range(start, start + len(seeds)))
+    first = items[start]
+    prefix = f"[{start + 1}-{indices[-1] + 1}/{total}]"
+    started = time.perf_counter()
+    with contextlib.ExitStack() as locks:
+        cached = {index: training.is_cached(items[index].config) for index in indices}
+        for index in indices:
+            if cached[index]:
+                continue
+            for config in _uncached_chain(items[index].config):
+                if not locks.enter_context(cache.entry_lock(config, blocking=False)):
+                    return None
+        out(f"{prefix} {PAGE_TITLES.get(first.page, first.page)}: {first.label} and the other seeds "
+            f"{', '.join(map(str, seeds[1:]))}, trained together (config {first.config.key()[:8]})")
+        try:
+            results = training.train_seeds(first.config, seeds, None if all(cached.values())
+                                           else _progress_printer(out, prefix), warm_start_per_seed=per_seed)
+        except Exception as error:  # noqa: BLE001 - one broken default must not stop the others.
+            seconds = time.perf_counter() - started
+            out(f"{prefix}   FAILED after {seconds:.1f} s: {type(error).__name__}: {error}")
+            return {index: WarmupRecord(items[index], seconds / len(seeds), False, "failed", float("nan"),
+                                        error=f"{type(error).__name__}: {error}") for index in indices}
+    share = (time.perf_counter() - started) / len(seeds)
+    records: dict[int, WarmupRecord] = {}
+    for position, index in enumerate(indices):
+        item, item_prefix = items[index], f"[{index + 1}/{total}]"
+        if position >= len(results):  # train_seeds stops at the first seed that did not finish.
+            out(f"{item_prefix}   FAILED: {item.label} was not trained (an earlier seed ended early)")
+            records[index] = WarmupRecord(item, share, False, "stopped", float("nan"),
+                                          error="not trained: an earlier seed of its group ended early")
+            continue
+        out(f"{item_prefix}   {item.label}:")
+        records[index] = _checked_record(item, item_prefix, out, results[position], share, cached[index])
+    return records
 
 
 def summary(records: Sequence[WarmupRecord]) -> str:

@@ -174,7 +174,7 @@ DRIVER = textwrap.dedent('''
     from pathlib import Path
 
     from cnnviz import __main__ as command
-    from cnnviz.training import engine, warmup
+    from cnnviz.training import engine, seed_stack, warmup
 
     log, barrier = Path(sys.argv[1]), Path(sys.argv[2])
     transfer_items = warmup.page_items("transfer", tiny=True)
@@ -190,6 +190,14 @@ DRIVER = textwrap.dedent('''
         return train_now(config, *args, **kwargs)
 
     engine._train_now = recording
+    together = seed_stack.train_together
+
+    def recording_together(configs, *args, **kwargs):  # Seeds trained together: one line per seed.
+        with open(log, "a") as out:
+            out.writelines(f"{os.getpid()} {config.key()}\\n" for config in configs)
+        return together(configs, *args, **kwargs)
+
+    seed_stack.train_together = recording_together
     (barrier / str(os.getpid())).touch()
     deadline = time.time() + 120
     while len(list(barrier.iterdir())) < 2 and time.time() < deadline:

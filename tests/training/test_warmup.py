@@ -239,3 +239,26 @@ def test_the_disk_cache_holds_the_whole_warmup_with_room_for_a_class():
 
     assert 2 * len(warmup.warmup_plan()) + len(warmup.warmup_plan(tiny=True)) <= cache.MAX_PINNED_ENTRIES
     assert cache.MAX_DISK_ENTRIES >= 100
+
+
+def test_the_seeds_of_each_default_config_form_one_group_as_their_page_trains_them():
+    """Warm-up trains consecutive seeds of one config together (`train_seeds`, as the pages do);
+    the oracle is `training.seed_configs` itself: every group's items are exactly its configs."""
+    from cnnviz import training
+
+    plan = warmup.warmup_plan(["lenet_vs_relu", "transfer", "augmentation"], tiny=True)
+    index, sizes = 0, []
+    while index < len(plan):
+        group = warmup._seed_group(plan, index)
+        if group is None:
+            sizes.append(1)
+            index += 1
+            continue
+        per_seed, seeds = group
+        configs = training.seed_configs(plan[index].config, seeds, warm_start_per_seed=per_seed)
+        assert [c.key() for c in configs] == [item.config.key() for item in plan[index:index + len(seeds)]]
+        sizes.append(len(seeds))
+        index += len(seeds)
+    # LeNet vs ReLU: 6 models x 2 seeds; transfer: 3 pre-training seeds, one single run, then
+    # 2 sizes x 3 strategies x 3 seeds (warm starts per seed); augmentation: 4 variants x 3 seeds.
+    assert sizes == [2] * 6 + [3, 1] + [3] * 6 + [3] * 4
