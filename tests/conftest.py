@@ -27,7 +27,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 # tests never depend on what an earlier run or a developer left in ~/.cache/cnnviz. Set at import
 # time so that subprocesses (the app server, the no-TensorFlow checks) inherit it.
 os.environ["CNNVIZ_OFFLINE"] = "1"
-os.environ.setdefault("CNNVIZ_CACHE_DIR", tempfile.mkdtemp(prefix="cnnviz-test-cache-"))
+# Under pytest-xdist every worker has a cache of its own (the workers inherit the controller's
+# environment, so a worker replaces the folder the controller chose).
+if os.environ.get("PYTEST_XDIST_WORKER") or "CNNVIZ_CACHE_DIR" not in os.environ:
+    os.environ["CNNVIZ_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnviz-test-cache-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -37,6 +40,30 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "fashion-mnist").is_dir():
         pytest.skip(f"the offline datasets are not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# The tiny models of the pages whose key figure needs training (the train page's curves, the whole
+# LeNet/ReLU comparison, which the page shows once all six models are on disk, and the transfer
+# page's pre-trained feature space), for the browser tests that open those pages with the tiny
+# settings of `tests/browser/test_presenter_browser.py`'s TINY_SETTINGS.
+WARM_UP_TINY_MODELS = """
+import sys
+from cnnviz.training import warmup
+items = [*warmup.page_items("train", tiny=True), *warmup.page_items("lenet_vs_relu", tiny=True),
+         warmup.page_items("transfer", tiny=True)[0]]
+records = warmup.run_warmup(items)
+print(warmup.summary(records))
+sys.exit(0 if all(record.ok for record in records) else 1)
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> None:
+    """Those tiny models in this session's disk cache, trained once per session in a subprocess
+    (a few seconds), so that the test process and the browser tests never load TensorFlow."""
+    done = subprocess.run([sys.executable, "-c", WARM_UP_TINY_MODELS], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 @pytest.fixture(scope="session")
@@ -169,6 +196,17 @@ def _chromium():
         finally:
             browser.close()
             shutil.rmtree(user_data, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """For pytest-xdist's `--dist loadgroup` (the README's test command): the tests of one file stay
+    on one worker, so that its module fixtures start once, and every browser test runs on one
+    worker, one after another: they share the session's server and browser, and their waits assume
+    one browser at a time. A test that names its own group keeps it."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(wrapper=True)

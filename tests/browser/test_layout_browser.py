@@ -8,13 +8,10 @@ offenders too."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-import test_presenter_browser as presenter  # The tiny settings and their warm-up (tests/browser is on sys.path).
+import test_presenter_browser as presenter  # The tiny settings (tests/browser is on sys.path).
 
-from cnnviz.catalogue import LESSONS, PROJECT_ROOT
+from cnnviz.catalogue import LESSONS
 
 pytestmark = pytest.mark.browser
 
@@ -149,15 +146,6 @@ def _wait_for_charts(page) -> None:
 
 def _offenders(page) -> list[dict]:
     return page.evaluate(TRUNCATED_TEXT, TEXT_SELECTORS)
-
-
-@pytest.fixture(scope="module")
-def tiny_models():
-    """The tiny models of the pages that show results only after training, in the shared disk cache
-    (trained in a subprocess, as the presenter test does), so that their result sections are measured too."""
-    done = subprocess.run([sys.executable, "-c", presenter.WARM_UP_TINY_MODELS], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def _visits() -> list[tuple[str, str]]:

@@ -3,12 +3,9 @@ their key figure without scrolling, and are screenshotted (test-artifacts/presen
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from cnnviz.catalogue import LESSONS, PROJECT_ROOT
+from cnnviz.catalogue import LESSONS
 from cnnviz.training import warmup
 
 pytestmark = pytest.mark.browser
@@ -28,17 +25,6 @@ TINY_SETTINGS = {
         ("transfer_pretrain_epochs", "pretrain_epochs"), ("transfer_epochs", "transfer_epochs"),
         ("transfer_transfer_per_class", "transfer_per_class"))),
 }
-# Their key figures: the train page's curves, the whole LeNet/ReLU comparison (the page shows it once
-# all six models are on disk), and the transfer page's pre-trained feature space.
-WARM_UP_TINY_MODELS = """
-import sys
-from cnnviz.training import warmup
-items = [*warmup.page_items("train", tiny=True), *warmup.page_items("lenet_vs_relu", tiny=True),
-         warmup.page_items("transfer", tiny=True)[0]]
-records = warmup.run_warmup(items)
-print(warmup.summary(records))
-sys.exit(0 if all(record.ok for record in records) else 1)
-"""
 
 # Pages whose key figure needs a model this server may not have trained (no tiny settings): without
 # it, the first screen must say why there is no figure and offer to train it.
@@ -93,17 +79,6 @@ ADD_WIDE_PROBES = """() => {
     block.append(wide, scroller);
 }"""
 REMOVE_WIDE_PROBES = "() => ['wide-probe', 'scroller-probe'].forEach(id => document.getElementById(id)?.remove())"
-
-
-@pytest.fixture(scope="module")
-def tiny_models():
-    """The tiny models of the pages whose key figure needs training, in the (shared) disk cache.
-
-    Trained in a subprocess (a few seconds): this process and the browser tests never load TensorFlow.
-    """
-    done = subprocess.run([sys.executable, "-c", WARM_UP_TINY_MODELS], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def _assert_fits_the_width(page, name: str) -> None:
