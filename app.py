@@ -6,8 +6,13 @@ Nothing here imports TensorFlow; pages that train models import it lazily.
 
 import streamlit as st
 
+from cnnviz import memory
 from cnnviz.catalogue import LESSONS
 from widgets import ui
+
+# Before any page imports TensorFlow and its thread pools allocate: all threads share two malloc
+# arenas (cnnviz.memory; issue 15: the server's memory). Each rerun repeats it at no cost.
+memory.limit_arenas()
 
 # Presenter mode (switched on in the sidebar, or by ?presenter=1 in a shared link) collapses the
 # sidebar, leaving the whole projector width to the lesson.

@@ -19,6 +19,15 @@ alone is ~560 MB RSS. Before `cnnviz.memory.trim_heap` after each job: after Tra
 after LeNet vs ReLU 1096, after the transfer comparison 1131 (peak 1263). With it: 848, 1049, 1168
 (peak 1294). With it and MALLOC_ARENA_MAX=2 in the server's environment: 799, 974, 1073, after
 augmentation 1090, steady after everything 1108 MB (peak 1373): still above the 1 GB goal.
+Later the same day (load 18-21), with `cnnviz.memory.limit_arenas()` in app.py (two arenas, set at
+run time), trim_heap collecting cycles first and Streamlit's post-run collection off: after Train
+792, after Lenet vs ReLU 976, after the transfer comparison 1117, after augmentation 1181, steady
+1197 MB (peak 1420): no measurable change within this bench's +-50 MB, still above 1 GB.
+The same with `--env MALLOC_MMAP_THRESHOLD_=262144` (load 20-28): after Train 732, after LeNet vs
+ReLU 877, after the transfer comparison 1017 MB (peak 1112); augmentation was not measured in that
+run. Not adopted: with that threshold set at run time (mallopt), one epoch of the Train page's
+default on 6,000 images took 8.1 and 6.9 s against 5.0 and 3.8 s without it (two alternating
+pairs, load 8-11).
 
 Usage: python bench/memory.py [--quick] [--time-limit 900] [--settle 10] [--env NAME=VALUE ...]
 Traffic goes only to the server this script starts on 127.0.0.1; every wait is bounded in time.

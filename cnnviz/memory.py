@@ -1,10 +1,19 @@
-"""Giving freed memory back to the system after a run (issue 15: the server stays < 1 GB).
+"""Keeping the server's memory small (issue 15: the whole app stays < 1 GB).
 
-A training run allocates and frees many buffers from several threads (TensorFlow's kernels,
-NumPy batches); glibc's malloc keeps the freed pages in its arenas, so the process's resident
-size stays at the run's high-water mark although nothing uses them. `trim_heap()` asks glibc to
-return them (``malloc_trim(0)``). Measured (LeNet-vs-ReLU default in one process): 930 -> 845 MB.
-It only gives back memory that is already free, so it is safe while other threads hold models.
+Two glibc calls, both no-ops where the C library is not glibc:
+
+- `limit_arenas()`, called once at the top of app.py before TensorFlow starts its threads: glibc
+  gives each thread that allocates its own malloc arena (up to 8 per core), each holding freed
+  pages of its own; TensorFlow's thread pools, NumPy and Streamlit's threads thus keep many
+  partly used arenas. `mallopt(M_ARENA_MAX, 2)` shares two, as `MALLOC_ARENA_MAX=2` in the
+  environment would (measured earlier: 60-130 MB less after the default runs).
+- `trim_heap()`, after each background job: it first collects unreachable Python cycles (a
+  finished run's Keras objects; Streamlit's collection after every script run is off, see
+  .streamlit/config.toml). A training run allocates and frees many buffers, and
+  malloc keeps the freed pages, so the resident size stays at the run's high-water mark although
+  nothing uses them. ``malloc_trim(0)`` returns them. Measured (LeNet-vs-ReLU default in one
+  process): 930 -> 845 MB. It only gives back memory that is already free, so it is safe while
+  other threads hold models.
 """
 
 from __future__ import annotations
@@ -12,28 +21,50 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 import sys
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter numbers (malloc.h).
+ARENAS = 2
 
 
 @functools.cache
-def _malloc_trim():
+def _libc():
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # Not glibc (musl, ...): nothing to trim with.
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+    except (OSError, AttributeError):  # Not glibc (musl, ...): nothing to tune.
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    return libc
 
 
 def trim_heap() -> bool:
-    """Return malloc's free pages to the operating system; False where that is not possible."""
-    trim = _malloc_trim()
-    if trim is None:
+    """Collect unreachable Python cycles, then return malloc's free pages to the operating system.
+
+    The collection matters because Streamlit's full collection after each script run is off
+    (`runner.postScriptGC = false` in .streamlit/config.toml): a finished run's Keras objects hold
+    cycles. False where the pages cannot be returned (not glibc); the collection runs anyway.
+    """
+    gc.collect()
+    libc = _libc()
+    if libc is None:
         return False
-    trim(0)
+    libc.malloc_trim(0)
     return True
 
+
+def limit_arenas(arenas: int = ARENAS) -> bool:
+    """Let all threads share at most `arenas` malloc arenas (glibc's mallopt); False where not possible.
+
+    Arenas already created stay, so call it before threads allocate (the top of app.py, before
+    TensorFlow is imported). A MALLOC_ARENA_MAX in the environment is replaced by this value.
+    """
+    libc = _libc()
+    if libc is None:
+        return False
+    return libc.mallopt(M_ARENA_MAX, arenas) == 1

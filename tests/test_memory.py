@@ -95,3 +95,69 @@ def test_a_job_trims_the_heap_when_its_work_ends(monkeypatch):
         job._thread.join(10)
     assert trims == ["trim", "trim"]
 
+
+
+# In a child process: 8 threads allocate at the same time; glibc's malloc_stats lists the arenas.
+ARENAS_USED = textwrap.dedent("""
+    import ctypes, sys, threading
+    sys.path.insert(0, {root!r})
+    from cnnviz import memory
+    {limit}
+    barrier = threading.Barrier(8)
+    kept = []
+
+    def allocate():
+        barrier.wait()
+        kept.append([bytearray(200) for _ in range(20_000)])
+        barrier.wait()
+
+    threads = [threading.Thread(target=allocate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ctypes.CDLL("libc.so.6").malloc_stats()  # Per-arena lines on stderr.
+""")
+
+
+def _arenas_used(limit: str) -> int:
+    err = subprocess.run([sys.executable, "-c", ARENAS_USED.format(root=str(PROJECT_ROOT), limit=limit)],
+                         capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stderr
+    return sum(line.startswith("Arena ") for line in err.splitlines())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_limit_arenas_makes_threads_share_two_malloc_arenas():
+    assert _arenas_used("pass") > 2  # Threads allocating together get arenas of their own...
+    assert 1 <= _arenas_used("assert memory.limit_arenas()") <= memory.ARENAS  # ...unless limited.
+
+
+def test_trim_heap_collects_unreachable_cycles_first():
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    node = Node()
+    node.self = node  # A cycle: only the garbage collector frees it.
+    alive = weakref.ref(node)
+    gc.disable()
+    try:
+        del node
+        assert alive() is not None
+        memory.trim_heap()
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def test_app_py_limits_the_arenas_and_the_server_skips_the_full_collection_after_each_run():
+    import tomllib
+
+    app = ast.parse((PROJECT_ROOT / "app.py").read_text())
+    calls = [ast.unparse(node.func) for node in ast.walk(app) if isinstance(node, ast.Call)]
+    assert "memory.limit_arenas" in calls
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    # A full collection after every run costs 50-200 ms per slider change; jobs collect (trim_heap).
+    assert config["runner"]["postScriptGC"] is False

@@ -5,19 +5,26 @@ non-negative maps, and for kernels and signed outputs the one diverging scale of
 `cnnviz.figures.style` (blue negative, white zero, red positive), centred at zero.
 
 Speed: the lab redraws these figures on every slider move, so they are assembled as plain
-dictionaries and wrapped in `go.Figure(..., _validate=False)`, which skips Plotly's per-property
-validation (tens of milliseconds per figure). The tests rebuild every figure with validation on,
-so a misspelt property still fails there. Large maps are sent as float32.
+dictionaries and returned as a `PlainFigure`: a `go.Figure` that keeps the dictionary and becomes
+a full Plotly object only when something reads or changes it (`figure.data`, `update_layout`,
+presenter-mode styling). `st.plotly_chart` only calls `to_dict()`, which returns the dictionary
+itself (NumPy arrays as Plotly's base64 typed arrays, as `go.Figure.to_dict` sends them), so a
+chart costs ~1-3 ms instead of ~15-30 ms of building, validating and deep-copying Plotly objects
+(measured in one run, issue 15). The tests rebuild every figure with validation on, so a
+misspelt property still fails there. Large maps are sent as float32.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
+import plotly.io as pio
+from _plotly_utils.utils import to_typed_array_spec
 
 from cnnviz.figures.style import diverging_scale
 
@@ -99,8 +106,83 @@ def _image_trace(rgb_unit: np.ndarray, *, row0: int = 0, col0: int = 0, axis: in
     return trace
 
 
+_TYPED_ARRAY_DTYPES = {"uint8": "u1", "float32": "f4", "float64": "f8", "int32": "i4", "int16": "i2", "int8": "i1"}
+
+
+def _typed_array(values: np.ndarray):
+    """An array as Plotly's base64 typed-array dictionary, exactly as `go.Figure.to_dict` sends it."""
+    code = _TYPED_ARRAY_DTYPES.get(str(values.dtype))
+    if code is None or values.size == 0:
+        return to_typed_array_spec(values)  # Plotly's own rules for other dtypes (e.g. int64 narrowed).
+    typed = {"dtype": code, "bdata": base64.b64encode(np.ascontiguousarray(values).tobytes()).decode("ascii")}
+    if values.ndim > 1:
+        typed["shape"] = str(values.shape)[1:-1]
+    return typed
+
+
+def _default_template() -> dict | None:
+    """The layout template go.Figure gives every figure (`plotly.io.templates.default`; under
+    Streamlit, its theme's), as a dictionary built once per template name, not once per figure."""
+    default = pio.templates.default
+    if default is None:
+        return None
+    if isinstance(default, str):
+        return _template_dict(default)
+    return default.to_plotly_json()
+
+
+@lru_cache(maxsize=4)
+def _template_dict(name: str) -> dict:
+    return pio.templates[name].to_plotly_json()
+
+
+class PlainFigure(go.Figure):
+    """A figure kept as its plain dictionary until it is read or changed as a Plotly object.
+
+    `to_dict()` (all that `st.plotly_chart` and `plotly.io.to_json` call) returns the dictionary,
+    fresh at its top levels, with arrays converted as `go.Figure.to_dict` converts them. Any other
+    attribute (`data`, `layout`, `update_layout`, ...) first builds the real figure from the
+    dictionary, without validation, and from then on this is an ordinary `go.Figure`. Animation
+    frames stay plain dictionaries either way (Plotly would validate each one, ~1 ms a frame).
+    """
+
+    def __init__(self, traces: list[dict], layout: dict, frames: list[dict] | None = None) -> None:
+        # No go.Figure.__init__ yet: that is the cost this class avoids (see `__getattr__`).
+        self._plain: dict | None = {"data": traces, "layout": layout}
+        self._raw_frames = frames or []
+
+    def __getattr__(self, name: str):
+        # Called only for attributes not found: go.Figure's own state before it is built.
+        plain = self.__dict__.get("_plain")
+        if plain is None or name.startswith("__"):
+            raise AttributeError(name)
+        self._plain = None
+        go.Figure.__init__(self, data=plain["data"], layout=plain["layout"], _validate=False)
+        return getattr(self, name)
+
+    def to_dict(self) -> dict:
+        plain = self.__dict__.get("_plain")
+        if plain is None:
+            figure = super().to_dict()
+        else:
+            # Arrays are only ever trace values here (z): converted directly, as `convert_to_base64`
+            # would, without its walk over every nested list (the cells' text) and dictionary.
+            figure = {"data": [{key: _typed_array(value) if isinstance(value, np.ndarray) else value
+                                for key, value in trace.items()} for trace in plain["data"]],
+                      "layout": dict(plain["layout"])}
+            template = _default_template()
+            if template is not None and "template" not in figure["layout"]:
+                figure["layout"]["template"] = template  # As go.Figure adds it (Streamlit's theme).
+        if self._raw_frames:
+            figure["frames"] = [dict(frame) for frame in self._raw_frames]
+        return figure
+
+    def to_plotly_json(self) -> dict:
+        return self.to_dict()
+
+
 def _figure(traces: list[dict], layout: dict) -> go.Figure:
-    return go.Figure(data=traces, layout=layout, _validate=False)
+    return PlainFigure(traces, layout)
 
 
 def _single_layout(title: str, height: int) -> dict:
@@ -285,7 +367,9 @@ def sweep_figure(padded, values, *, pad_top: int, pad_left: int, kernel_size: in
     """The window sliding over the (padded) input and the output cell it fills, animated in the browser.
 
     Plotly frames that move only the two outlines (no data is resent), played by the figure's own
-    Play button at one position every `frame_ms` ms: smooth however busy the server is.
+    Play button at one position every `frame_ms` ms: smooth however busy the server is. The frames
+    stay plain dictionaries until the figure is read (`PlainFigure`): Plotly validates every frame
+    it builds (about 1 ms each, hundreds of ms for a sweep).
     """
     padded = np.asarray(padded, dtype=float)
     values = np.asarray(values, dtype=float)
@@ -321,24 +405,4 @@ def sweep_figure(padded, values, *, pad_top: int, pad_left: int, kernel_size: in
                                "transition": {"duration": 0}}]},
         ],
     }]
-    return _FramedFigure([image, output], layout, frames)
-
-
-class _FramedFigure(go.Figure):
-    """A figure whose animation frames are kept as plain dictionaries.
-
-    Plotly validates every frame when they are assigned (about 1 ms each, hundreds of ms for a
-    sweep), so the frames are added to the figure's dictionary only when it is serialised.
-    """
-
-    def __init__(self, traces: list[dict], layout: dict, frames: list[dict]) -> None:
-        super().__init__(data=traces, layout=layout, _validate=False)
-        self._raw_frames = frames
-
-    def to_dict(self) -> dict:
-        figure = super().to_dict()
-        figure["frames"] = [dict(frame) for frame in self._raw_frames]
-        return figure
-
-    def to_plotly_json(self) -> dict:
-        return self.to_dict()
+    return PlainFigure([image, output], layout, frames)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io
 import pytest
 
 from cnnviz import convolution as conv
@@ -49,3 +53,43 @@ def test_presenter_mode_never_shrinks_the_kernel_numbers():
     assert figure.data[0].textfont.size >= max(plain, 18)
     small = style_figure(figures.window_figure(np.ones((7, 7)), np.ones((7, 7)), np.ones((7, 7))), presenter=True)
     assert all(trace.textfont.size >= 18 for trace in small.data)
+
+
+def _every_lab_figure() -> dict[str, go.Figure]:
+    rng = np.random.default_rng(1)
+    big = rng.normal(size=(60, 50))  # > 1024 values: sent as float32.
+    rgb = rng.random((12, 10, 3))
+    kernel = conv.KERNEL_PRESETS["Sobel x"].kernel
+    return {
+        "image crop": figures.image_figure(rng.random((30, 30))[5:20, 3:17], window=(1, 1, 3, 3), row0=-1, col0=-1),
+        "rgb": figures.image_figure(rgb),
+        "kernel": figures.kernel_figure(kernel),
+        "big signed map": figures.signed_map_figure(big, title="out", highlight=(2, 3)),
+        "window": figures.window_figure(rgb[:3, :3, 0], kernel, rgb[:3, :3, 0] * kernel),
+        "grid": figures.map_grid_figure([("a", big), ("b", rgb), ("", None)], columns=2, shared_scale=True),
+        "sweep": figures.sweep_figure(rng.random((10, 10)), big[:8, :8], pad_top=1, pad_left=1, kernel_size=3,
+                                      stride=1),
+    }
+
+
+@pytest.mark.parametrize("name", list(_every_lab_figure()))
+def test_the_fast_figures_send_exactly_what_plotly_would_send(name):
+    figure = _every_lab_figure()[name]
+    sent = figure.to_plotly_json()  # What st.plotly_chart sends, before anything reads the figure.
+    _validated(figure)
+    assert len(figure.data) >= 1  # Reading it builds the real go.Figure ...
+    # ... whose own serialisation (Plotly's deep copy and typed-array conversion) is the oracle.
+    assert plotly_json(figure.to_plotly_json()) == plotly_json(sent)
+
+
+def test_the_fast_figures_encode_their_values_losslessly():
+    values = np.random.default_rng(2).normal(size=(5, 7))
+    z = figures.signed_map_figure(values, title="out").to_dict()["data"][0]["z"]
+    decoded = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(
+        [int(part) for part in z["shape"].split(",")])
+    np.testing.assert_array_equal(decoded, values)
+
+
+def plotly_json(figure: dict) -> dict:
+    """The figure as the browser receives it (key order aside)."""
+    return json.loads(plotly.io.to_json(figure, validate=False))
