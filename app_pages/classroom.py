@@ -13,6 +13,14 @@ Who sees what:
   fragment re-reads the current question every `STUDENT_POLL_SECONDS`, so a new question or a
   reveal appears without a click (one store read; it reruns the page only when it changed).
 
+The leaderboard (below the questions, for everyone in the class): the lecturer sets its budget
+(`cnnviz.classroom.leaderboard.LeaderboardBudget`); a student enters the network they have on the
+Train page (`ui.train_page_config`) or a preset, sees a refusal (`leaderboard.check_entry`) when it
+is over the budget, and submits it; the server's trainer (`ui.entry_trainer`) trains it (identical
+configurations once). The board, a fragment that reruns every `BOARD_SECONDS`, ranks the trained
+entries by test accuracy (± the seed spread when several seeds ran) and shows every entry's
+network, parameters and status; a failed entry has a Retry for its student and the lecturer.
+
 "Students follow me" and "Follow the lecturer" are in the sidebar on every page (`ui.classroom_sidebar`).
 Names and titles are shown as text (`ui.markdown_text`, `st.dataframe`), never as markup.
 """
@@ -23,8 +31,10 @@ from typing import cast
 
 import streamlit as st
 
+from cnnviz import architecture, data
 from cnnviz import convolution as conv
 from cnnviz.classroom import Poll
+from cnnviz.classroom import leaderboard as board
 from cnnviz.errors import ClassroomInputError, CnnvizError
 from cnnviz.figures import classroom as figures
 from cnnviz.lessons import classroom as lesson
@@ -38,6 +48,8 @@ QR_WIDTH = 320
 STRIDES = (1, 2, 3, 4)
 KERNEL_SIZES = (1, 2, 3, 4, 5, 6, 7)
 PADDINGS = ("valid", "same", 1, 2, 3)  # As in the convolution lab.
+BOARD_SECONDS = 2.0  # Everyone's leaderboard re-reads the entries this often.
+ENTRY_SOURCES = {"train": "My network from the Train page", "preset": "A preset"}
 
 ui.page_header("The class", "The whole room at once: the lecturer sends a lesson's question, everyone answers, "
                             "and the histogram shows what the class thinks before the answer is revealed.")
@@ -247,6 +259,133 @@ def student_view(code: str) -> None:
         student_poll(code, student["student_id"], poll)
     st.fragment(watch_poll, run_every=STUDENT_POLL_SECONDS)(
         code, None if poll is None else (poll.poll_id, poll.revealed))
+    leaderboard_section(code, student_id=student["student_id"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The leaderboard
+# ----------------------------------------------------------------------------------------------
+
+def budget_form(code: str, secret: str, budget: board.LeaderboardBudget) -> None:
+    """The lecturer's budget for every entry (saved for the class; entries are checked against it)."""
+    with st.expander("Set the leaderboard's budget"):
+        columns = st.columns(3)
+        max_parameters = columns[0].number_input("Most parameters", 1, board.MAX_PARAMETERS_LIMIT,
+                                                 budget.max_parameters, step=5_000, key="classroom_lb_parameters")
+        max_epochs = columns[1].number_input("Most epochs", 1, board.MAX_EPOCHS_LIMIT, budget.max_epochs,
+                                             key="classroom_lb_epochs")
+        seeds = columns[2].selectbox("Seeds per entry", board.SEED_CHOICES, key="classroom_lb_seeds",
+                                     index=board.SEED_CHOICES.index(budget.seeds),
+                                     help="Several seeds: the board shows each entry's mean and its spread.")
+        columns = st.columns(3)
+        dataset = columns[0].selectbox("Dataset", data.DATASETS, index=data.DATASETS.index(budget.dataset),
+                                       format_func=lambda name: data.spec(name).title, key="classroom_lb_dataset")
+        train_images = columns[1].number_input("Training images", *board.TRAIN_IMAGES_RANGE, budget.train_images,
+                                               step=500, key="classroom_lb_train_images",
+                                               help="The same stratified subset for every entry.")
+        whole = columns[2].checkbox("The whole test split", value=budget.test_images is None,
+                                    key="classroom_lb_whole_test", help="The same test images for every entry.")
+        test_images = columns[2].number_input("Test images", *board.TEST_IMAGES_RANGE, budget.test_images or 2_000,
+                                              step=500, disabled=whole, key="classroom_lb_test_images")
+        if st.button("Save the budget", key="classroom_lb_save", icon=":material/save:"):
+            try:
+                chosen = board.LeaderboardBudget(int(max_parameters), int(max_epochs), dataset, int(train_images),
+                                                 None if whole else int(test_images), int(seeds))
+                store.set_budget(code, secret, chosen.to_mapping())
+            except CnnvizError as error:
+                ui.show_error(error)
+            else:
+                st.rerun()
+
+
+def entry_to_submit(budget: board.LeaderboardBudget) -> dict | None:
+    """The entry this student would submit (their Train-page network, or a preset), or None."""
+    mine = ui.train_page_config()
+    source = st.radio("Your entry", tuple(ENTRY_SOURCES), format_func=ENTRY_SOURCES.get, horizontal=True,
+                      key="classroom_lb_source", index=0 if mine is not None else 1)
+    if source == "train":
+        if mine is None:
+            st.info("Set up a network on the Train page first (its settings are entered as they are there), "
+                    "or pick a preset.", icon=":material/model_training:")
+            return None
+        return board.entry_config_from_train(mine, budget)
+    choices = dict(board.preset_choices(budget))
+    preset = st.selectbox("Preset", tuple(choices), key="classroom_lb_preset",
+                          format_func=lambda key: f"{architecture.PRESETS[key].title} ({choices[key]:,} parameters)")
+    return board.preset_entry_config(preset, budget)
+
+
+def submit_form(code: str, student_id: str, budget: board.LeaderboardBudget) -> None:
+    with st.container(border=True):
+        st.subheader("Enter the leaderboard")
+        try:
+            config = entry_to_submit(budget)
+            if config is None:
+                return
+            st.markdown(ui.markdown_text(board.describe_stack(config)))
+            st.caption(ui.markdown_text(board.describe_settings(config)))
+            parameters = board.check_entry(config, budget)
+        except CnnvizError as error:
+            ui.show_error(error, prefix="This entry cannot be submitted: ")
+            return
+        st.caption(f"{parameters:,} parameters (at most {budget.max_parameters:,}).")
+        if st.button("Submit to the leaderboard", key="classroom_lb_submit", type="primary", icon=":material/send:"):
+            try:
+                entry = store.submit_entry(code, student_id, config)
+                ui.entry_trainer().submit(code, entry.entry_id)
+            except CnnvizError as error:
+                ui.show_error(error)
+
+
+def retry_entry(code: str, entry_id: int) -> None:
+    try:
+        store.update_entry(code, entry_id, status="queued")
+        ui.entry_trainer().submit(code, entry_id)
+    except CnnvizError as error:
+        ui.show_error(error)
+
+
+STATUS_TEXT = {"queued": "queued", "training": "training…", "done": "done", "failed": "failed"}
+
+
+def board_view(code: str, student_id: str | None, lecturer: bool) -> None:
+    """The board; reruns alone every `BOARD_SECONDS` (a trainer's refresh and one read of the entries)."""
+    try:
+        ui.entry_trainer().refresh(code)
+        rows = board.board(store.entries(code))
+    except CnnvizError as error:
+        ui.show_error(error)
+        return
+    if not rows:
+        st.caption("No entries yet.")
+        return
+    st.dataframe({
+        "rank": [str(row.rank) if row.rank is not None else "–" for row in rows],
+        "name": [row.name + (" (you)" if row.student_id == student_id else "") for row in rows],
+        "network": [row.stack for row in rows],
+        "settings": [row.settings for row in rows],
+        "parameters": [f"{row.parameters:,}" if row.parameters is not None else "" for row in rows],
+        "test accuracy": [row.accuracy_text for row in rows],
+        "status": [STATUS_TEXT.get(row.status, row.status) for row in rows],
+    }, hide_index=True, key="classroom_board")
+    for row in rows:
+        if row.status == "failed" and (lecturer or row.student_id == student_id):
+            whose = "Your entry" if row.student_id == student_id else f"Entry {row.entry_id} ({row.name})"
+            ui.show_message("warning", row.message, icon=":material/error:", prefix=f"{ui.markdown_text(whose)} failed: ")
+            st.button("Retry", key=f"classroom_lb_retry_{row.entry_id}", on_click=retry_entry,
+                      args=(code, row.entry_id), icon=":material/refresh:")
+
+
+def leaderboard_section(code: str, *, secret: str | None = None, student_id: str | None = None) -> None:
+    st.divider()
+    st.subheader("Leaderboard")
+    budget = board.LeaderboardBudget.from_mapping(store.class_info(code).budget)
+    st.caption("Budget: " + ui.markdown_text(budget.describe()) + ". Ranked by test accuracy.")
+    if secret is not None:
+        budget_form(code, secret, budget)
+    if student_id is not None:
+        submit_form(code, student_id, budget)
+    st.fragment(board_view, run_every=BOARD_SECONDS)(code, student_id, secret is not None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,6 +409,7 @@ try:
         start_or_join()
     elif lecturer is not None and lecturer["code"] == code:
         lecturer_view(code, lecturer["secret"])
+        leaderboard_section(code, secret=lecturer["secret"])
     else:
         student_view(code)
 except CnnvizError as error:

@@ -604,6 +604,7 @@ config = None
 if stack is not None:
     config = TrainConfig.from_stack(stack, dataset=dataset.name, limit_train=limit_train, limit_test=limit_test,
                                     **hyper)
+ui.remember_train_config(config)  # The class page submits it to the leaderboard.
 
 st.divider()
 result, engine_spoke = training_ui(config, dataset)

@@ -1,5 +1,5 @@
 """Command line: `python -m cnnviz warmup [--only PAGE] [--tiny] [--list]` and
-`python -m cnnviz experiment NAME [--seeds 0,1,2] [--json]`.
+`python -m cnnviz experiment NAME [--seeds 0,1,2] [--json]` and `python -m cnnviz worker [--burst]`.
 
 `warmup` pre-trains the default run of every training page into the disk cache
 (`$CNNVIZ_CACHE_DIR`, default `~/.cache/cnnviz`), printing progress and the time per model,
@@ -11,6 +11,9 @@ or as a deployment step.
 `to_json()`: `{"variants": [{"name", "seeds", "test_accuracy", ...}], "verdicts": [{"factor",
 "kind", "text", ...}]}`. An experiment whose module has no `run_default_experiment` yet is
 reported as not available (exit status 2).
+
+`worker` is an RQ worker for the classroom leaderboard (`cnnviz.classroom.workers.run_worker`) on
+the Redis at `CNNVIZ_REDIS_URL`; without a usable Redis it says so and exits with status 2.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 from types import ModuleType
 
 from cnnviz import settings, training
+from cnnviz.classroom import workers
 from cnnviz.errors import CnnvizError
 from cnnviz.lessons import augmentation, lenet_vs_relu, transfer
 from cnnviz.training import cache, warmup
@@ -60,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     experiment.add_argument("--seeds", type=_seeds, default=training.DEFAULT_SEEDS,
                             help="comma-separated seeds (default 0,1,2)")
     experiment.add_argument("--json", action="store_true", help="print the report as JSON")
+    worker = commands.add_parser(
+        "worker", help="train the classroom leaderboard's entries from the Redis queue (CNNVIZ_REDIS_URL)",
+        description="An RQ worker for the leaderboard's trainings: takes jobs from the queue in the Redis "
+                    "at CNNVIZ_REDIS_URL (the one the cnnviz servers share) and trains them here.")
+    worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     return parser
 
 
@@ -94,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "experiment":
         return run_experiment(args.name, args.seeds, as_json=args.json)
+    if args.command == "worker":
+        return workers.run_worker(settings.redis_url(), burst=args.burst)
 
     try:
         plan = warmup.warmup_plan(args.only, tiny=args.tiny)

@@ -50,7 +50,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 VerdictKind = Literal["better", "worse", "no measurable difference", "undecided"]
 VERDICT_KINDS: tuple[VerdictKind, ...] = ("better", "worse", "no measurable difference", "undecided")
@@ -102,6 +101,8 @@ def _seed_part(values: Sequence[float]) -> tuple[float, float]:
 
 def _quantile(variance: float, satterthwaite: float) -> float:
     """The two-sided 95 % quantile: Student's t at the Welch-Satterthwaite degrees of freedom."""
+    from scipy import stats  # Here, not at import: scipy.stats costs more to import than Streamlit.
+
     level = 0.5 + CONFIDENCE / 2
     if satterthwaite <= 0.0 or variance <= 0.0:
         return float(stats.norm.ppf(level))

@@ -27,6 +27,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 from cnnviz import data, settings, training
 from cnnviz.architecture import EDITOR_ARGUMENTS, LAYER_TYPES, LAYERS
 from cnnviz.classroom import ClassroomStore, open_store
+from cnnviz.classroom.trainers import EntryTrainer, open_trainer
 from cnnviz.data import example, folders
 from cnnviz.errors import CnnvizError, TrainingStopped
 from cnnviz.figures.style import PRESENTER_CSS, style_figure
@@ -1358,6 +1359,33 @@ def classroom_store() -> ClassroomStore:
     """The server's one classroom store, shared by every session: in-process by default, the Redis
     of `CNNVIZ_REDIS_URL` when it is set (`cnnviz.settings.redis_url`; shared by several servers)."""
     return _classroom_store(settings.redis_url() or "")
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _entry_trainer(redis_url: str, store_id: int, _store: ClassroomStore) -> EntryTrainer:
+    return open_trainer(_store, redis_url=redis_url or None)
+
+
+def entry_trainer() -> EntryTrainer:
+    """The server's one trainer of leaderboard entries (`cnnviz.classroom.trainers`), for the
+    server's store: in this process by default, RQ workers when `CNNVIZ_REDIS_URL` is set."""
+    store = classroom_store()
+    return _entry_trainer(settings.redis_url() or "", id(store), store)
+
+
+# The Train page's current `TrainConfig` (None while its settings cannot train), in a plain key so
+# that it survives a switch to the class page, which submits it to the leaderboard.
+TRAIN_CONFIG_KEY = "train_page_config"
+
+
+def remember_train_config(config: training.TrainConfig | None) -> None:
+    st.session_state[TRAIN_CONFIG_KEY] = config
+
+
+def train_page_config() -> training.TrainConfig | None:
+    """The settings this session has on the Train page (None: not visited, or not valid now)."""
+    value = st.session_state.get(TRAIN_CONFIG_KEY)
+    return value if isinstance(value, training.TrainConfig) else None
 
 
 def lecturer_of() -> dict[str, str] | None:

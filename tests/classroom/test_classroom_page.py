@@ -15,11 +15,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnnviz import convolution as conv
-from cnnviz.classroom import InProcessStore, RedisStore
+from cnnviz.classroom import InProcessStore, RedisStore, workers
+from cnnviz.classroom.leaderboard import LeaderboardBudget
+from cnnviz.classroom.trainers import LocalEntryTrainer
 from widgets import ui
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "app_pages/classroom.py"
+# test_leaderboard.py's tiny budget (and its seeds'-CNN entry): the disk cache trains it once per session.
+TINY = LeaderboardBudget(max_epochs=1, train_images=256)
 
 
 @pytest.fixture(params=["in-process", "redis"])
@@ -251,3 +255,54 @@ def test_the_lecturer_sends_the_convolution_labs_own_question_from_the_lab():
     student.run()
     assert not [b for b in student.button if b.key == "conv_send_to_class"]
     ui._classroom_store.clear()
+
+
+def board_of(at: AppTest) -> dict[str, list[str]]:
+    frame = next(d.value for d in at.dataframe if "rank" in d.value.columns)
+    return {column: [str(value) for value in frame[column]] for column in frame.columns}
+
+
+def test_a_leaderboard_entry_trains_once_and_appears_for_every_session(backend):
+    lecturer, code = start_class()
+    # The lecturer's budget: tiny, so that the entry trains in a second or two.
+    lecturer.number_input(key="classroom_lb_epochs").set_value(1)
+    lecturer.number_input(key="classroom_lb_train_images").set_value(256)
+    lecturer.button(key="classroom_lb_save").click().run()
+    store = ui.classroom_store()
+    assert LeaderboardBudget.from_mapping(store.class_info(code).budget) == TINY
+    ana, bo = join(code, "Ana"), join(code, "Bo")
+
+    # Bo enters the network of his Train page: its 5 epochs are refused, 1 epoch is taken.
+    bo.switch_page("app_pages/train.py").run()
+    bo.switch_page(PAGE).run()
+    assert any("allows at most 1" in e.value for e in bo.error), [e.value for e in bo.error]
+    assert "classroom_lb_submit" not in [b.key for b in bo.button]
+    bo.switch_page("app_pages/train.py").run()
+    bo.number_input(key="train_epochs").set_value(1).run()
+    bo.switch_page(PAGE).run()
+    bo.button(key="classroom_lb_submit").click().run()
+    assert board_of(bo)["name"] == ["Bo (you)"] and board_of(bo)["status"][0] in ("queued", "training…", "done")
+    # Ana enters the preset: the same network and settings, so one training serves both.
+    ana.run()  # (she has no Train-page network: the preset is offered, the seeds' CNN first)
+    assert ana.radio(key="classroom_lb_source").value == "preset"
+    assert ana.selectbox(key="classroom_lb_preset").value == "fashion_relu_cnn"
+    ana.button(key="classroom_lb_submit").click().run()
+    first, second = store.entries(code)
+    assert first.config_key == second.config_key
+
+    trainer = ui.entry_trainer()
+    if isinstance(trainer, LocalEntryTrainer):
+        assert trainer.wait(120) and trainer.registry.started == 1
+    else:  # The RQ trainer: one worker, in this process, until the queue is empty.
+        workers.run_worker(backend, burst=True)
+    done = store.entries(code)
+    assert [e.status for e in done] == ["done", "done"], [e.message for e in done]
+    accuracy = f"{done[0].accuracy:.1%}"
+    for at in (lecturer, ana, bo):
+        at.run()
+        assert not at.exception
+        shown = board_of(at)
+        assert shown["rank"] == ["1", "1"] and shown["test accuracy"] == [accuracy, accuracy]
+        assert shown["parameters"] == ["38,254", "38,254"] and shown["status"] == ["done", "done"]
+        assert shown["network"][0].startswith("Conv2D 8, 3×3, relu → MaxPool 2×2")
+    assert board_of(ana)["name"] == ["Bo", "Ana (you)"] and board_of(lecturer)["name"] == ["Bo", "Ana"]
