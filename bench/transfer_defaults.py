@@ -8,8 +8,11 @@ pressing the button first would see it, and once more from the cache (a revisit)
 pre-training (section 2) and the retraining with the convolutions frozen (section 4) are timed
 without the cache. The reference is one epoch of the engine's default network (the seeds' ReLU
 CNN) on 10,000 images, so the RATIO column says how the page's runs compare with that, whatever
-the load of the machine; an idle estimate is RATIO x IDLE_REFERENCE_SECONDS. The 1-minute load
-average before and after is printed too: the machine may be shared. The last lines are the
+the load of the machine; an idle estimate is RATIO x IDLE_REFERENCE_SECONDS. The reference runs
+before and after the page's runs (their mean is the reference), and beside the wall-clock RATIO
+the CPU RATIO compares the process's CPU seconds (all threads) of the same runs: on a shared,
+overloaded machine the wall clock of each run depends on what else runs at that moment, its CPU
+seconds much less. The 1-minute load average before and after is printed too. The last lines are the
 comparison's table and verdicts (`experiment_report`), as `python -m cnnviz experiment transfer`.
 
 Usage: python bench/transfer_defaults.py [--seeds 0,1,2] [--full]   (--full: every image, minutes)
@@ -23,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import timed
+from measure import cpu_seconds, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,37 +61,52 @@ def main() -> None:
 
     # Warm up TensorFlow (import, first graph) so that no run below pays for it.
     training.train(training.TrainConfig(limit_train=256, limit_test=64, epochs=1), use_cache=False)
-    reference, _ = timed(lambda: training.train(
-        training.TrainConfig(limit_train=10_000, limit_test=2_000, epochs=1), use_cache=False))
+    def reference_run() -> tuple[float, float]:
+        return timed_cpu(lambda: training.train(
+            training.TrainConfig(limit_train=10_000, limit_test=2_000, epochs=1), use_cache=False))[:2]
+    before = reference_run()
 
     depth = transfer.conv_block_depth(transfer.bottleneck_stack((28, 28, 1), 3))
     rows = []
-    seconds, comparison = timed(lambda: transfer.compare_strategies(split, settings, sizes, seeds=seeds))
+    seconds, cpu, comparison = timed_cpu(lambda: transfer.compare_strategies(split, settings, sizes, seeds=seeds))
     runs = len(sizes) * len(comparison.strategies)
     rows.append((f"compare {len(comparison.strategies)} strategies x {len(sizes)} sizes x {len(seeds)} seeds",
-                 seconds, f"{runs} transfer runs + 1 pre-training, each with the {len(seeds)} seeds together, "
-                          "from an empty cache"))
-    seconds, _ = timed(lambda: transfer.compare_strategies(split, settings, sizes, seeds=seeds))
-    rows.append(("compare again (from the cache)", seconds, ""))
-    seconds, result = timed(lambda: training.train(transfer.pretrain_config(split, settings), use_cache=False))
-    rows.append(("pre-train one seed (7 classes)", seconds, f"accuracy {result.test_accuracy:.3f}"))
-    seconds, result = timed(lambda: training.train(transfer.transfer_config(split, settings, freeze_layers=depth),
-                                                    use_cache=False))
-    rows.append(("retrain, convs frozen", seconds, f"accuracy {result.test_accuracy:.3f}"))
+                 seconds, cpu, f"{runs} transfer runs + 1 pre-training, each with the {len(seeds)} seeds together, "
+                               "from an empty cache"))
+    seconds, cpu, _ = timed_cpu(lambda: transfer.compare_strategies(split, settings, sizes, seeds=seeds))
+    rows.append(("compare again (from the cache)", seconds, cpu, ""))
+    seconds, cpu, result = timed_cpu(lambda: training.train(transfer.pretrain_config(split, settings),
+                                                            use_cache=False))
+    rows.append(("pre-train one seed (7 classes)", seconds, cpu, f"accuracy {result.test_accuracy:.3f}"))
+    seconds, cpu, result = timed_cpu(lambda: training.train(
+        transfer.transfer_config(split, settings, freeze_layers=depth), use_cache=False))
+    rows.append(("retrain, convs frozen", seconds, cpu, f"accuracy {result.test_accuracy:.3f}"))
+    after = reference_run()
+    reference, reference_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
 
     print(f"reference: one epoch of the ReLU CNN on 10,000 images = {reference:.2f} s "
+          f"({before[0]:.2f} before, {after[0]:.2f} after), {reference_cpu:.2f} CPU s "
           f"(idle estimate below: RATIO x {IDLE_REFERENCE_SECONDS} s)")
-    print(f"{'run':44s} {'seconds':>8s} {'RATIO':>7s} {'idle est.':>9s}  note")
-    for name, seconds, note in rows:
+    print(f"{'run':44s} {'seconds':>8s} {'RATIO':>7s} {'idle est.':>9s} {'CPU RATIO':>9s}  note")
+    for name, seconds, cpu, note in rows:
         print(f"{name:44s} {seconds:8.2f} {seconds / reference:7.2f} {seconds / reference * IDLE_REFERENCE_SECONDS:8.1f}s"
-              f"  {note}")
+              f" {cpu / reference_cpu:9.2f}  {note}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"budget pre-training {comparison.pretrain_updates} updates per seed; transfer runs "
           + ", ".join(f"{size} images: {comparison.updates[comparison.strategies[0]][i]} updates"
                       for i, size in enumerate(sizes)))
     print(transfer.experiment_report(comparison).table_text())
     estimate = rows[0][1] / reference * IDLE_REFERENCE_SECONDS
-    print(f"DEFAULT COMPARISON idle estimate: {estimate:.1f} s (budget {BUDGET_SECONDS:g} s)")
+    cpu_estimate = rows[0][2] / reference_cpu * IDLE_REFERENCE_SECONDS
+    print(f"DEFAULT COMPARISON idle estimate: {estimate:.1f} s (budget {BUDGET_SECONDS:g} s; "
+          f"from the CPU RATIO {cpu_estimate:.1f} s)")
+
+
+def timed_cpu(function):
+    """(wall seconds, CPU seconds of this process, value) of calling `function()`."""
+    start = cpu_seconds()
+    seconds, value = timed(function)
+    return seconds, cpu_seconds() - start, value
 
 
 if __name__ == "__main__":

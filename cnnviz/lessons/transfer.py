@@ -24,6 +24,7 @@ TensorFlow and Keras are imported lazily, inside the functions that need them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -846,6 +847,7 @@ def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: S
     test images of the transfer classes. `on_progress` returning False stops the comparison
     (raises `ComparisonStopped`).
     """
+    own_training = train_fn is None
     if train_fn is None:
         train_fn = train_strategy_seeds
     seeds = training.seed_list(seeds)
@@ -883,9 +885,11 @@ def compare_strategies(split: ClassSplit, settings: ExperimentSettings, sizes: S
             raise ComparisonStopped("The comparison was stopped.")
         return results
 
-    # Run 1: every seed's pre-trained network (the transfer runs' warm starts, then read from the cache).
+    # Run 1: every seed's pre-trained network (the transfer runs' warm starts).
     pretrain = pretrain_config(split, first_seed)
     pretrained = finished(train_fn(pretrain, seeds, run_callback(1, PRETRAIN_RUN, 0)), len(seeds))
+    if own_training:  # the transfer runs copy from these models, not from the cache's copies of them
+        train_fn = functools.partial(train_strategy_seeds, warm_results=pretrained)
     accuracy: dict[str, list[tuple[float, ...]]] = {s: [() for _ in sizes] for s in strategies}
     updates: dict[str, list[int]] = {s: [0] * len(sizes) for s in strategies}
     histories: dict[str, list[dict]] = {s: [{} for _ in sizes] for s in strategies}
@@ -923,11 +927,12 @@ def _hits_of(result: TrainResult) -> np.ndarray | None:
     return None if hits is None else np.asarray(hits, dtype=bool)
 
 
-def train_strategy_seeds(config: TrainConfig, seeds: Sequence[int],
-                         on_progress: Callable | None = None) -> list[TrainResult]:
+def train_strategy_seeds(config: TrainConfig, seeds: Sequence[int], on_progress: Callable | None = None,
+                         *, warm_results: Sequence[TrainResult] = ()) -> list[TrainResult]:
     """`training.train_seeds` for the comparison: seed s trains `config` with seed s and, for a
-    warm start, copies from the network pre-trained with seed s (the seeds train together)."""
-    return training.train_seeds(config, seeds, on_progress, warm_start_per_seed=True)
+    warm start, copies from the network pre-trained with seed s (the seeds train together; from
+    `warm_results`, the pre-trainings the comparison holds, when they are among them)."""
+    return training.train_seeds(config, seeds, on_progress, warm_start_per_seed=True, warm_results=warm_results)
 
 
 def _count_test_images(result: TrainResult) -> int:

@@ -47,7 +47,8 @@ def seed_configs(config: TrainConfig, seeds: Sequence[int] | int, *,
 
 def train_seeds(config: TrainConfig, seeds: Sequence[int] | int = DEFAULT_SEEDS,
                 on_progress: OnProgress | None = None, *, data: Any = None, use_cache: bool | None = None,
-                source: str | None = None, warm_start_per_seed: bool = False) -> list[TrainResult]:
+                source: str | None = None, warm_start_per_seed: bool = False,
+                warm_results: Sequence[TrainResult] = ()) -> list[TrainResult]:
     """Train `config` once per seed and return the results in the seeds' order.
 
     Seeds found in the disk cache are read from it (`use_cache`, `data` and `source` as for
@@ -62,7 +63,10 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int] | int = DEFAULT_SEEDS,
     A warm start (`config.warm_start`) is trained first, through this function and the cache:
     with `warm_start_per_seed` once per seed (seed s copies from its own pre-trained model, and
     those train together too), else once, shared by every seed. Frozen layers stay out of the
-    trainable variables, as in `engine.train`.
+    trainable variables, as in `engine.train`. `warm_results` are finished results the caller
+    already holds (say the pre-trainings it has just trained, on the same data): when every
+    warm start that is needed is among them (by config), its model is copied from directly
+    instead of being read from the disk cache again (a Keras load per seed and run).
 
     `on_progress` sees each seed's progress with `metrics["seed_index"]` and `metrics["seeds"]`
     added; seeds training together report as one group whose `seed_index` is its first seed's
@@ -87,7 +91,8 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int] | int = DEFAULT_SEEDS,
                     pending.remove(index)
         group = _together(configs, pending, data)
         if group is not None:
-            warm_models = _warm_models([configs[i] for i in pending], on_progress, data, use_cache, source)
+            warm_models = _warm_models([configs[i] for i in pending], on_progress, data, use_cache, source,
+                                       warm_results)
             together: list[TrainResult] = []
             if warm_models is None or len(warm_models) == len(pending):  # else the warm start was stopped
                 together = seed_stack.train_together(
@@ -132,13 +137,17 @@ def _may_train_together(config: TrainConfig) -> bool:
 
 
 def _warm_models(configs: Sequence[TrainConfig], on_progress: OnProgress | None, data: Any,
-                 use_cache: bool, source: str | None) -> list[Any] | None:
-    """Each config's pre-trained Keras model to copy from (None without a warm start): the warm
+                 use_cache: bool, source: str | None, held: Sequence[TrainResult] = ()) -> list[Any] | None:
+    """Each config's pre-trained Keras model to copy from (None without a warm start): taken from
+    `held` (finished results the caller holds) when every warm start is among them; else the warm
     starts that differ only in their seed train together (through the cache), as one call of
     `train_seeds`; a shared warm start trains once. Fewer models than configs: it was stopped."""
     first = configs[0]
     if first.warm_start is None or not first.warm_start_layers:
         return None
+    held_models = {result.config.key(): result.model for result in held if result.stopped_reason == "finished"}
+    if held_models and all(c.warm_start is not None and c.warm_start.key() in held_models for c in configs):
+        return [held_models[c.warm_start.key()] for c in configs if c.warm_start is not None]
     warm_progress: OnProgress | None = None
     if on_progress is not None:
         report = on_progress

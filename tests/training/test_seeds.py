@@ -9,7 +9,7 @@ import pytest
 
 from cnnviz import training
 from cnnviz.errors import SettingsError
-from cnnviz.training import TrainConfig, engine, inputs, seed_stack, seeds
+from cnnviz.training import TrainConfig, cache, engine, inputs, seed_stack, seeds
 
 # A LeNet-like stack at the tiny scale: tanh, 'same' padding, average pooling, two convolutions
 # (the second one has several input channels per seed, so it runs unrolled), a tanh Dense layer.
@@ -63,6 +63,9 @@ def assert_same_run(together: training.TrainResult, alone: training.TrainResult)
     assert len(together.history["seconds"]) == len(alone.history["seconds"])
     assert together.test_accuracy == pytest.approx(alone.test_accuracy, abs=HISTORY_ATOL)
     assert together.test_loss == pytest.approx(alone.test_loss, abs=HISTORY_ATOL)
+    # Per test image, right or wrong at the last evaluation (the stacked evaluation scores in chunks).
+    assert together.test_hits is not None and alone.test_hits is not None
+    assert np.array_equal(together.test_hits, alone.test_hits)
     assert together.class_names == alone.class_names and together.input_shape == alone.input_shape
 
 
@@ -149,6 +152,33 @@ def test_a_shared_warm_start_trains_once(tiny_data, tiny_config, spy):
     for result in together:
         assert result.config.warm_start == pretrain
         assert_same_run(result, training.train(result.config, data=tiny_data))
+
+
+def test_warm_results_the_caller_holds_are_copied_from_without_a_cache_read(tiny_data, tiny_config, spy,
+                                                                           tmp_path, monkeypatch):
+    """The pre-trainings a caller has just trained (`warm_results`) are copied from directly: no
+    Keras model is read back from the disk cache, and every seed still equals its run alone."""
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path))
+    pretrain = tiny_config(epochs=1, learning_rate=0.02, seed=0)
+    held = training.train_seeds(pretrain, [0, 1], data=tiny_data, use_cache=True)
+    reads: list[TrainConfig] = []
+    original = cache.load_cached
+
+    def counting(config, **options):
+        reads.append(config)
+        return original(config, **options)
+    monkeypatch.setattr(cache, "load_cached", counting)
+    config = tiny_config(epochs=1, warm_start=pretrain, warm_start_layers=4, freeze_layers=4)
+    together = training.train_seeds(config, [0, 1], data=tiny_data, use_cache=True, warm_start_per_seed=True,
+                                    warm_results=held)
+    assert reads == [] and spy == [2, 2]
+    assert [result.config.warm_start for result in together] == [pretrained.config for pretrained in held]
+    # Seed 1 copied from seed 1's model: it equals its run alone (its pre-training included).
+    assert_same_run(together[1], training.train(together[1].config, data=tiny_data, use_cache=False))
+    # Results that are not the warm starts needed are not used: those are read from the cache.
+    other = tiny_config(epochs=1, warm_start=pretrain.replace(learning_rate=0.03), warm_start_layers=4)
+    training.train_seeds(other, [0, 1], data=tiny_data, use_cache=True, warm_start_per_seed=True, warm_results=held)
+    assert spy == [2, 2, 2, 2]  # its own pre-trainings, then its runs
 
 
 def test_a_frozen_batch_norm_layer_is_not_vectorised(tiny_config):
