@@ -43,7 +43,8 @@ KERNEL_SIZES = lab.GRID_KERNEL_SIZES
 STRIDES = (1, 2, 3, 4)
 PADDINGS = ("valid", "same", 1, 2, 3)
 SYNTHETIC_SIZES = (16, 24, 32, 48, 64, 128, 256)
-PLAY_INTERVAL_SECONDS = 0.15  # Play's frame interval: about 6 frames per second (bench/interaction.py).
+PLAY_TIMER_KEY = "_conv_play_timer"  # The step-through was last declared with its Play timer.
+PLAY_INTERVAL_SECONDS = 0.4  # Play's frame interval (2.5 frames per second; the in-browser sweep plays faster).
 PLAY_JUMPS = (1, 2, 4, 8)
 SWEEP_FRAME_MS = 125  # The in-browser sweep: 8 positions per second.
 STEP_ZOOM = 40  # The step-through shows at most this many rows and columns around the window.
@@ -546,6 +547,12 @@ def step_through(view: lab.LabView, image_scale: str) -> None:
 def draw_step(view: lab.LabView, image_scale: str) -> None:
     out_height, out_width = view.output.shape[:2]
     step_size = max(1, out_width // 12)
+    if not st.session_state.conv_playing and st.session_state.get(PLAY_TIMER_KEY):
+        # Paused by a click whose rerun reached only this fragment (it was merged into a run of
+        # the fragment's own timer): the lab, with the button's label and the timer, was not drawn
+        # again. Draw it now, once, without the timer.
+        st.session_state[PLAY_TIMER_KEY] = False
+        st.rerun(scope="app")
     if st.session_state.conv_playing:
         position = conv.next_position(min(st.session_state.conv_row, out_height - 1),
                                       min(st.session_state.conv_col, out_width - 1), out_height, out_width,
@@ -680,6 +687,7 @@ def draw_lab(pixels: np.ndarray, description: str, per_channel: bool, image_scal
                                              stride=view.stride, scale=image_scale, frame_ms=SWEEP_FRAME_MS,
                                              signed_limit=first.signed_limit),
                         key="conv_sweep_chart")
+    st.session_state[PLAY_TIMER_KEY] = playing  # Whether the step-through below runs on a timer.
     st.fragment(step_through, run_every=PLAY_INTERVAL_SECONDS if playing else None)(view, image_scale)
     st.header("4 · Pooling the feature map")
     pooling_section(view)
