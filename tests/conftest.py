@@ -199,10 +199,12 @@ def _chromium():
 
 
 def pytest_collection_modifyitems(config, items):
-    """For pytest-xdist's `--dist loadgroup` (the README's test command): the tests of one file stay
-    on one worker, so that its module fixtures start once, and every browser test runs on one
-    worker, one after another: they share the session's server and browser, and their waits assume
-    one browser at a time. A test that names its own group keeps it."""
+    """Groups for pytest-xdist's `--dist loadgroup`, when it is used (`pytest -n 2 --dist loadgroup`;
+    not yet the README's command: two tests failed that way on a loaded machine): the tests of one
+    file stay on one worker, so that its module fixtures start once, and every browser test runs on
+    one worker, one after another: they share the session's server and browser, and their waits
+    assume one browser at a time. A test that names its own group keeps it. Without xdist the
+    marks do nothing."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]

@@ -5,8 +5,8 @@ With `CNNVIZ_REDIS_URL` set, `trainers.open_trainer` gives `RQEntryTrainer`: a p
 `QUEUE_NAME`, with the job id `job_id(code, config_key)`, so identical configurations of a class
 train once, whichever server the students used (`unique=True`: the check and the enqueue are one
 atomic step in Redis). Workers started with `python -m cnnviz worker` (`run_worker`, on this
-machine or others) run `train_config_job`, which opens the classroom store from the URL and calls
-`leaderboard.train_entry`: status, progress and results go back through the Redis store, where
+machine or others) run `train_config_job`, which opens the classroom store at the worker's own
+Redis URL (a job carries no URL) and calls `leaderboard.train_entry`: status, progress and results go back through the Redis store, where
 every server reads them. Trained models go to the worker's disk cache (`CNNVIZ_CACHE_DIR`; give
 workers on several machines one shared folder if the app should read their models too).
 
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnviz.classroom import leaderboard, model
 from cnnviz.classroom.model import Entry
-from cnnviz.classroom.redis_store import RedisStore
+from cnnviz.classroom.redis_store import RedisStore, _unavailable
 from cnnviz.classroom.store import ClassroomStore
 from cnnviz.errors import ClassroomUnavailable
 from cnnviz.training.results import Progress
@@ -100,20 +100,28 @@ class _Heartbeat:
                 logger.warning("heartbeat %s not renewed", self.key, exc_info=True)
 
     def stop(self) -> None:
+        """Stop renewing. The key is left to expire by itself: deleted here, before RQ marks the
+        job finished, a board's `refresh` in between would see "started, no heartbeat" and fail
+        the entry that was just trained."""
         self._stop.set()
         self._thread.join(self.seconds)
-        try:
-            self.client.delete(self.key)
-        except Exception:  # noqa: BLE001 - it expires by itself.
-            logger.warning("heartbeat %s not deleted", self.key, exc_info=True)
+
+
+# The Redis URL of this worker process (`run_worker` sets it): the job itself carries none, so a
+# password in a URL is never stored in a job, and a replica's "localhost" never misleads a worker.
+_worker_redis_url: str | None = None
 
 
 def train_config_job(redis_url: str, code: str, config_key: str, entry_id: int,
                      heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS) -> dict[str, Any]:
     """The RQ task: train entry `entry_id` of class `code` (and its waiting twins) through
-    `leaderboard.train_entry` on the Redis store at `redis_url`, with a heartbeat key alive while
-    it runs. Returns a small summary (kept by RQ)."""
-    store = RedisStore(redis_url)
+    `leaderboard.train_entry` on the Redis store of this worker (`redis_url` only when the task
+    runs outside `run_worker`), with a heartbeat key alive while it runs. Returns a small summary
+    (kept by RQ)."""
+    url = _worker_redis_url or redis_url
+    if not url:
+        raise ClassroomUnavailable("This worker knows no Redis to report to (start it with `python -m cnnviz worker`).")
+    store = RedisStore(url)
     beat = _Heartbeat(store.client, heartbeat_key(job_id(code, config_key)), heartbeat_seconds, worker_name())
     try:
         # It reports through the store, hands the result to the waiting twins, and turns a failed
@@ -218,10 +226,9 @@ class RQEntryTrainer:
             job.delete()
         try:
             self.queue.enqueue_call(
-                train_config_job, args=(self.redis_url, code, entry.config_key, entry_id,
-                                        self.heartbeat_seconds),
+                train_config_job, args=("", code, entry.config_key, entry_id, self.heartbeat_seconds),
                 job_id=job_id(code, entry.config_key), unique=True, timeout=JOB_TIMEOUT_SECONDS,
-                result_ttl=JOB_RECORD_SECONDS, failure_ttl=JOB_RECORD_SECONDS,
+                ttl=JOB_RECORD_SECONDS, result_ttl=JOB_RECORD_SECONDS, failure_ttl=JOB_RECORD_SECONDS,
                 description=f"cnnviz leaderboard: class {code}, configuration {entry.config_key[:8]}")
         except DuplicateJobError:
             pass  # Another server enqueued the same configuration a moment ago: shared.
@@ -289,6 +296,7 @@ def run_worker(redis_url: str | None, *, burst: bool = False, name: str | None =
     import redis
     from rq import Queue, SimpleWorker
 
+    global _worker_redis_url
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
     try:
         connection.ping()
@@ -297,16 +305,23 @@ def run_worker(redis_url: str | None, *, burst: bool = False, name: str | None =
               "the URL, and run `python -m cnnviz worker` again.", file=sys.stderr)
         return 2
     _load_tensorflow()
-    worker = SimpleWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection,
-                          name=name or worker_name())
+    _worker_redis_url = redis_url
+    worker = SimpleWorker([Queue(QUEUE_NAME, connection=connection)],
+                          connection=connection, name=name or worker_name())
     print(f"cnnviz training worker {worker.name} on queue {QUEUE_NAME!r}"
           f"{' (burst: until the queue is empty)' if burst else ''}", file=sys.stderr, flush=True)
     try:
         worker.work(burst=burst, logging_level="INFO")
-    except ClassroomUnavailable as error:
-        print(f"The worker stopped: {error}", file=sys.stderr)
+    except redis.RedisError as error:
+        print(f"The worker stopped: it lost its Redis ({type(error).__name__}: {error}).", file=sys.stderr)
         return 1
     return 0
+
+
+# Redis's own errors (server down, timeout) from a trainer's calls reach the page as the store's
+# `ClassroomUnavailable` message, never as a traceback.
+for _name in ("submit", "refresh", "workers"):
+    setattr(RQEntryTrainer, _name, _unavailable(getattr(RQEntryTrainer, _name)))
 
 
 __all__ = ["QUEUE_NAME", "RQEntryTrainer", "job_id", "run_worker", "train_config_job"]

@@ -180,6 +180,12 @@ class PlainFigure(go.Figure):
     def to_plotly_json(self) -> dict:
         return self.to_dict()
 
+    def __reduce__(self):  # copy.deepcopy and pickle (Plotly's own would call PlainFigure(props)).
+        plain = self.__dict__.get("_plain")
+        if plain is not None:
+            return (PlainFigure, (plain["data"], plain["layout"], self._raw_frames))
+        return (go.Figure, (self.to_dict(),))
+
 
 def _figure(traces: list[dict], layout: dict) -> go.Figure:
     return PlainFigure(traces, layout)

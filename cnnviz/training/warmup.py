@@ -392,13 +392,16 @@ def _run_group(items: Sequence[WarmupItem], start: int, group: tuple[bool, list[
     prefix = f"[{start + 1}-{indices[-1] + 1}/{total}]"
     started = time.perf_counter()
     with contextlib.ExitStack() as locks:
-        cached = {index: training.is_cached(items[index].config) for index in indices}
-        for index in indices:
-            if cached[index]:
-                continue
-            for config in _uncached_chain(items[index].config):
-                if not locks.enter_context(cache.entry_lock(config, blocking=False)):
-                    return None
+        try:
+            cached = {index: training.is_cached(items[index].config) for index in indices}
+            for index in indices:
+                if cached[index]:
+                    continue
+                for config in _uncached_chain(items[index].config):
+                    if not locks.enter_context(cache.entry_lock(config, blocking=False)):
+                        return None
+        except OSError:
+            return None  # A lock file that cannot be made: one item at a time reports it as FAILED.
         out(f"{prefix} {PAGE_TITLES.get(first.page, first.page)}: {first.label} and the other seeds "
             f"{', '.join(map(str, seeds[1:]))}, trained together (config {first.config.key()[:8]})")
         try:

@@ -402,5 +402,7 @@ def test_open_store_picks_the_implementation_and_the_core_does_not_import_redis(
         assert store.class_info(store.create_class().code).students == 0
     finally:
         store.close()
-    code = "import sys, cnnviz.classroom; print(sorted(m for m in ('redis', 'streamlit') if m in sys.modules))"
+    code = ("import sys, cnnviz.classroom, cnnviz.classroom.leaderboard, cnnviz.classroom.trainers, "
+            "cnnviz.classroom.workers; "
+            "print(sorted(m for m in ('redis', 'rq', 'streamlit', 'tensorflow') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -147,7 +148,7 @@ def test_entries_of_two_students_train_on_the_workers_once_per_configuration(
     assert seen[2].parameters == 38254
     assert sorted(row.entry.entry_id for row in board) == ids
     # RQ ran one job per configuration, each once: the identical entries shared one training.
-    jobs = {key: Job.fetch(workers.job_id(code, key), connection=trainer.connection)
+    jobs = {key: Job.fetch(workers.job_id(code, key), connection=trainer.connection, serializer=trainer.queue.serializer)
             for key in {e.config_key for e in seen}}
     assert len(jobs) == 2
     assert all(len(job.results()) == 1 for job in jobs.values())
@@ -224,3 +225,42 @@ def test_the_worker_command_needs_a_usable_redis(monkeypatch: pytest.MonkeyPatch
     assert cli.main(["worker", "--burst"]) == 2
     assert "Cannot reach the Redis" in capsys.readouterr().err
     # A worker that runs is the `two_workers` fixture's (it imports TensorFlow first: not here).
+
+
+def test_a_finished_jobs_heartbeat_outlives_the_job(worker_url: str) -> None:
+    """The task stops beating but leaves the key to expire: deleted at the end of the task, a board's
+    refresh between that moment and RQ marking the job finished saw "started, no heartbeat" and
+    failed the entry that had just been trained."""
+    import redis
+
+    with redis.Redis.from_url(worker_url) as client:
+        key = workers.heartbeat_key("cnnviz-entry-probe")
+        beat = workers._Heartbeat(client, key, 2.0, "probe")
+        beat.stop()
+        assert client.exists(key)  # Still there after the task ended ...
+        assert 0 < client.pttl(key) <= 2000  # ... and gone by itself within one lifetime.
+
+
+def test_a_job_carries_no_redis_url(worker_url: str) -> None:
+    """A job carries no URL: the worker reports to its own CNNVIZ_REDIS_URL, so a password in a URL
+    never sits in a job, and a replica's "localhost" never sends a remote worker elsewhere."""
+    import redis
+
+    store = RedisStore(worker_url)
+    try:
+        new = store.create_class("json jobs")
+        store.set_budget(new.code, new.lecturer_secret, BUDGET.to_mapping())
+        student = store.join(new.code, "Ada")
+        config = leaderboard.preset_entry_config(leaderboard.preset_choices(BUDGET)[0][0], BUDGET)
+        entry = store.submit_entry(new.code, student.student_id, config)
+        trainer = workers.RQEntryTrainer(worker_url, store=store)
+        trainer.submit(new.code, entry.entry_id)
+        with redis.Redis.from_url(worker_url) as client:
+            data = client.hget(f"rq:job:{workers.job_id(new.code, entry.config_key)}", "data")
+        assert data is not None
+        payload = zlib.decompress(data)  # RQ compresses the serialized payload (read as bytes, never unpickled).
+        assert b"train_config_job" in payload and b"redis://" not in payload and worker_url.encode() not in payload
+        trainer.queue.empty()
+        trainer.close()
+    finally:
+        store.close()

@@ -93,3 +93,16 @@ def test_the_fast_figures_encode_their_values_losslessly():
 def plotly_json(figure: dict) -> dict:
     """The figure as the browser receives it (key order aside)."""
     return json.loads(plotly.io.to_json(figure, validate=False))
+
+
+@pytest.mark.parametrize("built", [False, True])
+def test_the_fast_figures_survive_deepcopy_and_pickle(built):
+    import copy
+    import pickle
+
+    figure = _every_lab_figure()["sweep"]
+    if built:
+        assert len(figure.data) >= 1  # Now an ordinary go.Figure inside.
+    expected = plotly_json(figure.to_plotly_json())
+    for clone in (copy.deepcopy(figure), pickle.loads(pickle.dumps(figure))):  # Our own object, not a user's.
+        assert plotly_json(clone.to_plotly_json()) == expected
