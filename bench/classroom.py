@@ -96,12 +96,7 @@ def simulate(store: ClassroomStore, students: int) -> dict:
         except Exception as error:  # noqa: BLE001 (counted and reported)
             errors.append(f"{type(error).__name__}: {error}")
 
-    threads = [threading.Thread(target=student, args=(i,)) for i in range(students)]
-    for thread in threads:
-        thread.start()
-    baseline = peak_rss_mb(os.getpid())
-    barrier.wait()
-    start = time.perf_counter()
+    threads, baseline, start = start_students(student, students, barrier)
     reads = 0
     while True:
         results = store.results(new.code, poll.poll_id, new.lecturer_secret)
@@ -201,12 +196,7 @@ def simulate_leaderboard(store: ClassroomStore, trainer: trainers.EntryTrainer, 
         except Exception as error:  # noqa: BLE001 (counted and reported)
             errors.append(f"{type(error).__name__}: {error}")
 
-    threads = [threading.Thread(target=student, args=(i,)) for i in range(students)]
-    for thread in threads:
-        thread.start()
-    baseline = peak_rss_mb(os.getpid())
-    barrier.wait()
-    start = time.perf_counter()
+    threads, baseline, start = start_students(student, students, barrier)
     for thread in threads:
         thread.join(TIME_LIMIT)
     submitted_s = time.perf_counter() - start
@@ -255,6 +245,17 @@ def start_workers(count: int, url: str, cache: Path, log_dir: Path) -> list[subp
                 raise SystemExit(f"workers did not start: {(log_dir / 'worker0.log').read_text()[-2000:]}")
             time.sleep(0.1)
     return processes
+
+
+def start_students(student, students: int, barrier: threading.Barrier) -> tuple[list[threading.Thread], float, float]:
+    """Start one thread per student (each waits at `barrier`), then release them all at once:
+    (the threads, this process's peak RSS before the release in MB, the release's perf_counter)."""
+    threads = [threading.Thread(target=student, args=(i,)) for i in range(students)]
+    for thread in threads:
+        thread.start()
+    baseline = peak_rss_mb(os.getpid())
+    barrier.wait()
+    return threads, baseline, time.perf_counter()
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:
