@@ -258,6 +258,14 @@ def start_students(student, students: int, barrier: threading.Barrier) -> tuple[
     return threads, baseline, time.perf_counter()
 
 
+def add_ratio_to_in_process(rows: list[dict], column: str) -> None:
+    """Each row's wall time as a ratio to the in-process row of the same N (measured in this run)."""
+    reference = {row["students"]: row["wall_s"] for row in rows if row[column] == "in-process"}
+    for row in rows:
+        if row["students"] in reference:
+            row["wall_vs_in_process"] = row["wall_s"] / reference[row["students"]]
+
+
 def stop_processes(processes: list[subprocess.Popen]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -365,10 +373,7 @@ def leaderboard_part(args: argparse.Namespace) -> None:
             setting = "in-process" if kind == "in-process" else f"redis {n_workers} worker{'s' * (n_workers > 1)}"
             rows.append({"setting": setting, **json.loads(child.stdout.strip().splitlines()[-1])})
             print(f"  {setting} N={n}: {rows[-1]['wall_s']:.1f} s {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
-    reference = {row["students"]: row["wall_s"] for row in rows if row["setting"] == "in-process"}
-    for row in rows:
-        if row["students"] in reference:
-            row["wall_vs_in_process"] = row["wall_s"] / reference[row["students"]]
+    add_ratio_to_in_process(rows, "setting")
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -385,10 +390,7 @@ def poll_part(args: argparse.Namespace) -> None:
             if child.returncode:
                 raise SystemExit(f"{kind} N={n} failed:\n{child.stderr[-3000:]}")
             rows.append({"store": kind, **json.loads(child.stdout.strip().splitlines()[-1])})
-    reference = {row["students"]: row["wall_s"] for row in rows if row["store"] == "in-process"}
-    for row in rows:
-        if row["students"] in reference:
-            row["wall_vs_in_process"] = row["wall_s"] / reference[row["students"]]
+    add_ratio_to_in_process(rows, "store")
     if args.json:
         print(json.dumps(rows, indent=2))
         return

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cnnviz import architecture, data, training, verdicts
+from cnnviz import architecture, data, parsing, training, verdicts
 from cnnviz.classroom.model import Entry, rank_entries
 from cnnviz.classroom.store import ClassroomStore
 from cnnviz.errors import ArchitectureError, ClassroomInputError, CnnvizError
@@ -54,10 +54,12 @@ FAILED_UNEXPECTEDLY = "Training failed unexpectedly on the server. Press Retry; 
 
 
 def _whole(value: Any, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) \
-            or not low <= int(value) <= high:
+    """A whole number within [low, high]; the project's one number check first (`parsing.check_number`:
+    no bool, no text, nothing infinite, NaN or too large reaches `int()`)."""
+    number = parsing.check_number(value, what=what, error=ClassroomInputError)
+    if not number.is_integer() or not low <= number <= high:
         raise ClassroomInputError(f"{what} is a whole number from {low:,} to {high:,} (not {value!r}).")
-    return int(value)
+    return int(number)
 
 
 @dataclass(frozen=True)

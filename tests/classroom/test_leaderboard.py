@@ -238,3 +238,10 @@ def test_several_seeds_give_the_board_a_spread(store: ClassroomStore, count_trai
     assert all(r.from_cache for r in results)
     assert trained.accuracy == pytest.approx(sum(accuracies) / 3)
     assert trained.spread == pytest.approx(lb.seed_spread(accuracies))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 10**500, True, "3"])
+def test_a_budget_number_that_is_not_a_finite_number_is_refused_with_a_message(value):
+    # Before the one number check (parsing.check_number), NaN and infinity raised from int().
+    with pytest.raises(ClassroomInputError):
+        lb.LeaderboardBudget(max_epochs=value)
