@@ -478,24 +478,24 @@ def main_figure(view: lab.LabView, settings: Settings, description: str, image_s
     with ui.key_figure():
         columns = st.columns(widths)
     with columns[0]:
-        ui.plotly_chart(figures.image_figure(image, title=f"Input ({image_height} × {image_width})",
+        ui.map_chart(figures.image_figure(image, title=f"Input ({image_height} × {image_width})",
                                              scale=image_scale), key="conv_input_chart")
     with columns[1]:
         kernel_title = "Kernel (normalised)" if settings.normalise else "Kernel"
-        ui.plotly_chart(figures.kernel_figure(kernel, title=kernel_title), key="conv_kernel_chart")
+        ui.map_chart(figures.kernel_figure(kernel, title=kernel_title), key="conv_kernel_chart")
     with columns[2]:
         if view.is_color:
             st.markdown(f"**Output{size_text}**: the kernel is applied to each channel separately; the three "
                         "results are below.")
         else:
-            ui.plotly_chart(figures.signed_map_figure(output, title=f"Output{size_text}"),
+            ui.map_chart(figures.signed_map_figure(output, title=f"Output{size_text}"),
                             key="conv_output_chart")
     if asking:
         with columns[3]:
             quiz_box(view, settings)
     if view.is_color:
         maps = [(f"{name} channel result", output[:, :, index]) for index, name in enumerate(view.channel_names)]
-        ui.plotly_chart(figures.map_grid_figure(maps, columns=3, height_per_row=360), key="conv_output_chart")
+        ui.map_chart(figures.map_grid_figure(maps, columns=3, height_per_row=360), key="conv_output_chart")
     if asking:
         return
     guess = answer[1] if quiz and answer is not None and answered else None
@@ -587,18 +587,18 @@ def draw_step(view: lab.LabView, image_scale: str) -> None:
     left, middle, right = st.columns([4, 4, 5])
     with left:
         title = "Input with padding" + (" (zoomed)" if zoomed else "") + ": the window is outlined"
-        ui.plotly_chart(figures.image_figure(padded[top:bottom, left_edge:right_edge], title=title,
+        ui.map_chart(figures.image_figure(padded[top:bottom, left_edge:right_edge], title=title,
                                              scale=image_scale, row0=top - step.pad_top,
                                              col0=left_edge - step.pad_left,
                                              window=(detail.top, detail.left, detail.bottom, detail.right)),
                         key="conv_step_input_chart")
     with middle:
-        ui.plotly_chart(figures.signed_map_figure(step.values[out_top:out_bottom, out_left:out_right],
+        ui.map_chart(figures.signed_map_figure(step.values[out_top:out_bottom, out_left:out_right],
                                                   title=f"Output: position ({row}, {col})", highlight=(row, col),
                                                   row0=out_top, col0=out_left, signed_limit=step.signed_limit),
                         key="conv_step_output_chart")
     with right:
-        ui.plotly_chart(figures.window_figure(detail.window, detail.kernel, detail.products),
+        ui.map_chart(figures.window_figure(detail.window, detail.kernel, detail.products),
                         key="conv_window_chart")
     st.markdown(f"**Output ({row}, {col})** = sum of the products"
                 + (" (the kernel is flipped by 180° for true convolution)" if view.flip else "") + ":")
@@ -639,9 +639,9 @@ def draw_pooling(view: lab.LabView) -> None:
                     f"{pooled_view.takes} of each window).")
         if pooled.ndim == 3:
             maps = [(f"{name}, pooled", pooled[:, :, index]) for index, name in enumerate(view.channel_names)]
-            ui.plotly_chart(figures.map_grid_figure(maps, columns=3, height_per_row=240), key="conv_pool_chart")
+            ui.map_chart(figures.map_grid_figure(maps, columns=3, height_per_row=240), key="conv_pool_chart")
         else:
-            ui.plotly_chart(figures.signed_map_figure(pooled, title=f"{pool_kind} pooled ({pooled_height} × "
+            ui.map_chart(figures.signed_map_figure(pooled, title=f"{pool_kind} pooled ({pooled_height} × "
                                                                       f"{pooled_width})", height=320),
                             key="conv_pool_chart")
 

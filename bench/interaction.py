@@ -6,7 +6,9 @@ convolution lab in headless Debian Chromium (Playwright) with the quiz off, and 
 
 - end to end: from just before the change (a key press or click in the page) until the figure
   the control redraws (kernel, output or step-through chart) holds new data in the browser
-  (Plotly's `gd.data` replaced), measured with the page's own clock (`performance.now()`);
+  (a map chart drawn again, or a Plotly chart's `gd.data` replaced), measured with the page's own
+  clock (`performance.now()`), and split at the websocket into input handling, server and
+  network, and the browser's drawing;
 - server time: how long the script runs (whole page, or one fragment) that the change started
   took on the server. The server is started through this file (`--serve`), which wraps
   Streamlit's `ScriptRunner._run_script` and prints one `CNNVIZ-RUN` line per run; nothing in
@@ -51,20 +53,53 @@ TARGET_FPS = 5.0
 PAGE_HELPERS = """
 window.__bench = {
   plot(key) { return document.querySelector(`.st-key-${key} .js-plotly-plot`); },
+  // A map chart (widgets/map_chart.js: a canvas) counts its draws in data-draws.
+  map(key) { return document.querySelector(`.st-key-${key} .cnnviz-map`); },
   mark(key) {
     const gd = this.plot(key);
     if (gd && gd.data) { gd.data.__benchOld = true; }
+    const map = this.map(key);
+    this.draws = map ? map.dataset.draws : null;
     return performance.now();
   },
   changed(key) {
+    const map = this.map(key);
+    if (map) { return map.dataset.draws !== this.draws ? performance.now() : false; }
     const gd = this.plot(key);
     return (gd && gd.data && gd._fullLayout && !gd.data.__benchOld) ? performance.now() : false;
+  },
+  title(key) {
+    const map = this.map(key);
+    if (map) { return map.dataset.title || ''; }
+    const gd = this.plot(key);
+    return gd && gd._fullLayout && gd.layout.title ? String(gd.layout.title.text || gd.layout.title) : '';
+  },
+  // The first message sent after `since` and the last one received before `until` (ms).
+  traffic(since, until) {
+    const sent = window.__benchWs.sent.find((t) => t >= since);
+    const received = window.__benchWs.received.filter((t) => t <= until);
+    return {sent: sent ?? null, received: received.length ? received[received.length - 1] : null};
   },
   idle() {
     const app = document.querySelector('[data-testid="stApp"]');
     return !!app && app.getAttribute('data-test-script-state') === 'notRunning';
   },
 };
+// Streamlit's websocket, wrapped to note when each message leaves and arrives (performance.now()).
+(() => {
+  const Native = window.WebSocket;
+  window.__benchWs = {sent: [], received: []};
+  function Wrapped(...args) {
+    const socket = new Native(...args);
+    const send = socket.send.bind(socket);
+    socket.send = (data) => { window.__benchWs.sent.push(performance.now()); return send(data); };
+    socket.addEventListener('message', () => window.__benchWs.received.push(performance.now()));
+    return socket;
+  }
+  Wrapped.prototype = Native.prototype;
+  for (const name of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) { Wrapped[name] = Native[name]; }
+  window.WebSocket = Wrapped;
+})();
 """
 
 
@@ -167,8 +202,11 @@ def settle(page, server: Server) -> None:
     server.runs_since(time.time() + 3600)
 
 
-def measure_change(page, server: Server, chart: str, action) -> tuple[float, float, float, int]:
-    """(end-to-end ms, server ms, server CPU ms, runs) of one change: `action()` until `chart` holds new data."""
+def measure_change(page, server: Server, chart: str, action) -> tuple[float, float, float, int, tuple[float, float, float]]:
+    """(end-to-end ms, server ms, server CPU ms, runs, phases) of one change: `action()` until `chart`
+    holds new data. `phases` splits the end-to-end time at the websocket (ms): from the change to
+    the browser's first message out (input handling), from there to the last message in before the
+    redraw (server and network), and from that message to the redrawn chart (the browser's drawing)."""
     settle(page, server)
     started_wall = time.time()
     started = page.evaluate("(key) => window.__bench.mark(key)", chart)
@@ -176,11 +214,15 @@ def measure_change(page, server: Server, chart: str, action) -> tuple[float, flo
     handle = page.wait_for_function("(key) => window.__bench.changed(key)", arg=chart, polling="raf",
                                     timeout=60_000)
     redrawn = float(handle.json_value())
+    traffic = page.evaluate("([since, until]) => window.__bench.traffic(since, until)", [started, redrawn])
+    sent = traffic["sent"] if traffic["sent"] is not None and traffic["sent"] <= redrawn else started
+    received = traffic["received"] if traffic["received"] is not None and traffic["received"] >= sent else sent
+    phases = (sent - started, received - sent, redrawn - received)
     wait_idle(page)
     time.sleep(0.15)
     wait_idle(page)
     runs = server.runs_since(started_wall)
-    return (redrawn - started, sum(run[1] for run in runs), sum(run[3] for run in runs), len(runs))
+    return (redrawn - started, sum(run[1] for run in runs), sum(run[3] for run in runs), len(runs), phases)
 
 
 def select_option(page, label: str, option: str):
@@ -221,11 +263,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 COUNT_TITLE_CHANGES = """async ([key, seconds]) => {
-    const title = () => {
-        const gd = window.__bench.plot(key);
-        // The title names the position shown ("... position (row, col)"): one change per frame.
-        return gd && gd._fullLayout && gd.layout.title ? String(gd.layout.title.text || gd.layout.title) : '';
-    };
+    // The title names the position shown ("... position (row, col)"): one change per frame.
+    const title = () => window.__bench.title(key);
     const seen = [];
     let last = title();
     const end = performance.now() + seconds * 1000;
@@ -332,20 +371,21 @@ def main() -> None:
             page.add_init_script(PAGE_HELPERS)
             page.set_default_timeout(60_000)
             page.goto(f"{server.url}/convolution?{args.query}")
-            page.wait_for_selector(".st-key-conv_step_output_chart .js-plotly-plot", timeout=120_000)
+            page.wait_for_selector(".st-key-conv_step_output_chart :is(.js-plotly-plot, .cnnviz-map)", timeout=120_000)
             settle(page, server)
             for name, (chart, changes) in ({} if args.only_play else controls(page)).items():
                 for prepare, change in changes:  # Warm-up: caches filled once, not counted.
                     settle(page, server)
                     prepare()
                     measure_change(page, server, chart, change)
-                e2e, server_ms, cpu_ms, run_counts = [], [], [], []
+                e2e, server_ms, cpu_ms, run_counts, phases = [], [], [], [], []
                 for index in range(args.repeats):
                     prepare, change = changes[index % len(changes)]
                     settle(page, server)
                     prepare()
-                    total, on_server, cpu, count = measure_change(page, server, chart, change)
+                    total, on_server, cpu, count, split = measure_change(page, server, chart, change)
                     e2e.append(total)
+                    phases.append(split)
                     server_ms.append(on_server)
                     cpu_ms.append(cpu)
                     run_counts.append(count)
@@ -355,12 +395,17 @@ def main() -> None:
                           "server_median_ms": round(statistics.median(server_ms), 1),
                           "server_p90_ms": round(percentile(server_ms, 0.9), 1),
                           "server_cpu_median_ms": round(statistics.median(cpu_ms), 1),
-                          "runs_per_change": statistics.median(run_counts)}
+                          "runs_per_change": statistics.median(run_counts),
+                          "input_median_ms": round(statistics.median(p[0] for p in phases), 1),
+                          "server_and_network_median_ms": round(statistics.median(p[1] for p in phases), 1),
+                          "drawing_median_ms": round(statistics.median(p[2] for p in phases), 1)}
                 results.append(result)
                 print(f"{name:12s} end to end median {result['e2e_median_ms']:7.1f} ms  p90 "
                       f"{result['e2e_p90_ms']:7.1f} ms | server median {result['server_median_ms']:7.1f} ms  "
                       f"p90 {result['server_p90_ms']:7.1f} ms, CPU median {result['server_cpu_median_ms']:6.1f} ms "
-                      f"({result['runs_per_change']} run(s) per change)",
+                      f"({result['runs_per_change']} run(s) per change) | input {result['input_median_ms']} ms, "
+                      f"server and network {result['server_and_network_median_ms']} ms, drawing "
+                      f"{result['drawing_median_ms']} ms",
                       flush=True)
             link: dict | None = {"agree": None, "url_agrees": None, "link_agrees": None} if args.only_play else None
             # Move the step (a nested fragment: the address bar follows at once, the copied link at the

@@ -15,11 +15,13 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 import streamlit as st
+import streamlit.components.v2
 from streamlit import runtime
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
@@ -431,6 +433,43 @@ def plotly_chart(figure, **kwargs):
     style_figure(figure, presenter=presenter_mode())
     kwargs.setdefault("width", "stretch")
     return st.plotly_chart(figure, **kwargs)
+
+
+# A map chart: a figure of heatmaps and RGB images (from `cnnviz.figures`) drawn on a canvas in
+# the browser by widgets/map_chart.js (a Streamlit v2 component, in the page's own DOM: no
+# iframe). The convolution lab redraws its maps on every slider move: a canvas takes a few
+# milliseconds where a Plotly chart takes 50-100 ms in the browser (bench/interaction.py).
+_MAP_CHART_CSS = """
+.cnnviz-map { position: relative; width: 100%; }
+.cnnviz-map canvas { display: block; }
+.cnnviz-map-tip { display: none; position: absolute; pointer-events: none; z-index: 5; padding: 4px 8px;
+  border-radius: 4px; background: rgba(38, 39, 48, 0.92); color: #fff; font-size: 14px; white-space: nowrap; }
+"""
+
+MAP_CHART_JS = Path(__file__).parent / "map_chart.js"
+_map_chart_component = st.components.v2.component(
+    "cnnviz_map_chart", js=MAP_CHART_JS.read_text(encoding="utf-8"), css=_MAP_CHART_CSS, isolate_styles=False)
+
+
+def map_chart_data(figure) -> dict:
+    """What map_chart.js draws: the figure's dictionary without Plotly's theme (nothing the canvas
+    draws uses it); only heatmap and image traces."""
+    spec = figure.to_dict()
+    spec["layout"].pop("template", None)
+    unsupported = {trace.get("type") for trace in spec["data"]} - {"heatmap", "image"}
+    if unsupported:
+        raise ValueError(f"map_chart draws heatmap and image traces only, not {sorted(unsupported)}")
+    return spec
+
+
+def map_chart(figure, *, key: str) -> None:
+    """Draw a figure of heatmap or RGB image traces (cell values, outlines, titles, colour bar and
+    hover as in `plotly_chart`) on a canvas: fast to redraw. Presenter-mode styling applies too.
+    The chart sits in a container keyed `key` (`.st-key-<key>` in the page)."""
+    style_figure(figure, presenter=presenter_mode())
+    spec = map_chart_data(figure)
+    with st.container(key=key):
+        _map_chart_component(key=f"{key}_canvas", data=spec, height=int(spec["layout"].get("height") or 340))
 
 
 def _view_marker(params: list[Param]) -> str:

@@ -138,9 +138,11 @@ def _is_known(name: str, offender: dict) -> tuple[str, str] | None:
 
 
 def _wait_for_charts(page) -> None:
-    """Wait until every plotly chart on the page has drawn (legends and titles exist only then)."""
+    """Wait until every chart on the page has drawn (Plotly's legends and titles exist only then;
+    a map chart counts its draws)."""
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-        .every(chart => chart.querySelector('.main-svg'))""", timeout=120_000)
+        .every(chart => chart.querySelector('.main-svg'))
+        && [...document.querySelectorAll('.cnnviz-map')].every(map => map.dataset.draws)""", timeout=120_000)
     page.wait_for_timeout(1500)  # Data grids size their columns after the first paint.
 
 

@@ -31,7 +31,8 @@ TINY_SETTINGS = {
 WHY_NO_KEY_FIGURE = {"explain": ("is not trained on this server yet", "Train it"),
                      "classroom": ("No class in this browser yet", "Start a class")}
 
-KEY_FIGURE_CHARTS = '.st-key-key_figure [data-testid="stPlotlyChart"] .js-plotly-plot'
+# Plotly charts and map charts (widgets/map_chart.js: a canvas) in the key figure slot.
+KEY_FIGURE_CHARTS = '.st-key-key_figure :is([data-testid="stPlotlyChart"] .js-plotly-plot, .cnnviz-map)'
 
 # Sideways overflow, two ways: (1) how far the document or Streamlit's scrolling areas can scroll
 # sideways; (2) visible elements of the main block whose right edge is past the viewport's. An
@@ -105,8 +106,8 @@ def _assert_key_figure_on_the_first_screen(page, name: str) -> None:
     charts = page.locator(KEY_FIGURE_CHARTS)
     charts.first.wait_for(timeout=180_000)
     page.wait_for_function("""() => {
-        const charts = document.querySelectorAll('.st-key-key_figure .js-plotly-plot');
-        return charts.length && [...charts].every(chart => chart.querySelector('.main-svg'));
+        const charts = document.querySelectorAll('.st-key-key_figure :is(.js-plotly-plot, .cnnviz-map)');
+        return charts.length && [...charts].every(chart => chart.querySelector('.main-svg') || chart.dataset.draws);
     }""")
     scrolled = page.evaluate("""() => Math.max(window.scrollY,
         document.querySelector('[data-testid="stMain"]')?.scrollTop || 0)""")

@@ -40,10 +40,14 @@ def revealed_page(synthetic: str | None = None, size: int = 16, **state) -> AppT
 
 
 def chart(at: AppTest, key: str) -> dict:
-    """The plotly figure (as JSON) of the chart with this widget key."""
+    """The figure (as JSON) of the chart with this key: a Plotly chart, or a map chart (the same
+    figure, drawn on a canvas by widgets/map_chart.js; its component's key is `<key>_canvas`)."""
     for element in at.get("plotly_chart"):
         if element.proto.id and key in element.proto.id:
             return json.loads(element.proto.spec)
+    for element in at.get("bidi_component"):
+        if element.proto.id.endswith(f"-{key}_canvas"):
+            return json.loads(element.proto.json)
     raise AssertionError(f"no chart with key {key}")
 
 
