@@ -4,7 +4,8 @@ Starts the real app (`streamlit run app.py` on a loopback port, file watcher off
 convolution lab in headless Debian Chromium (Playwright) with the quiz off, and for each control
 (preset, stride, padding, kernel size, step, play) changes it back and forth `--repeats` times:
 
-- end to end: from just before the change (a key press or click in the page) until the figure
+- end to end: from the change (the page receiving the key or pointer press: its event's time
+  stamp, after Playwright's own work of sending it, which is printed apart) until the figure
   the control redraws (kernel, output or step-through chart) holds new data in the browser
   (a map chart drawn again, or a Plotly chart's `gd.data` replaced), measured with the page's own
   clock (`performance.now()`), and split at the websocket into input handling, server and
@@ -74,17 +75,25 @@ window.__bench = {
     const gd = this.plot(key);
     return gd && gd._fullLayout && gd.layout.title ? String(gd.layout.title.text || gd.layout.title) : '';
   },
-  // The first message sent after `since` and the last one received before `until` (ms).
+  // The first input event (key or pointer press) and message sent after `since`, and the last
+  // message received before `until` (ms).
   traffic(since, until) {
+    const input = window.__benchInput.find((t) => t >= since);
     const sent = window.__benchWs.sent.find((t) => t >= since);
     const received = window.__benchWs.received.filter((t) => t <= until);
-    return {sent: sent ?? null, received: received.length ? received[received.length - 1] : null};
+    return {input: input ?? null, sent: sent ?? null, received: received.length ? received[received.length - 1] : null};
   },
   idle() {
     const app = document.querySelector('[data-testid="stApp"]');
     return !!app && app.getAttribute('data-test-script-state') === 'notRunning';
   },
 };
+// When the page received each key or pointer press (the event's own time stamp: the moment a
+// student's press would reach the page, after the automation's own work of sending it).
+window.__benchInput = [];
+for (const type of ['keydown', 'pointerdown']) {
+  window.addEventListener(type, (event) => window.__benchInput.push(event.timeStamp), {capture: true});
+}
 // Streamlit's websocket, wrapped to note when each message leaves and arrives (performance.now()).
 (() => {
   const Native = window.WebSocket;
@@ -202,11 +211,14 @@ def settle(page, server: Server) -> None:
     server.runs_since(time.time() + 3600)
 
 
-def measure_change(page, server: Server, chart: str, action) -> tuple[float, float, float, int, tuple[float, float, float]]:
-    """(end-to-end ms, server ms, server CPU ms, runs, phases) of one change: `action()` until `chart`
-    holds new data. `phases` splits the end-to-end time at the websocket (ms): from the change to
-    the browser's first message out (input handling), from there to the last message in before the
-    redraw (server and network), and from that message to the redrawn chart (the browser's drawing)."""
+def measure_change(page, server: Server, chart: str, action) -> tuple[float, float, float, int, tuple[float, float, float], float]:
+    """(end-to-end ms, server ms, server CPU ms, runs, phases, automation ms) of one change:
+    `action()` until `chart` holds new data. End to end starts when the page receives the key or
+    pointer press (its event time stamp); `automation` is the time Playwright took before that
+    (from its command to the event: not the app's). `phases` splits the end-to-end time at the
+    websocket (ms): from the press to the browser's first message out (input handling), from there
+    to the last message in before the redraw (server and network), and from that message to the
+    redrawn chart (the browser's drawing)."""
     settle(page, server)
     started_wall = time.time()
     started = page.evaluate("(key) => window.__bench.mark(key)", chart)
@@ -215,14 +227,16 @@ def measure_change(page, server: Server, chart: str, action) -> tuple[float, flo
                                     timeout=60_000)
     redrawn = float(handle.json_value())
     traffic = page.evaluate("([since, until]) => window.__bench.traffic(since, until)", [started, redrawn])
-    sent = traffic["sent"] if traffic["sent"] is not None and traffic["sent"] <= redrawn else started
+    pressed = traffic["input"] if traffic["input"] is not None and traffic["input"] <= redrawn else started
+    sent = traffic["sent"] if traffic["sent"] is not None and pressed <= traffic["sent"] <= redrawn else pressed
     received = traffic["received"] if traffic["received"] is not None and traffic["received"] >= sent else sent
-    phases = (sent - started, received - sent, redrawn - received)
+    phases = (sent - pressed, received - sent, redrawn - received)
     wait_idle(page)
     time.sleep(0.15)
     wait_idle(page)
     runs = server.runs_since(started_wall)
-    return (redrawn - started, sum(run[1] for run in runs), sum(run[3] for run in runs), len(runs), phases)
+    return (redrawn - pressed, sum(run[1] for run in runs), sum(run[3] for run in runs), len(runs), phases,
+            pressed - started)
 
 
 def select_option(page, label: str, option: str):
@@ -378,14 +392,15 @@ def main() -> None:
                     settle(page, server)
                     prepare()
                     measure_change(page, server, chart, change)
-                e2e, server_ms, cpu_ms, run_counts, phases = [], [], [], [], []
+                e2e, server_ms, cpu_ms, run_counts, phases, automation = [], [], [], [], [], []
                 for index in range(args.repeats):
                     prepare, change = changes[index % len(changes)]
                     settle(page, server)
                     prepare()
-                    total, on_server, cpu, count, split = measure_change(page, server, chart, change)
+                    total, on_server, cpu, count, split, before = measure_change(page, server, chart, change)
                     e2e.append(total)
                     phases.append(split)
+                    automation.append(before)
                     server_ms.append(on_server)
                     cpu_ms.append(cpu)
                     run_counts.append(count)
@@ -398,14 +413,16 @@ def main() -> None:
                           "runs_per_change": statistics.median(run_counts),
                           "input_median_ms": round(statistics.median(p[0] for p in phases), 1),
                           "server_and_network_median_ms": round(statistics.median(p[1] for p in phases), 1),
-                          "drawing_median_ms": round(statistics.median(p[2] for p in phases), 1)}
+                          "drawing_median_ms": round(statistics.median(p[2] for p in phases), 1),
+                          "automation_median_ms": round(statistics.median(automation), 1)}
                 results.append(result)
                 print(f"{name:12s} end to end median {result['e2e_median_ms']:7.1f} ms  p90 "
                       f"{result['e2e_p90_ms']:7.1f} ms | server median {result['server_median_ms']:7.1f} ms  "
                       f"p90 {result['server_p90_ms']:7.1f} ms, CPU median {result['server_cpu_median_ms']:6.1f} ms "
                       f"({result['runs_per_change']} run(s) per change) | input {result['input_median_ms']} ms, "
                       f"server and network {result['server_and_network_median_ms']} ms, drawing "
-                      f"{result['drawing_median_ms']} ms",
+                      f"{result['drawing_median_ms']} ms (Playwright before the press: "
+                      f"{result['automation_median_ms']} ms, not counted)",
                       flush=True)
             link: dict | None = {"agree": None, "url_agrees": None, "link_agrees": None} if args.only_play else None
             # Move the step (a nested fragment: the address bar follows at once, the copied link at the

@@ -130,7 +130,7 @@ def test_the_quiz_is_off_by_default_in_presenter_mode():
 
 
 def test_output_equals_scipy_on_the_shown_input_and_changes_with_the_kernel():
-    at = revealed_page()
+    at = revealed_page(conv_grid_open=True)  # The weights' editor open.
     image = chart_z(at, "conv_input_chart")
     output = chart_z(at, "conv_output_chart")
     np.testing.assert_allclose(output, scipy.signal.correlate2d(image, [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
@@ -305,7 +305,7 @@ def test_rgb_per_channel_and_colour_filters():
 # ---- Kernel input errors -----------------------------------------------------------------------
 
 def test_a_non_finite_typed_kernel_is_refused_and_the_old_kernel_kept():
-    at = revealed_page()
+    at = revealed_page(conv_grid_open=True)  # The weights' editor open.
     before = chart_z(at, "conv_kernel_chart")
     at.text_area(key="conv_kernel_text").input("1 2 3\n4 nan 6\n7 8 9").run()
     at.button(key="conv_kernel_apply").click().run()
@@ -316,8 +316,30 @@ def test_a_non_finite_typed_kernel_is_refused_and_the_old_kernel_kept():
     assert any("finite" in error.value for error in at.error)
 
 
-def test_a_typed_kernel_is_loaded_into_the_grid():
+def test_the_weights_editor_is_built_only_while_open_and_shows_the_kernel_in_use():
     at = revealed_page()
+    assert not [n for n in at.number_input if n.key and n.key.startswith("conv_k_")]  # Closed: no grid.
+    at.selectbox(key="conv_preset").set_value("Sobel x").run()
+    at.radio(key="conv_kernel_size").set_value(5).run()
+    kernel = chart_z(at, "conv_kernel_chart")
+    assert kernel.shape == (5, 5) and not np.allclose(kernel, 0)
+    image = chart_z(at, "conv_input_chart")
+    np.testing.assert_allclose(chart_z(at, "conv_output_chart"), scipy.signal.correlate2d(image, kernel, mode="valid"),
+                               atol=1e-6)
+    at.session_state["conv_grid_open"] = True  # The student opens the editor: it shows that kernel.
+    at.run()
+    grid = [[at.number_input(key=f"conv_k_{row}_{col}").value for col in range(5)] for row in range(5)]
+    np.testing.assert_allclose(grid, kernel)
+    at.number_input(key="conv_k_0_0").set_value(3.0).run()  # An edit, then the editor is closed again:
+    at.session_state["conv_grid_open"] = False
+    at.run()
+    assert chart_z(at, "conv_kernel_chart")[0, 0] == 3.0  # the edited kernel stays the one in use.
+    at.select_slider(key="conv_stride").set_value(2).run()
+    assert chart_z(at, "conv_kernel_chart")[0, 0] == 3.0
+
+
+def test_a_typed_kernel_is_loaded_into_the_grid():
+    at = revealed_page(conv_grid_open=True)  # The weights' editor open.
     at.text_area(key="conv_kernel_text").input("0 0 0 0 0\n0 0 0 0 0\n0 0 1 0 0\n0 0 0 0 0\n0 0 0 0 0").run()
     at.button(key="conv_kernel_apply").click().run()
     assert not at.error
@@ -410,7 +432,7 @@ def shown_value(widget):
 def test_after_an_upload_the_controls_show_the_kernel_in_use():
     # Issue 15: pick Sobel x, switch to Upload, upload an image: the preset and the grid must still
     # show Sobel x, as the caption, the kernel chart and the link do.
-    at = revealed_page()
+    at = revealed_page(conv_grid_open=True)  # The weights' editor open.
     at.selectbox(key="conv_preset").set_value("Sobel x").run()
     at.radio(key="conv_source").set_value("Upload").run()
     assert any("Upload an image" in info.value for info in at.info)
