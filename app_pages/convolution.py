@@ -180,7 +180,7 @@ def part(name: str, *, nested: bool = False):
 
 
 GRID_KEYS = [cell_key(row, col) for row in range(max(KERNEL_SIZES)) for col in range(max(KERNEL_SIZES))]
-resend_if_hidden(PAGE_DRAWN_KEY, [param.key for param in VIEW_PARAMS] + GRID_KEYS)
+resend_if_hidden(PAGE_DRAWN_KEY, [param.key for param in VIEW_PARAMS] + GRID_KEYS + [GRID_OPEN_KEY])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -489,7 +489,7 @@ def main_figure(view: lab.LabView, settings: Settings, description: str, image_s
         columns = st.columns(widths)
     with columns[0]:
         ui.map_chart(figures.image_figure(image, title=f"Input ({image_height} × {image_width})",
-                                             scale=image_scale), key="conv_input_chart")
+                                          scale=image_scale), key="conv_input_chart")
     with columns[1]:
         kernel_title = "Kernel (normalised)" if settings.normalise else "Kernel"
         ui.map_chart(figures.kernel_figure(kernel, title=kernel_title), key="conv_kernel_chart")
@@ -499,7 +499,7 @@ def main_figure(view: lab.LabView, settings: Settings, description: str, image_s
                         "results are below.")
         else:
             ui.map_chart(figures.signed_map_figure(output, title=f"Output{size_text}"),
-                            key="conv_output_chart")
+                         key="conv_output_chart")
     if asking:
         with columns[3]:
             quiz_box(view, settings)
@@ -598,18 +598,18 @@ def draw_step(view: lab.LabView, image_scale: str) -> None:
     with left:
         title = "Input with padding" + (" (zoomed)" if zoomed else "") + ": the window is outlined"
         ui.map_chart(figures.image_figure(padded[top:bottom, left_edge:right_edge], title=title,
-                                             scale=image_scale, row0=top - step.pad_top,
-                                             col0=left_edge - step.pad_left,
-                                             window=(detail.top, detail.left, detail.bottom, detail.right)),
-                        key="conv_step_input_chart")
+                                          scale=image_scale, row0=top - step.pad_top,
+                                          col0=left_edge - step.pad_left,
+                                          window=(detail.top, detail.left, detail.bottom, detail.right)),
+                     key="conv_step_input_chart")
     with middle:
         ui.map_chart(figures.signed_map_figure(step.values[out_top:out_bottom, out_left:out_right],
-                                                  title=f"Output: position ({row}, {col})", highlight=(row, col),
-                                                  row0=out_top, col0=out_left, signed_limit=step.signed_limit),
-                        key="conv_step_output_chart")
+                                               title=f"Output: position ({row}, {col})", highlight=(row, col),
+                                               row0=out_top, col0=out_left, signed_limit=step.signed_limit),
+                     key="conv_step_output_chart")
     with right:
         ui.map_chart(figures.window_figure(detail.window, detail.kernel, detail.products),
-                        key="conv_window_chart")
+                     key="conv_window_chart")
     st.markdown(f"**Output ({row}, {col})** = sum of the products"
                 + (" (the kernel is flipped by 180° for true convolution)" if view.flip else "") + ":")
     st.code(detail.equation(), language=None, wrap_lines=True)
@@ -652,8 +652,8 @@ def draw_pooling(view: lab.LabView) -> None:
             ui.map_chart(figures.map_grid_figure(maps, columns=3, height_per_row=240), key="conv_pool_chart")
         else:
             ui.map_chart(figures.signed_map_figure(pooled, title=f"{pool_kind} pooled ({pooled_height} × "
-                                                                      f"{pooled_width})", height=320),
-                            key="conv_pool_chart")
+                                                                   f"{pooled_width})", height=320),
+                         key="conv_pool_chart")
 
 
 # ----------------------------------------------------------------------------------------------

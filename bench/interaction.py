@@ -54,18 +54,18 @@ TARGET_FPS = 5.0
 PAGE_HELPERS = """
 window.__bench = {
   plot(key) { return document.querySelector(`.st-key-${key} .js-plotly-plot`); },
-  // A map chart (widgets/map_chart.js: a canvas) counts its draws in data-draws.
+  // A map chart (widgets/map_chart.js: a canvas) counts the data it has drawn in data-renders.
   map(key) { return document.querySelector(`.st-key-${key} .cnnviz-map`); },
   mark(key) {
     const gd = this.plot(key);
     if (gd && gd.data) { gd.data.__benchOld = true; }
     const map = this.map(key);
-    this.draws = map ? map.dataset.draws : null;
+    this.renders = map ? map.dataset.renders : null;
     return performance.now();
   },
   changed(key) {
     const map = this.map(key);
-    if (map) { return map.dataset.draws !== this.draws ? performance.now() : false; }
+    if (map) { return map.dataset.renders !== this.renders ? performance.now() : false; }
     const gd = this.plot(key);
     return (gd && gd.data && gd._fullLayout && !gd.data.__benchOld) ? performance.now() : false;
   },

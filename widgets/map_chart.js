@@ -1,8 +1,10 @@
 // cnnviz's map chart: a figure of heatmap and RGB image traces (the dictionaries that
 // cnnviz.figures builds for Plotly), drawn on one <canvas> in the browser. Used where a figure
-// is redrawn on every slider move (the convolution lab): a canvas redraws in a few milliseconds,
-// a Plotly chart in 50-100 ms (issue 15). It draws what those figures use: heatmaps (a
-// colorscale with zmin/zmax, or the data's range), values written in the cells ("auto" colour:
+// is redrawn on every slider move (the convolution lab; issue 15): with Plotly the browser took
+// 221 ms to draw the step-through's three maps after their data arrived, with this 63 ms
+// (bench/interaction.py, one idle run, Streamlit's own rendering included). It draws what
+// those figures use: heatmaps (a colorscale with zmin/zmax, or the data's range; one value
+// everywhere gets the middle colour, as in Plotly), values written in the cells ("auto" colour:
 // black on light cells, white on dark ones), RGB images, square cells centred in each axis'
 // domain (rows top to bottom), rectangle outlines, the title, subplot titles, a colour bar for
 // traces with showscale, and a hover label following the trace's hovertemplate.
@@ -76,6 +78,12 @@ function fitFont(ctx, text, size, font, maxWidth) {
   }
 }
 
+function titleText(layout) {
+  // The figure's title: a string, or {text} (presenter mode may give a title only a font).
+  const title = (layout || {}).title;
+  return plainText(typeof title === 'string' ? title : (title && title.text) || '');
+}
+
 function plainText(text) {
   return String(text || '').replace(/<br\s*\/?>/g, ' ').replace(/<[^>]*>/g, '');
 }
@@ -123,10 +131,16 @@ function valueRange(panel) {
     low = low === undefined ? min : low;
     high = high === undefined ? max : high;
   }
-  return [Number(low), Number(high)];
+  low = Number(low);
+  high = Number(high);
+  if (!(high > low)) {  // One value everywhere: the scale's middle colour, as Plotly shows it.
+    low = (Number.isFinite(low) ? low : 0) - 0.5;
+    high = low + 1;
+  }
+  return [low, high];
 }
 
-function drawPanel(ctx, panel, font, textColor) {
+function drawPanel(ctx, panel, font, textColor, baseSize) {
   const {trace, values, rows, cols, cell, left, top} = panel;
   if (trace.type === 'image') {
     for (let r = 0; r < rows; r++) {
@@ -174,7 +188,7 @@ function drawPanel(ctx, panel, font, textColor) {
       ctx.fillRect(panel.scaleLeft, barTop + i, 12, 1.5);
     }
     ctx.fillStyle = textColor;
-    ctx.font = `12px ${font}`;
+    ctx.font = `${Math.max(12, baseSize - 2)}px ${font}`;
     ctx.textAlign = 'left';
     ctx.textBaseline = 'middle';
     const ticks = trace.zmid !== undefined ? [high, trace.zmid, low] : [high, (high + low) / 2, low];
@@ -204,13 +218,13 @@ function drawTexts(ctx, figure, width, height, font, textColor) {
   const plotW = Math.max(10, width - margin.l - margin.r - (withScale ? 56 : 0));
   const plotH = Math.max(10, height - margin.t - margin.b);
   ctx.fillStyle = textColor;
-  const title = layout.title && (layout.title.text !== undefined ? layout.title.text : layout.title);
+  const title = titleText(layout);
   if (title) {
     const size = (layout.title.font && layout.title.font.size) || 16;
-    fitFont(ctx, plainText(title), size, font, width - margin.l - 4);
+    fitFont(ctx, title, size, font, width - margin.l - 4);
     ctx.textAlign = 'left';
     ctx.textBaseline = 'middle';
-    ctx.fillText(plainText(title), margin.l, Math.max(size / 2 + 2, margin.t / 2));
+    ctx.fillText(title, margin.l, Math.max(size / 2 + 2, margin.t / 2));
   }
   // Subplot titles share the width: each fits in its share (the grid's column width).
   const notes = layout.annotations || [];
@@ -241,12 +255,13 @@ function draw(root) {
   const font = style.fontFamily || 'sans-serif';
   const textColor = style.color || '#31333F';
   const panels = layoutPanels(figure, width, height);
-  for (const panel of panels) drawPanel(ctx, panel, font, textColor);
+  const baseSize = Number(((figure.layout || {}).font || {}).size) || 12;
+  for (const panel of panels) drawPanel(ctx, panel, font, textColor, baseSize);
   drawShapes(ctx, figure, panels);
   drawTexts(ctx, figure, width, height, font, textColor);
   root.__panels = panels;
-  const title = (figure.layout || {}).title;
-  root.dataset.title = plainText(title && (title.text !== undefined ? title.text : title));
+  root.__width = width;
+  root.dataset.title = titleText(figure.layout);
   root.dataset.draws = String(Number(root.dataset.draws || 0) + 1);
 }
 
@@ -268,9 +283,12 @@ function hover(root, event) {
         div.textContent = line;
         tip.appendChild(div);
       }
-      tip.style.left = `${Math.min(x + 14, box.width - 150)}px`;
-      tip.style.top = `${y + 14}px`;
+      const size = Number((((root.__figure.layout || {}).hoverlabel || {}).font || {}).size) || 14;
+      tip.style.fontSize = `${size}px`;
       tip.style.display = 'block';
+      // Inside the chart: a label past its edge would make the component scroll.
+      tip.style.left = `${Math.max(0, Math.min(x + 14, box.width - tip.offsetWidth - 2))}px`;
+      tip.style.top = `${Math.max(0, Math.min(y + 14, box.height - tip.offsetHeight - 2))}px`;
       return;
     }
   }
@@ -286,13 +304,15 @@ export default function ({ parentElement, data }) {
     parentElement.appendChild(root);
     root.addEventListener('mousemove', (event) => hover(root, event));
     root.addEventListener('mouseleave', () => { root.querySelector('.cnnviz-map-tip').style.display = 'none'; });
-    let lastWidth = 0;
-    new ResizeObserver(() => {
-      if (root.__figure && root.clientWidth !== lastWidth) { lastWidth = root.clientWidth; draw(root); }
-    }).observe(root);
+    // Drawn again at a new width (a resized window or column), not on every layout change.
+    root.__observer = new ResizeObserver(() => {
+      if (root.__figure && Math.max(60, root.clientWidth) !== root.__width) draw(root);
+    });
+    root.__observer.observe(root);
   }
   root.__figure = data;
-  const title = (data.layout || {}).title;
-  root.querySelector('canvas').setAttribute('aria-label', plainText(title && (title.text || title)) || 'map');
+  root.querySelector('canvas').setAttribute('aria-label', titleText(data.layout) || 'map');
   draw(root);
+  // New data drawn (a resize draws again without new data): what bench/interaction.py waits for.
+  root.dataset.renders = String(Number(root.dataset.renders || 0) + 1);
 }

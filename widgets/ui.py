@@ -8,6 +8,7 @@ TensorFlow at module level (the home page, convolution lab and calculator never 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import time
@@ -439,7 +440,7 @@ def plotly_chart(figure, **kwargs):
 # the browser by widgets/map_chart.js (a Streamlit v2 component, in the page's own DOM: no
 # iframe). The convolution lab redraws its maps on every slider move: a canvas takes a few
 # milliseconds where a Plotly chart takes 50-100 ms in the browser (bench/interaction.py).
-_MAP_CHART_CSS = """
+MAP_CHART_CSS = """
 .cnnviz-map { position: relative; width: 100%; }
 .cnnviz-map canvas { display: block; }
 .cnnviz-map-tip { display: none; position: absolute; pointer-events: none; z-index: 5; padding: 4px 8px;
@@ -448,7 +449,7 @@ _MAP_CHART_CSS = """
 
 MAP_CHART_JS = Path(__file__).parent / "map_chart.js"
 _map_chart_component = st.components.v2.component(
-    "cnnviz_map_chart", js=MAP_CHART_JS.read_text(encoding="utf-8"), css=_MAP_CHART_CSS, isolate_styles=False)
+    "cnnviz_map_chart", js=MAP_CHART_JS.read_text(encoding="utf-8"), css=MAP_CHART_CSS, isolate_styles=False)
 
 
 def map_chart_data(figure) -> dict:
@@ -459,6 +460,7 @@ def map_chart_data(figure) -> dict:
     unsupported = {trace.get("type") for trace in spec["data"]} - {"heatmap", "image"}
     if unsupported:
         raise ValueError(f"map_chart draws heatmap and image traces only, not {sorted(unsupported)}")
+    json.dumps(spec)  # Raises here if anything is not JSON (Streamlit would send its str() instead).
     return spec
 
 

@@ -16,6 +16,7 @@ import plotly.colors
 import pytest
 
 from cnnviz.figures import convolution as figures
+from cnnviz.figures.style import style_figure
 from widgets import ui
 
 pytestmark = pytest.mark.browser
@@ -27,6 +28,7 @@ PAGE = """<!doctype html><html><body style="margin:0; font-family: sans-serif">
 def draw(page, figure) -> dict:
     """Draw `figure` with map_chart.js in a blank page; the chart's cell layout per trace."""
     page.set_content(PAGE)
+    page.add_style_tag(content=ui.MAP_CHART_CSS)  # As the component is registered (ui.map_chart).
     module = base64.b64encode(ui.MAP_CHART_JS.read_bytes()).decode("ascii")
     page.add_script_tag(type="module", content=f"import draw from 'data:text/javascript;base64,{module}';"
                                                "window.drawMap = draw;")
@@ -115,3 +117,34 @@ def test_a_grid_of_maps_puts_each_trace_in_its_own_square_panel(browser):
     assert lefts == sorted(lefts) and lefts[1] - lefts[0] > 100  # Side by side, not on top of each other.
     rgb = pixel(browser, panels[2]["left"] + 1.5 * panels[2]["cell"], panels[2]["top"] + 1.5 * panels[2]["cell"])
     assert all(abs(c - 128) <= 1 for c in rgb[:3]), rgb  # The RGB image at 0.5 grey.
+
+
+def test_a_presenter_styled_figure_without_a_title_gets_none(browser):
+    # Presenter mode gives every figure a title font; a figure without a title must not show the
+    # font's dictionary as its title.
+    window = np.arange(9.0).reshape(3, 3) / 8
+    figure = style_figure(figures.window_figure(window, window - 0.5, window * (window - 0.5)), presenter=True)
+    drawn = draw(browser, figure)
+    assert drawn["title"] == ""
+    assert browser.locator("#host canvas").get_attribute("aria-label") == "map"
+
+
+def test_a_map_of_one_value_gets_the_middle_colour_as_in_plotly(browser):
+    figure = figures.signed_map_figure(np.full((6, 6), 0.25), title="Flat")
+    trace = figure.to_dict()["data"][0]
+    assert "zmin" not in trace  # The range comes from the data.
+    panel = draw(browser, figure)["panels"][0]
+    got = np.array(pixel(browser, panel["left"] + 2.12 * panel["cell"], panel["top"] + 2.12 * panel["cell"])[:3],
+                   dtype=float)  # Near a cell's corner: its middle holds the value's digits.
+    assert np.abs(got - expected_colour(trace["colorscale"], 0.5)).max() <= 3, got
+
+
+def test_the_hover_label_stays_inside_the_chart(browser):
+    drawn = draw(browser, figures.signed_map_figure(np.arange(64.0).reshape(8, 8) - 30, title="Output"))
+    panel = drawn["panels"][0]
+    browser.mouse.move(panel["left"] + 7.9 * panel["cell"], panel["top"] + 7.9 * panel["cell"])
+    tip = browser.locator(".cnnviz-map-tip")
+    tip.wait_for(state="visible")
+    box, chart = tip.bounding_box(), browser.locator("#host canvas").bounding_box()
+    assert box["x"] + box["width"] <= chart["x"] + chart["width"] + 1
+    assert box["y"] + box["height"] <= chart["y"] + chart["height"] + 1

@@ -49,11 +49,19 @@ WORD_JOINER = "\u2060"  # Invisible; markdown_text puts it inside "://", "www." 
 _BROWSER_AUTOLINKS = re.compile(r"(?i)(https?://|www(?=\.))[-.\w]+|[-.\w+]+@[-\w]+(?:\.[-\w]+)+", re.ASCII)
 
 
-def _open(page: str, query: dict[str, str] | None = None, timeout: float = 120) -> AppTest:
+def _open(page: str, query: dict[str, str] | None = None, timeout: float = 120,
+          state: dict[str, object] | None = None) -> AppTest:
     at = AppTest.from_file(str(PAGES / page), default_timeout=timeout)
     for name, value in (query or {}).items():
         at.query_params[name] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
     return at.run()
+
+
+def _open_lab_editor() -> AppTest:
+    """The convolution lab with its weights editor (grid and text box) open."""
+    return _open("convolution.py", state={"conv_grid_open": True})
 
 
 def _bodies(at: AppTest) -> list[str]:
@@ -132,7 +140,7 @@ def test_a_value_quoted_in_an_error_message_stays_text():
     _clean(calculator)
     assert "unknown layer type" in _shown_literally(calculator, "error", PHISHING)
 
-    lab = _open("convolution.py")
+    lab = _open_lab_editor()
     cell = "![img](http://x.example)"  # A typed cell is quoted up to 32 characters.
     lab.text_area(key="conv_kernel_text").set_value(f"{cell} 1 2").run()
     lab.button(key="conv_kernel_apply").click().run()
@@ -211,14 +219,14 @@ def test_1e400_and_deep_nesting_in_a_pasted_stack_get_a_clear_message():
 
 
 def test_an_all_1e308_kernel_gets_a_clear_message():
-    lab = _open("convolution.py")
+    lab = _open_lab_editor()
     lab.text_area(key="conv_kernel_text").set_value("1e308 1e308 1e308\n" * 3).run()
     lab.button(key="conv_kernel_apply").click().run()
     _clean(lab)
     assert any("between -1,000,000 and 1,000,000" in str(error.value) for error in lab.error), \
         [e.value for e in lab.error]
 
-    lab = _open("convolution.py")
+    lab = _open_lab_editor()
     for row in range(3):
         for col in range(3):
             lab.number_input(key=f"conv_k_{row}_{col}").set_value(1e308)
