@@ -56,12 +56,13 @@ def wait_for_health(url: str, process: subprocess.Popen | None = None, timeout: 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_app_server(log, **env: str) -> tuple[subprocess.Popen, str]:
+def start_app_server(log, *, launcher: list[str] | None = None, **env: str) -> tuple[subprocess.Popen, str]:
     """`streamlit run app.py` headless on a free loopback port, with `env` added to this process's
-    environment and its output in `log`; returns (process, base URL) once its health endpoint answers."""
+    environment and its output in `log`; returns (process, base URL) once its health endpoint answers.
+    `launcher` replaces `python -m streamlit` (a script that wraps Streamlit's command line)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [*(launcher or [sys.executable, "-m", "streamlit"]), "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)

@@ -36,12 +36,14 @@ Traffic goes only to the server this script starts on 127.0.0.1; every wait is b
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from measure import peak_rss_mb, start_app_server
 
@@ -64,9 +66,119 @@ RUN_BUTTONS = {
 QUICK_QUERY = {"train": "train_limit_train=3000&train_limit_test=500&train_epochs=1&train_batch_size=64"}
 
 
-def start_server(cache_dir: str, log, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    return start_app_server(log, CNNVIZ_OFFLINE="1", CNNVIZ_CACHE_DIR=cache_dir, TF_CPP_MIN_LOG_LEVEL="2",
-                            **extra_env)
+def start_server(cache_dir: str, log, extra_env: dict[str, str], report: str | None = None) -> tuple[subprocess.Popen, str]:
+    launcher = [sys.executable, str(Path(__file__).resolve()), "--serve", report] if report else None
+    return start_app_server(log, launcher=launcher, CNNVIZ_OFFLINE="1", CNNVIZ_CACHE_DIR=cache_dir,
+                            TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
+
+
+# ---------------------------------------------------------------------------------------------
+# --attribute: what holds the server's memory (a report written by the server on SIGUSR1)
+# ---------------------------------------------------------------------------------------------
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def memory_report() -> dict:
+    """NumPy arrays reachable from Python (by owner, largest first), Keras models and TensorFlow
+    variables alive, and glibc's heap (in use and free) of this process."""
+    import gc
+
+    gc.collect()
+    arrays: dict[int, Any] = {}
+    numpy = sys.modules.get("numpy")
+    holders: dict[int, str] = {}
+    for holder in gc.get_objects():
+        for referent in gc.get_referents(holder):
+            if numpy is not None and isinstance(referent, numpy.ndarray):
+                base = referent
+                while isinstance(base.base, numpy.ndarray):
+                    base = base.base
+                if id(base) not in arrays:
+                    arrays[id(base)] = base
+                    holders[id(base)] = type(holder).__qualname__
+    largest = sorted(arrays.values(), key=lambda a: a.nbytes, reverse=True)
+    report: dict[str, Any] = {
+        "numpy_mb": round(sum(a.nbytes for a in largest) / 2**20, 1), "numpy_arrays": len(largest),
+        "largest_arrays": [f"{a.shape} {a.dtype} {a.nbytes / 2**20:.1f} MB held by {holders[id(a)]}"
+                           for a in largest[:15]]}
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        objects = gc.get_objects()
+        models = [o for o in objects if isinstance(o, keras.Model)]
+        report["keras_models"] = len(models)
+        variables = [o for o in objects if isinstance(o, keras.Variable)]
+        report["keras_variables_mb"] = round(sum(int(numpy.prod(v.shape)) * 4 for v in variables) / 2**20, 1)
+        functions = sys.modules["tensorflow"].types.experimental.GenericFunction
+        report["tf_functions"] = sum(1 for o in objects if isinstance(o, functions))
+    rollup = Path("/proc/self/smaps_rollup")
+    if rollup.exists():
+        fields = dict(line.split(":", 1) for line in rollup.read_text().splitlines()[1:] if ":" in line)
+        for name in ("Rss", "Anonymous", "Private_Clean", "Private_Dirty", "Shared_Clean"):
+            if name in fields:
+                report[f"smaps_{name.lower()}_mb"] = round(int(fields[name].split()[0]) / 1024, 1)
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _Mallinfo2
+    info = libc.mallinfo2()
+    report["malloc_in_use_mb"] = round((info.uordblks + info.hblkhd) / 2**20, 1)
+    report["malloc_free_mb"] = round(info.fordblks / 2**20, 1)
+    report["malloc_mmapped_mb"] = round(info.hblkhd / 2**20, 1)
+    return report
+
+
+def serve(report_path: str, arguments: list[str]) -> None:
+    """`streamlit <arguments>`, writing `memory_report()` as one JSON line to `report_path` on SIGUSR1."""
+    import signal
+    import threading
+
+    def on_signal(*_: Any) -> None:
+        def write() -> None:
+            with open(report_path, "a") as file:
+                file.write(json.dumps(memory_report()) + "\n")
+        threading.Thread(target=write, daemon=True).start()
+
+    def on_release(*_: Any) -> None:
+        # An experiment, not the app's behaviour: what would be freed without the finished jobs
+        # (their results and Keras models) and the cached datasets?
+        def release() -> None:
+            import gc
+
+            ui = sys.modules.get("widgets.ui")
+            if ui is not None:
+                registry = ui.job_registry()
+                registry.keep_ended = 0
+                registry._prune()
+                ui._cached_dataset.clear()
+            gc.collect()
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            with open(report_path, "a") as file:
+                file.write(json.dumps({"released": True, **memory_report()}) + "\n")
+        threading.Thread(target=release, daemon=True).start()
+
+    signal.signal(signal.SIGUSR1, on_signal)
+    signal.signal(signal.SIGUSR2, on_release)
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", *arguments]
+    cli.main()
+
+
+def ask_report(process: subprocess.Popen, report_path: str, seconds: float = 60.0, release: bool = False) -> dict | None:
+    import os
+    import signal
+
+    before = Path(report_path).read_text().count("\n") if Path(report_path).exists() else 0
+    os.kill(process.pid, signal.SIGUSR2 if release else signal.SIGUSR1)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lines = Path(report_path).read_text().splitlines() if Path(report_path).exists() else []
+        if len(lines) > before:
+            return json.loads(lines[-1])
+        time.sleep(0.5)
+    return None
 
 
 def rss_mb(pid: int) -> float:
@@ -119,7 +231,8 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="cnnviz-memory-cache-") as cache_dir, \
             tempfile.NamedTemporaryFile("w", prefix="cnnviz-memory-server-", suffix=".log", delete=False) as log, \
             sync_playwright() as playwright:
-        process, url = start_server(cache_dir, log, dict(item.split("=", 1) for item in args.env))
+        report_path = f"{log.name}.reports" if args.attribute else None
+        process, url = start_server(cache_dir, log, dict(item.split("=", 1) for item in args.env), report_path)
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         start = time.monotonic()
 
@@ -129,6 +242,9 @@ def run(args) -> dict:
             steps.append(step)
             print(f"{name:<34} {step['seconds']:>7.1f} s  RSS {step['rss_mb']:>5} MB  peak {step['peak_rss_mb']:>5} MB"
                   f"{'  FAILED: ' + failure if failure else ''}", flush=True)
+            if report_path:
+                step["report"] = ask_report(process, report_path)
+                print(f"    {json.dumps(step['report'])}", flush=True)
 
         try:
             record("server started", 0.0)
@@ -157,6 +273,10 @@ def run(args) -> dict:
                     record(f"  run {key}", time.monotonic() - began, failure)
             time.sleep(args.settle)
             record(f"after {args.settle:g} s quiet", time.monotonic() - start)
+            if report_path:
+                released = ask_report(process, report_path, release=True)
+                print(f"released (ended jobs and cached datasets dropped): RSS {round(rss_mb(process.pid))} MB "
+                      f"{json.dumps(released)}", flush=True)
         finally:
             browser.close()
             process.terminate()
@@ -175,6 +295,8 @@ def main() -> None:
     parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
                         help="extra environment of the server, e.g. MALLOC_ARENA_MAX=2")
     parser.add_argument("--settle", type=float, default=10.0, help="quiet seconds before the last measure")
+    parser.add_argument("--attribute", action="store_true",
+                        help="after each step, the server reports what holds its memory (arrays, models, heap)")
     args = parser.parse_args()
     if not CHROMIUM.exists():
         sys.exit("Needs Debian chromium at /usr/bin/chromium (apt-get install chromium).")
@@ -185,4 +307,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 2 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], sys.argv[3:])
+    else:
+        main()
