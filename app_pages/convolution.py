@@ -399,10 +399,11 @@ def kernel_settings_ui() -> Settings:
                               help="Divide by the sum of the weights (or, if they sum to zero, by the sum of "
                                    "their absolute values) so the output stays in the input's range.")
     with sliding_column:
-        left, right = st.columns(2)
-        stride = left.select_slider("Stride S", STRIDES, key="conv_stride")
-        padding = right.selectbox("Padding P", PADDINGS, key="conv_padding",
-                                  format_func=lambda p: p if isinstance(p, str) else f"{p} zero(s) per side")
+        stride = st.select_slider("Stride S", STRIDES, key="conv_stride")
+        # One click, every choice in view (a projector shows them all): no list to open.
+        st.session_state.setdefault("conv_padding", PADDINGS[0])
+        padding = st.segmented_control("Padding P (zeros on each side)", PADDINGS, key="conv_padding",
+                                       required=True, format_func=str)
         flip = st.toggle("Flip kernel (true convolution)", key="conv_flip",
                          help="Off: cross-correlation, which is what Keras' Conv2D computes. On: the kernel is "
                               "turned by 180° first, which is convolution in the mathematical sense.")

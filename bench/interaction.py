@@ -247,6 +247,11 @@ def select_option(page, label: str, option: str):
     return prepare, lambda: page.get_by_role("option", name=option, exact=True).first.click()
 
 
+def segment(page, key: str, option: str):
+    """A click on one option of a segmented control (`st.segmented_control` with this key)."""
+    return lambda: page.locator(f".st-key-{key} button", has_text=option).first.click()
+
+
 def slider_key(page, label: str, key: str):
     slider = page.locator(f'input[type="range"][aria-label="{label}"]').first
     return lambda: slider.press(key)
@@ -262,8 +267,8 @@ def controls(page) -> dict[str, tuple[str, list]]:
                                          select_option(page, "Preset", "Laplacian edge")]),
         "stride": ("conv_output_chart", [(nothing, slider_key(page, "Stride S", "ArrowRight")),
                                          (nothing, slider_key(page, "Stride S", "ArrowLeft"))]),
-        "padding": ("conv_output_chart", [select_option(page, "Padding P", "same"),
-                                          select_option(page, "Padding P", "valid")]),
+        "padding": ("conv_output_chart", [(nothing, segment(page, "conv_padding", "same")),
+                                          (nothing, segment(page, "conv_padding", "valid"))]),
         "kernel size": ("conv_kernel_chart", [(nothing, lambda: page.get_by_text("5×5", exact=True).first.click()),
                                               (nothing, lambda: page.get_by_text("3×3", exact=True).first.click())]),
         "step": ("conv_step_output_chart", [(nothing, slider_key(page, "Output column", "ArrowRight")),

@@ -112,7 +112,7 @@ def test_default_page_runs_on_fashion_mnist_and_shows_every_section():
 def test_settings_changes_never_hide_the_output_or_later_sections():
     at = open_page()
     for change in (lambda: at.select_slider(key="conv_stride").set_value(2),
-                   lambda: at.selectbox(key="conv_padding").set_value("same"),
+                   lambda: at.button_group(key="conv_padding").set_value("same"),
                    lambda: at.radio(key="conv_kernel_size").set_value(5)):
         change().run()
         assert not at.exception
@@ -151,12 +151,12 @@ def test_stride_padding_and_kernel_size_change_the_shape_and_formula():
     at.select_slider(key="conv_stride").set_value(2).run()
     assert output_shape(at) == (13, 13)
     assert "(28 − 3 + 2×0) / 2 + 1 = ⌊12.5⌋ + 1 = 12 + 1 = 13" in texts(at)
-    at.selectbox(key="conv_padding").set_value("same").run()
+    at.button_group(key="conv_padding").set_value("same").run()
     assert output_shape(at) == (14, 14)
     at.radio(key="conv_kernel_size").set_value(7).run()
     assert not at.exception
     assert chart_z(at, "conv_kernel_chart").shape == (7, 7)
-    at.selectbox(key="conv_padding").set_value(1).run()
+    at.button_group(key="conv_padding").set_value(1).run()
     assert output_shape(at) == (12, 12)  # (28 - 7 + 2) // 2 + 1
 
 
