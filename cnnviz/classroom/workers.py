@@ -183,10 +183,17 @@ class RQEntryTrainer:
         if status == "started":
             if self.connection.exists(heartbeat_key(job.id)):
                 return "running"
+            # The job may have been fetched while it was still queued: read when its worker
+            # started it (a stale `started_at` of None made a just-started job look lost, and a
+            # board's refresh failed the entries sharing it).
+            try:
+                job.refresh()
+            except Exception:  # noqa: BLE001 - deleted meanwhile.
+                return "none"
             started = _aware(job.started_at)
             now = datetime.datetime.now(datetime.UTC)
             # Just picked up: the task has not written its first beat yet.
-            if started is not None and (now - started).total_seconds() < self.heartbeat_seconds:
+            if started is None or (now - started).total_seconds() < self.heartbeat_seconds:
                 return "running"
             return "lost"
         if status == "finished":

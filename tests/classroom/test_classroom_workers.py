@@ -212,6 +212,38 @@ def test_queued_entries_say_when_no_worker_is_running(redis_url: str) -> None:
         trainer.store.close()
 
 
+def test_a_job_fetched_while_queued_and_started_since_is_running_not_lost(redis_url: str) -> None:
+    # The race CI once hit: a board's refresh fetched the job while it was queued, a worker started
+    # it before the refresh read its status, and its heartbeat did not exist yet. The stale fetch
+    # had no start time, so the job looked lost and its waiting twin was failed.
+    import datetime
+
+    import redis
+    from rq.job import Job, JobStatus
+
+    url = redis_url.rsplit("/", 1)[0] + "/7"  # No worker listens here.
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    trainer = workers.RQEntryTrainer(url, heartbeat_seconds=HEARTBEAT_SECONDS)
+    try:
+        code, (ada, *_) = _class(trainer.store)
+        entry = trainer.store.submit_entry(code, ada, leaderboard.preset_entry_config("bottleneck_cnn", BUDGET))
+        trainer.submit(code, entry.entry_id)
+        stale = trainer._job(code, entry.config_key)  # Fetched while queued.
+        assert stale is not None and trainer._state(stale) == "waiting"
+        started = Job.fetch(stale.id, connection=trainer.connection, serializer=trainer.queue.serializer)
+        started.started_at = datetime.datetime.now(datetime.UTC)  # What a worker writes when it starts.
+        started.save()
+        started.set_status(JobStatus.STARTED)
+        assert trainer._state(stale) == "running"
+        started.started_at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=3 * HEARTBEAT_SECONDS)
+        started.save()
+        assert trainer._state(stale) == "lost"  # Started long ago, still no heartbeat: lost.
+    finally:
+        trainer.close()
+        trainer.store.close()
+
+
 def test_the_worker_command_needs_a_usable_redis(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
                                                  redis_url: str) -> None:
     monkeypatch.delenv("CNNVIZ_REDIS_URL", raising=False)
