@@ -15,8 +15,10 @@ a change reruns only the part it affects. The lesson calls are cached by their i
 (`st.cache_data`); figures are rebuilt, not cached: they are plain dictionaries
 (`figures.PlainFigure`, ~0.3 ms a chart of CPU, where building, validating and deep-copying Plotly
 objects cost ~3 ms), and the server skips Streamlit's full garbage collection after each run
-(`runner.postScriptGC = false`: 50-200 ms a run). Each part keeps the shared link in step when it
-reruns alone (`part`).
+(`runner.postScriptGC = false`: 50-200 ms a run). The maps of sections 2-4 are drawn on a canvas
+in the browser (`ui.map_chart`): as Plotly charts, drawing them was most of a change's time. The
+kernel's number grid is built only while its editor is open. Each part keeps the shared link in
+step when it reruns alone (`part`).
 A run that stops early leaves widgets undrawn, so `resend_if_hidden` puts their values back
 (the upload desync of issue 15).
 """
