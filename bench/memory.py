@@ -144,7 +144,7 @@ def serve(report_path: str, arguments: list[str]) -> None:
         # An experiment, not the app's behaviour: what would be freed without the finished jobs
         # (their results and Keras models) and the cached datasets?
         def release() -> None:
-            import gc
+            from cnnviz import memory
 
             ui = sys.modules.get("widgets.ui")
             if ui is not None:
@@ -152,8 +152,7 @@ def serve(report_path: str, arguments: list[str]) -> None:
                 registry.keep_ended = 0
                 registry._prune()
                 ui._cached_dataset.clear()
-            gc.collect()
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            memory.trim_heap()  # The app's own: collect cycles, then give free heap pages back.
             with open(report_path, "a") as file:
                 file.write(json.dumps({"released": True, **memory_report()}) + "\n")
         threading.Thread(target=release, daemon=True).start()
