@@ -151,6 +151,10 @@ def test_entries_of_two_students_train_on_the_workers_once_per_configuration(
     jobs = {key: Job.fetch(workers.job_id(code, key), connection=trainer.connection, serializer=trainer.queue.serializer)
             for key in {e.config_key for e in seen}}
     assert len(jobs) == 2
+    # The entries are reported from inside the job; RQ records the job's result only after it
+    # returns (a CI run counted before that): wait for RQ's own "finished" first.
+    _wait_for("RQ's record of every job", lambda: all(job.get_status(refresh=True).value == "finished"
+                                                       for job in jobs.values()), timeout=30)
     assert all(len(job.results()) == 1 for job in jobs.values())
     assert trainer.queue.count == 0
 
