@@ -475,8 +475,12 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
                      and len(reporters[s].history["loss"]) == epoch + 1]
         if reporting:
             names = ("loss", "accuracy", "val_loss", "val_accuracy") if validated else ("loss", "accuracy")
-            group.epoch_end({name: float(np.mean([reporters[s].history[name][-1] for s in reporting]))
-                             for name in names}, step)
+            go_on = group.epoch_end({name: float(np.mean([reporters[s].history[name][-1] for s in reporting]))
+                                     for name in names}, step)
+            if not go_on and group.reason == "stopped":  # A stop answered to the epoch's own report.
+                for s in range(S):
+                    if alive[s]:
+                        reporters[s].reason, alive[s] = "stopped", False
         if not any(alive):
             break
     seconds = time.perf_counter() - start

@@ -10,6 +10,7 @@ import pytest
 from cnnviz import training
 from cnnviz.errors import SettingsError
 from cnnviz.training import TrainConfig, cache, engine, inputs, seed_stack, seeds
+from cnnviz.training import progress as progress_module
 
 # A LeNet-like stack at the tiny scale: tanh, 'same' padding, average pooling, two convolutions
 # (the second one has several input channels per seed, so it runs unrolled), a tanh Dense layer.
@@ -253,6 +254,22 @@ def test_stop_from_on_progress_stops_the_group(tiny_data, tiny_config, spy, tmp_
     assert results[0].epochs_completed == 1
     assert all(p.metrics["seed_index"] == 0.0 and p.metrics["seeds"] == 3.0 for p in seen)
     assert not any(training.is_cached(config.replace(seed=s), data=tiny_data) for s in (0, 1, 2))
+
+
+def test_a_stop_answered_to_the_epoch_end_report_ends_the_group_there(tiny_data, tiny_config, spy, monkeypatch):
+    # No report inside an epoch: the first chance to stop is the end of epoch 1 (a fast machine
+    # finishes a tiny epoch within one PROGRESS_INTERVAL). The stacked loop went on for another epoch.
+    monkeypatch.setattr(progress_module, "PROGRESS_INTERVAL", 1e9)
+    seen = []
+
+    def stop_after_first_epoch(progress):
+        seen.append((progress.epoch, progress.batch))
+        return progress.batch == 0
+    results = training.train_seeds(tiny_config(epochs=3), [0, 1, 2], stop_after_first_epoch, data=tiny_data)
+    assert spy == [3]
+    assert seen[-1][0] == 1 and seen[-1][1] > 0  # the group stopped at the end of epoch 1
+    assert len(results) == 1 and results[0].stopped_reason == "stopped"
+    assert results[0].epochs_completed == 1
 
 
 def test_divergence_is_judged_per_seed(tiny_data, tiny_config, spy):
