@@ -36,6 +36,7 @@ Traffic goes only to the server this script starts on 127.0.0.1; every wait is b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import subprocess
@@ -114,6 +115,15 @@ def memory_report() -> dict:
         report["keras_variables_mb"] = round(sum(int(numpy.prod(v.shape)) * 4 for v in variables) / 2**20, 1)
         functions = sys.modules["tensorflow"].types.experimental.GenericFunction
         report["tf_functions"] = sum(1 for o in objects if isinstance(o, functions))
+        # Eager tensors (and Keras variables' values) that Python reaches: a tensor's buffer is
+        # TensorFlow's, not NumPy's, so the arrays above do not count it.
+        tensor_type = sys.modules["tensorflow"].Tensor
+        tensors = {id(r): r for o in objects for r in (o, *gc.get_referents(o))
+                   if isinstance(r, tensor_type) and hasattr(r, "numpy")}
+        sized = sorted((((t.shape.num_elements() or 0) * t.dtype.size, t) for t in tensors.values()
+                        if t.shape.is_fully_defined()), key=lambda item: item[0], reverse=True)
+        report["tf_tensors_mb"] = round(sum(size for size, _ in sized) / 2**20, 1)
+        report["largest_tensors"] = [f"{tuple(t.shape)} {t.dtype.name} {size / 2**20:.1f} MB" for size, t in sized[:5]]
     rollup = Path("/proc/self/smaps_rollup")
     if rollup.exists():
         fields = dict(line.split(":", 1) for line in rollup.read_text().splitlines()[1:] if ":" in line)
@@ -227,7 +237,8 @@ def run(args) -> dict:
     from playwright.sync_api import sync_playwright
 
     steps = []
-    with tempfile.TemporaryDirectory(prefix="cnnviz-memory-cache-") as cache_dir, \
+    with (contextlib.nullcontext(args.cache_dir) if args.cache_dir
+          else tempfile.TemporaryDirectory(prefix="cnnviz-memory-cache-")) as cache_dir, \
             tempfile.NamedTemporaryFile("w", prefix="cnnviz-memory-server-", suffix=".log", delete=False) as log, \
             sync_playwright() as playwright:
         report_path = f"{log.name}.reports" if args.attribute else None
@@ -294,6 +305,9 @@ def main() -> None:
     parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
                         help="extra environment of the server, e.g. MALLOC_ARENA_MAX=2")
     parser.add_argument("--settle", type=float, default=10.0, help="quiet seconds before the last measure")
+    parser.add_argument("--cache-dir", default=None,
+                        help="the server's CNNVIZ_CACHE_DIR, kept after the run (default: a fresh temporary "
+                             "folder); a second run with the same folder finds every model on disk and trains none")
     parser.add_argument("--attribute", action="store_true",
                         help="after each step, the server reports what holds its memory (arrays, models, heap)")
     args = parser.parse_args()

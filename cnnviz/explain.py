@@ -276,7 +276,7 @@ def filter_count(model, layer_name: str) -> int:
     return int(_output_shape(_layer(model, layer_name))[-1])
 
 
-def mean_activations(model, layer_name: str, images, *, batch_size: int = 512) -> np.ndarray:
+def mean_activations(model, layer_name: str, images, *, batch_size: int = architecture.EVAL_BATCH) -> np.ndarray:
     """Each image's mean activation of every filter (unit) of a layer: (N, filters)."""
     import keras
 

@@ -34,6 +34,7 @@ memory and run-length budget, checked before a model is built or a run starts). 
 re-exports.
 """
 
+from cnnviz.architecture.budget import EVAL_BATCH
 from cnnviz.architecture.code_export import keras_code
 from cnnviz.architecture.keras_model import (
     FUNCTIONAL_TYPES,
@@ -73,7 +74,7 @@ from cnnviz.architecture.stack import (
 from cnnviz.errors import ArchitectureError
 
 __all__ = [
-    "EDITOR_ARGUMENTS", "FUNCTIONAL_TYPES", "LAYERS", "LAYER_TYPES", "MAX_CHANNELS", "MAX_INPUT_SIDE", "OUTPUT_ACTIVATIONS", "PIXEL_MAX", "PRESETS", "Argument", "ArchitectureError", "LayerRow",
+    "EDITOR_ARGUMENTS", "EVAL_BATCH", "FUNCTIONAL_TYPES", "LAYERS", "LAYER_TYPES", "MAX_CHANNELS", "MAX_INPUT_SIDE", "OUTPUT_ACTIVATIONS", "PIXEL_MAX", "PRESETS", "Argument", "ArchitectureError", "LayerRow",
     "LayerType", "Preset", "Totals", "build_keras_model", "classifier_head_problem", "compact_layer", "dense_instead", "describe_layer",
     "input_scale", "keras_code", "layer_names", "normalize_input_shape", "normalize_layer", "outputs_logits",
     "scale_images", "softmax", "stack_for", "stack_from_json", "stack_to_json", "summarize", "totals",

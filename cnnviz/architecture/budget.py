@@ -62,10 +62,15 @@ STATE_COPIES = {"sgd": 4, "rmsprop": 5, "adam": 6}
 # Copies of every activation a training step holds: the forward outputs kept for the backward
 # pass, their gradients, and the temporaries of an activation function or a pooling.
 ACTIVATION_COPIES = 3
-# The fast engine evaluates the test images in batches of this many images (forward only); as
-# fast as 2,048 per batch for the page's CIFAR-10 CNN (2.2 s against 2.4 s for 10,000 images), with
-# a quarter of the activations.
-EVAL_BATCH = 512
+# Every forward-only pass over many images (the engine's test, `TrainResult.predict`, the pages'
+# predictions, feature spaces and activations) runs in batches of at most this many images. TensorFlow's
+# oneDNN convolutions keep buffers sized by the largest batch they have seen, for the life of the
+# process (issue 15: < 1 GB): measured 2026-12-02, the augmentation page's clean-train accuracy of
+# its 4 variants (1,000 images each) left 307 MB of such buffers with batches of 1,024, 83 MB with
+# 256 and 49 MB with 128. The price is speed: 10,000 test images through the tanh LeNet took 209 ms
+# in batches of 256 against 170 ms in batches of 512 (the ReLU CNN 136 against 122 ms, the CIFAR-10
+# CNN 490 against 450 ms; medians of 3, one idle run).
+EVAL_BATCH = 256
 # Bytes per pixel of the images a run holds. The fast engine: the uint8 training and test images
 # once (resident pages of the memory-mapped disk cache, or of a subset), which its tensors share
 # (`cnnviz.training.inputs.image_tensor`). Plain `model.fit` (fast=False) also scales both splits

@@ -543,7 +543,7 @@ def class_accuracy_differences(difference: np.ndarray, class_names: Sequence[str
     return [(class_names[index], float(diagonal[index])) for index in order]
 
 
-def predicted_labels(model, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+def predicted_labels(model, images: np.ndarray, *, batch_size: int = architecture.EVAL_BATCH) -> np.ndarray:
     """Predicted class (N,) for uint8 images (N, H, W, C), scaled to [0, 1] as the engine does."""
     outputs = [np.asarray(model(architecture.scale_images(images[start:start + batch_size]), training=False))
                for start in range(0, len(images), batch_size)]

@@ -62,7 +62,7 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     return architecture.scale_images(images)
 
 
-def predict_probabilities(model, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+def predict_probabilities(model, images: np.ndarray, *, batch_size: int = architecture.EVAL_BATCH) -> np.ndarray:
     """Class probabilities (N, K) for uint8 images (N, H, W, C).
 
     A stack whose output layer has no softmax (it outputs logits) gets one applied here, so the
@@ -285,7 +285,7 @@ def bottleneck_layer(model, *, units: int = 2):
     return candidates[-1] if candidates else None
 
 
-def feature_space(model, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+def feature_space(model, images: np.ndarray, *, batch_size: int = architecture.EVAL_BATCH) -> np.ndarray:
     """The 2-D bottleneck coordinates (N, 2) of uint8 images (N, H, W, C).
 
     Raises ValueError when the network has no 2-unit Dense bottleneck.

@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 
 from cnnviz import data, training, verdicts
-from cnnviz.architecture import LayerRow, backbones, scale_images, stack_for, summarize
+from cnnviz.architecture import EVAL_BATCH, LayerRow, backbones, scale_images, stack_for, summarize
 from cnnviz.errors import SettingsError, SplitError, TrainingStopped, WeightsUnavailable
 from cnnviz.training import TrainConfig, TrainResult
 
@@ -960,7 +960,7 @@ def _model_layers(model) -> list:
 
 
 def bottleneck_features(model, images: np.ndarray, stack: Sequence[dict], *,
-                        batch_size: int = 1024) -> np.ndarray:
+                        batch_size: int = EVAL_BATCH) -> np.ndarray:
     """The 2-D bottleneck activations (N, 2) of uint8 images (N, H, W, C) through `model`.
 
     A sub-model shares the trained layers from the input to the 2-unit Dense layer; the images are
@@ -980,7 +980,7 @@ def bottleneck_features(model, images: np.ndarray, stack: Sequence[dict], *,
     return np.concatenate(points, axis=0) if points else np.zeros((0, 2), dtype=np.float32)
 
 
-def predicted_units(model, images: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
+def predicted_units(model, images: np.ndarray, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     """The argmax output unit (N,) of `model` for uint8 images (N, H, W, C)."""
     images = np.asarray(images)
     if images.ndim == 3:

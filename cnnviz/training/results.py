@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cnnviz.architecture import outputs_logits, scale_images, softmax
+from cnnviz.architecture import EVAL_BATCH, outputs_logits, scale_images, softmax
 from cnnviz.training import inputs
 from cnnviz.training.config import TrainConfig
 from cnnviz.training.diagnostics import TrainingRecord
@@ -133,7 +133,7 @@ class TrainResult:
                 self._test_images, self._test_labels = prepared.x_test, prepared.y_test
             return self._test_images, self._test_labels
 
-    def predict(self, images: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
+    def predict(self, images: np.ndarray, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Class probabilities (N, num_classes) for uint8 images (or float images already in [0, 1])."""
         x = scale_images(images)
         if x.ndim == 3:
