@@ -29,7 +29,16 @@ run. Not adopted: with that threshold set at run time (mallopt), one epoch of th
 default on 6,000 images took 8.1 and 6.9 s against 5.0 and 3.8 s without it (two alternating
 pairs, load 8-11).
 
-Usage: python bench/memory.py [--quick] [--time-limit 900] [--settle 10] [--env NAME=VALUE ...]
+2026-12-02, later (idle VM, one run each unless said): with forward passes in batches of at most
+`budget.EVAL_BATCH` = 256 images (TensorFlow's oneDNN convolutions keep buffers sized by the largest
+batch they saw), steady 1,215, 1,217 and 1,214 MB in three runs (peak 1,241-1,242), against 1,333 MB
+before that change. `--cache-dir` run twice (the second server finds every model on disk and trains
+nothing): 933 MB steady. `--warmup` (every default trained by `python -m cnnviz warmup` in its own
+process first): 912 MB steady, peak 921 MB. So about 280-300 MB of the cold figure is what training
+leaves in the server's TensorFlow runtime.
+
+Usage: python bench/memory.py [--quick] [--warmup] [--cache-dir DIR] [--time-limit 900] [--settle 10]
+                              [--attribute] [--env NAME=VALUE ...]
 Traffic goes only to the server this script starts on 127.0.0.1; every wait is bounded in time.
 """
 
@@ -39,6 +48,7 @@ import argparse
 import contextlib
 import ctypes
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -176,7 +186,6 @@ def serve(report_path: str, arguments: list[str]) -> None:
 
 
 def ask_report(process: subprocess.Popen, report_path: str, seconds: float = 60.0, release: bool = False) -> dict | None:
-    import os
     import signal
 
     before = Path(report_path).read_text().count("\n") if Path(report_path).exists() else 0
@@ -233,6 +242,23 @@ def reveal(page, button) -> bool:
     return False
 
 
+def warm_up(cache_dir: str) -> None:
+    """`python -m cnnviz warmup` into `cache_dir`, in its own process (as a lecturer runs it before
+    class): the server then finds every default model on disk. Prints its time and peak RSS."""
+    import resource
+
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "cnnviz", "warmup"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, env={**os.environ, "CNNVIZ_OFFLINE": "1", "CNNVIZ_CACHE_DIR": cache_dir,
+                                          "TF_CPP_MIN_LOG_LEVEL": "2"}, check=False)
+    last = (done.stdout.strip().splitlines() or [""])[-1]
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"warm-up (python -m cnnviz warmup, its own process): {time.monotonic() - began:.1f} s, "
+          f"exit {done.returncode}, peak RSS {peak:.0f} MB; {last}", flush=True)
+    if done.returncode:
+        raise SystemExit(f"The warm-up failed:\n{done.stderr[-2000:]}")
+
+
 def run(args) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -242,6 +268,8 @@ def run(args) -> dict:
             tempfile.NamedTemporaryFile("w", prefix="cnnviz-memory-server-", suffix=".log", delete=False) as log, \
             sync_playwright() as playwright:
         report_path = f"{log.name}.reports" if args.attribute else None
+        if args.warmup:
+            warm_up(cache_dir)
         process, url = start_server(cache_dir, log, dict(item.split("=", 1) for item in args.env), report_path)
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         start = time.monotonic()
@@ -308,6 +336,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="the server's CNNVIZ_CACHE_DIR, kept after the run (default: a fresh temporary "
                              "folder); a second run with the same folder finds every model on disk and trains none")
+    parser.add_argument("--warmup", action="store_true",
+                        help="first run `python -m cnnviz warmup` into the server's cache, in its own process: "
+                             "the tour then trains nothing in the server (the lecture-hall set-up)")
     parser.add_argument("--attribute", action="store_true",
                         help="after each step, the server reports what holds its memory (arrays, models, heap)")
     args = parser.parse_args()
