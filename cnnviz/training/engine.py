@@ -402,9 +402,13 @@ def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augme
                                         tf.float32))
         return per_example, correct
 
+    # The data tensors are arguments, not captures: TensorFlow keeps a traced graph, and the eager
+    # tensors it captured, alive after the function is gone (issue 15; `seed_stack` does the same).
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32),
-                                  tf.TensorSpec([], tf.int32)], autograph=False)
-    def run_steps(order: tf.Tensor, first_step: tf.Tensor, steps: tf.Tensor) -> tuple[tf.Tensor, ...]:
+                                  tf.TensorSpec([], tf.int32), tf.TensorSpec(images.shape, images.dtype),
+                                  tf.TensorSpec(labels.shape, labels.dtype)], autograph=False)
+    def run_steps_on(order: tf.Tensor, first_step: tf.Tensor, steps: tf.Tensor, images: tf.Tensor,
+                     labels: tf.Tensor) -> tuple[tf.Tensor, ...]:
         def body(step: tf.Tensor, loss_sum: tf.Tensor, correct_sum: tf.Tensor,
                  seen: tf.Tensor) -> tuple[tf.Tensor, ...]:
             begin = step * batch_size
@@ -424,10 +428,15 @@ def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augme
             lambda step, *_: step < first_step + steps, body, (first_step, zero, zero, zero))
         return loss_sum, correct_sum, seen
 
+    def run_steps(order: tf.Tensor, first_step: tf.Tensor, steps: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return run_steps_on(order, first_step, steps, images, labels)
+
     eval_batch = budget.EVAL_BATCH
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], autograph=False)
-    def evaluate_chunk(begin: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec(test_images.shape, test_images.dtype),
+                                  tf.TensorSpec(test_labels.shape, test_labels.dtype)], autograph=False)
+    def evaluate_chunk(begin: tf.Tensor, test_images: tf.Tensor,
+                       test_labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         end = tf.minimum(begin + eval_batch, tf.shape(test_labels)[0])
         predictions = model(tf.cast(test_images[begin:end], tf.float32) * scale, training=False)
         y = test_labels[begin:end]
@@ -441,7 +450,7 @@ def _fit_fast(model: keras.Model, prepared: Prepared, config: TrainConfig, augme
         loss_sum = correct_sum = 0.0
         last_hits.clear()
         for begin in range(0, n_test, eval_batch):
-            loss_part, correct_part, hits = evaluate_chunk(tf.constant(begin, tf.int32))
+            loss_part, correct_part, hits = evaluate_chunk(tf.constant(begin, tf.int32), test_images, test_labels)
             loss_sum += float(loss_part)
             correct_sum += float(correct_part)
             last_hits.append(hits.numpy())
