@@ -34,8 +34,10 @@ pairs, load 8-11).
 batch they saw), steady 1,215, 1,217 and 1,214 MB in three runs (peak 1,241-1,242), against 1,333 MB
 before that change. `--cache-dir` run twice (the second server finds every model on disk and trains
 nothing): 933 MB steady. `--warmup` (every default trained by `python -m cnnviz warmup` in its own
-process first): 912 MB steady, peak 921 MB. So about 280-300 MB of the cold figure is what training
-leaves in the server's TensorFlow runtime.
+process first): 920 MB steady, peak 931 MB (912 MB with the same warm-up started by hand). Then the fast
+loops passed their images to the traced functions as arguments instead of capturing them (TensorFlow
+keeps a traced graph and its captured tensors alive): steady 1,114, 1,097 and 1,069 MB in three runs
+(peak 1,098-1,144).
 
 Usage: python bench/memory.py [--quick] [--warmup] [--cache-dir DIR] [--time-limit 900] [--settle 10]
                               [--attribute] [--env NAME=VALUE ...]
@@ -125,8 +127,8 @@ def memory_report() -> dict:
         report["keras_variables_mb"] = round(sum(int(numpy.prod(v.shape)) * 4 for v in variables) / 2**20, 1)
         functions = sys.modules["tensorflow"].types.experimental.GenericFunction
         report["tf_functions"] = sum(1 for o in objects if isinstance(o, functions))
-        # Eager tensors (and Keras variables' values) that Python reaches: a tensor's buffer is
-        # TensorFlow's, not NumPy's, so the arrays above do not count it.
+        # Eager tensors that Python reaches (not variables: those are counted above): a tensor's
+        # buffer is TensorFlow's, not NumPy's, so the arrays above do not count it.
         tensor_type = sys.modules["tensorflow"].Tensor
         tensors = {id(r): r for o in objects for r in (o, *gc.get_referents(o))
                    if isinstance(r, tensor_type) and hasattr(r, "numpy")}
@@ -245,18 +247,22 @@ def reveal(page, button) -> bool:
 def warm_up(cache_dir: str) -> None:
     """`python -m cnnviz warmup` into `cache_dir`, in its own process (as a lecturer runs it before
     class): the server then finds every default model on disk. Prints its time and peak RSS."""
-    import resource
-
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "cnnviz", "warmup"], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, env={**os.environ, "CNNVIZ_OFFLINE": "1", "CNNVIZ_CACHE_DIR": cache_dir,
-                                          "TF_CPP_MIN_LOG_LEVEL": "2"}, check=False)
-    last = (done.stdout.strip().splitlines() or [""])[-1]
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([sys.executable, "-m", "cnnviz", "warmup"], cwd=PROJECT_ROOT, stdout=out,
+                                   stderr=err, text=True, env={**os.environ, "CNNVIZ_OFFLINE": "1",
+                                                               "CNNVIZ_CACHE_DIR": cache_dir,
+                                                               "TF_CPP_MIN_LOG_LEVEL": "2"})
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource use, peak RSS included
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        last = (out.read().strip().splitlines() or [""])[-1]
+        errors = err.read()
     print(f"warm-up (python -m cnnviz warmup, its own process): {time.monotonic() - began:.1f} s, "
-          f"exit {done.returncode}, peak RSS {peak:.0f} MB; {last}", flush=True)
-    if done.returncode:
-        raise SystemExit(f"The warm-up failed:\n{done.stderr[-2000:]}")
+          f"exit {code}, peak RSS {usage.ru_maxrss / 1024:.0f} MB; {last}", flush=True)
+    if code:
+        raise SystemExit(f"The warm-up failed:\n{errors[-2000:]}")
 
 
 def run(args) -> dict:

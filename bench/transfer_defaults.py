@@ -13,8 +13,9 @@ before and after the page's runs (their mean is the reference), and beside the w
 the CPU RATIO compares the process's CPU seconds (all threads) of the same runs: on a shared,
 overloaded machine the wall clock of each run depends on what else runs at that moment, its CPU
 seconds much less. The budget line judges the wall-clock time measured in this run (with the load
-average beside it): the same VM has run the reference epoch in 0.46 s on one day and 1.8 s on
-another, so no fixed "idle" constant converts a RATIO into seconds. The 1-minute load average before and after is printed too. The last lines are the
+average beside it): this VM has run the reference epoch in 0.46-0.64 s in one session and in
+1.73-1.83 s in another on the same day (2026-12-02), so no fixed "idle" constant converts a RATIO
+into seconds. The 1-minute load average before and after is printed too. The last lines are the
 comparison's table and verdicts (`experiment_report`), as `python -m cnnviz experiment transfer`.
 
 Usage: python bench/transfer_defaults.py [--seeds 0,1,2] [--full]   (--full: every image, minutes)

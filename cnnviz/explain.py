@@ -255,7 +255,8 @@ def occlusion(model, image, class_index: int, patch: int = 4, stride: int = 2, f
 
     Entry [i, j]: the softmax probability of `class_index` on the image minus on the image with the
     `patch` x `patch` square at (i * stride, j * stride) set to `fill` (scaled units: 0 is black).
-    Shape ((H - patch) // stride + 1, (W - patch) // stride + 1); all occluded images go in one batch.
+    Shape ((H - patch) // stride + 1, (W - patch) // stride + 1); the occluded images are scored in
+    batches of `architecture.EVAL_BATCH`.
     """
     class_index = _check_class(model, class_index)
     x = _scaled(model, image)[0]

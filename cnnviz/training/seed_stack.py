@@ -64,8 +64,7 @@ SUPPORTED_LAYERS = ("conv2d", "maxpool2d", "avgpool2d", "flatten", "dense", "dro
 # Above this many parameters per seed one batch is already slow (the engine runs one batch per
 # call): stacking gains nothing, so such models train one seed after another.
 MAX_PARAMS = 500_000
-# The test images scored per call (one place for it, the budget's: measured, 1024 images x 3 LeNet
-# seeds per call is 1.5x slower than 512).
+# The test images one Keras model scores per call (one place for it, the budget's; see there).
 EVAL_BATCH = budget.EVAL_BATCH
 # The stacked evaluation scores about EVAL_IMAGE_SEEDS (image, seed) pairs per step of its loop, at
 # least EVAL_CHUNK_MIN images (5 seeds: 64 images at a time; see `_fit_together`).
@@ -431,6 +430,7 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
 
     reporters = [Reporter(config, None, steps_per_epoch, n_train, num_classes=num_classes) for config in configs]
     group = Reporter(first, _group_progress(on_progress, configs), steps_per_epoch, n_train, num_classes=num_classes)
+    group.threshold = math.inf  # Divergence is judged per seed; the group only reports and hears a stop.
     rngs = [np.random.default_rng(config.seed) for config in configs]
     alive = [True] * S  # still training (a seed stops at the end of the epoch it diverged or was stopped in)
     calls = {"steps_per_call": engine._steps_per_execution(first, steps_per_epoch, models[0].count_params()),
@@ -484,7 +484,7 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
             names = ("loss", "accuracy", "val_loss", "val_accuracy") if validated else ("loss", "accuracy")
             go_on = group.epoch_end({name: float(np.mean([reporters[s].history[name][-1] for s in reporting]))
                                      for name in names}, step)
-            if not go_on and group.reason == "stopped":  # A stop answered to the epoch's own report.
+            if not go_on:  # A stop answered to the epoch's own report.
                 for s in range(S):
                     if alive[s]:
                         reporters[s].reason, alive[s] = "stopped", False
