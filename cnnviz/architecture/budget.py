@@ -62,7 +62,7 @@ STATE_COPIES = {"sgd": 4, "rmsprop": 5, "adam": 6}
 # Copies of every activation a training step holds: the forward outputs kept for the backward
 # pass, their gradients, and the temporaries of an activation function or a pooling.
 ACTIVATION_COPIES = 3
-# Every forward-only pass over many images (the engine's test, `TrainResult.predict`, the pages'
+# Every forward-only pass over many images (the fast engine's test, `TrainResult.predict`, the pages'
 # predictions, feature spaces and activations) runs in batches of at most this many images. TensorFlow's
 # oneDNN convolutions keep buffers sized by the largest batch they have seen, for the life of the
 # process (issue 15: < 1 GB): measured 2026-12-02, the augmentation page's clean-train accuracy of
