@@ -27,6 +27,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 # tests never depend on what an earlier run or a developer left in ~/.cache/cnnviz. Set at import
 # time so that subprocesses (the app server, the no-TensorFlow checks) inherit it.
 os.environ["CNNVIZ_OFFLINE"] = "1"
+# TensorFlow's oneDNN kernels are off for the tests (before anything imports TensorFlow): on an AMD
+# Zen 5 VM with AVX-512 (CPU family 26, 2026-12-02) TensorFlow 2.21's oneDNN conv gradients of
+# residual-block models crashed (segmentation fault, abort) in 3 of 3 runs of tests/test_explain.py
+# and gave wrong gradient norms against a GradientTape oracle with the ISA capped at AVX2; with
+# oneDNN off (Eigen kernels) the same tests pass. A developer can override it to test oneDNN.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # Under pytest-xdist every worker has a cache of its own (the workers inherit the controller's
 # environment, so a worker replaces the folder the controller chose).
 if os.environ.get("PYTEST_XDIST_WORKER") or "CNNVIZ_CACHE_DIR" not in os.environ:
