@@ -227,11 +227,30 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
     learning_rate: Any = config.learning_rate
     if config.fast:
         learning_rate = _fast_schedule(config.learning_rate, steps_per_epoch, config.epochs)
+    optimizer: keras.optimizers.Optimizer
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate)
-    return keras.optimizers.RMSprop(learning_rate=learning_rate)
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    elif config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate)
+    else:
+        optimizer = keras.optimizers.RMSprop(learning_rate=learning_rate)
+    return without_replica_sum(optimizer)
+
+
+def without_replica_sum(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer, minus the sum of gradients over replicas that Keras's TensorFlow optimizer
+    does before every update (issue 15: memory).
+
+    cnnviz never trains under a distribution strategy, so there is one replica and that sum is the
+    identity. But in a traced function, `ReplicaContext.all_reduce` wraps it in a
+    `tf.custom_gradient`, which registers a gradient function in TensorFlow's global gradient
+    registry and never removes it; that function's closure holds tensors of the traced graph, so
+    every training run's whole graph (3-4 MB for a LeNet) stayed alive for the life of the server.
+    `tests/training/test_engine.py` checks that a run adds no such entry and leaves no graph behind.
+    """
+    if hasattr(optimizer, "_all_reduce_sum_gradients"):  # Keras 3's TensorFlow optimizer
+        optimizer._all_reduce_sum_gradients = list  # (gradient, variable) pairs in, the same pairs out
+    return optimizer
 
 
 def _fast_schedule(peak: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.schedules.CosineDecay:

@@ -344,3 +344,33 @@ def test_a_finished_run_leaves_no_training_images_behind_in_tensorflow(tiny_data
         training.train(tiny_config(epochs=1), data=tiny_data)
         training.train_seeds(tiny_config(epochs=1), [0, 1], data=tiny_data)
     assert _live_tensors_shaped_like(tiny_data.x_train) == before
+
+
+def _traced_graphs_alive() -> int:
+    import gc
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    gc.collect()
+    return sum(isinstance(candidate, FuncGraph) for candidate in gc.get_objects())
+
+
+def _custom_gradients_registered() -> int:
+    from tensorflow.python.framework import ops
+
+    return sum(name.startswith("CustomGradient") for name in ops._gradient_registry.list())
+
+
+def test_a_finished_run_leaves_no_traced_graph_and_no_gradient_registration_behind(tiny_data, tiny_config):
+    # Keras's TensorFlow optimizer sums gradients over replicas through a tf.custom_gradient,
+    # which, traced, registers a gradient function holding the graph in TensorFlow's global
+    # registry for ever (issue 15: 3-4 MB per LeNet run). `engine.without_replica_sum` drops that
+    # identity sum; every loop (fast, seeds together, plain model.fit) must leave nothing behind.
+    training.train(tiny_config(epochs=1), data=tiny_data)  # the first run may trace shared helpers
+    graphs, registered = _traced_graphs_alive(), _custom_gradients_registered()
+    for _ in range(2):
+        training.train(tiny_config(epochs=1), data=tiny_data)
+        training.train_seeds(tiny_config(epochs=1), [0, 1], data=tiny_data)
+        training.train(tiny_config(epochs=1, fast=False), data=tiny_data)
+    assert _custom_gradients_registered() == registered
+    assert _traced_graphs_alive() <= graphs
