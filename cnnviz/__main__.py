@@ -25,7 +25,7 @@ import os
 import sys
 from types import ModuleType
 
-from cnnviz import settings, training
+from cnnviz import memory, settings, training
 from cnnviz.classroom import workers
 from cnnviz.errors import CnnvizError
 from cnnviz.lessons import augmentation, lenet_vs_relu, transfer
@@ -98,6 +98,7 @@ def run_experiment(name: str, seeds: tuple[int, ...], *, as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    memory.use_system_allocator()  # as in app.py: the warm-up, experiments and workers train
     if bad_settings := settings.problems():
         print("Invalid environment settings (fix them and run again):", *bad_settings, sep="\n  ", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -52,6 +53,59 @@ def test_trim_heap_returns_freed_heap_pages_to_the_system():
     assert kept_before > 200
     before, after = _freed_and_after("assert memory.trim_heap()")
     assert before - after > 200  # ...and trim_heap gives them back.
+
+
+# In a child process with TensorFlow's oneDNN kernels on (the app's setting; the tests otherwise run
+# them off, see conftest.py): one convolution over 2,048 images (a 354 MB output), then freed.
+LARGE_FREED_TENSOR = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {root!r})
+    from cnnviz import memory
+    {setting}
+    import tensorflow as tf
+
+    def rss_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+    kernel = tf.random.uniform((3, 3, 32, 64))
+    tf.nn.conv2d(tf.random.uniform((8, 26, 26, 32)), kernel, 1, "SAME")  # the kernels' own set-up
+    before = rss_mb()
+    output = tf.nn.conv2d(tf.random.uniform((2048, 26, 26, 32)), kernel, 1, "SAME")
+    float(tf.reduce_sum(output))
+    del output
+    memory.trim_heap()
+    print(rss_mb() - before)
+""")
+
+
+def _kept_after_a_large_tensor(setting: str) -> float:
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop(memory.SYSTEM_ALLOCATOR, None)
+    code = LARGE_FREED_TENSOR.format(root=str(PROJECT_ROOT), setting=setting)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         timeout=300).stdout
+    return float(out.split()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_with_the_system_allocator_tensorflow_gives_freed_tensors_back():
+    # TensorFlow's own pool (its default with oneDNN) keeps the freed output resident (530 MB kept
+    # on the machine this was written on); with malloc, trim_heap returns it.
+    assert _kept_after_a_large_tensor("assert memory.use_system_allocator()") < 50
+    assert _kept_after_a_large_tensor("pass") > 200  # ...what the setting removes (if this fails,
+    # TensorFlow no longer pools and use_system_allocator may be dropped).
+
+
+def test_use_system_allocator_sets_tensorflows_variable_only_if_unset(monkeypatch):
+    monkeypatch.delenv(memory.SYSTEM_ALLOCATOR, raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow", sys)  # TensorFlow already imported: too late
+    assert not memory.use_system_allocator() and memory.SYSTEM_ALLOCATOR not in os.environ
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    assert memory.use_system_allocator() and os.environ[memory.SYSTEM_ALLOCATOR] == "1"
+    monkeypatch.setenv(memory.SYSTEM_ALLOCATOR, "0")  # the operator's own choice wins
+    assert not memory.use_system_allocator() and os.environ[memory.SYSTEM_ALLOCATOR] == "0"
 
 
 def _streamlit_caches(path: Path):
@@ -158,6 +212,7 @@ def test_app_py_limits_the_arenas_and_the_server_skips_the_full_collection_after
     app = ast.parse((PROJECT_ROOT / "app.py").read_text())
     calls = [ast.unparse(node.func) for node in ast.walk(app) if isinstance(node, ast.Call)]
     assert "memory.limit_arenas" in calls
+    assert "memory.use_system_allocator" in calls
     config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
     # A full collection after every run costs 50-200 ms per slider change; jobs collect (trim_heap).
     assert config["runner"]["postScriptGC"] is False
