@@ -142,6 +142,15 @@ def memory_report() -> dict:
         for name in ("Rss", "Anonymous", "Private_Clean", "Private_Dirty", "Shared_Clean"):
             if name in fields:
                 report[f"smaps_{name.lower()}_mb"] = round(int(fields[name].split()[0]) / 1024, 1)
+    report["python_objects_mb"] = _pymalloc_mb()
+    with contextlib.suppress(Exception):  # Streamlit's own accounting of its caches and sessions
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.stats import group_stats
+
+        stats = sorted(group_stats(Runtime.instance().stats_mgr.get_stats()), key=lambda s: -s.byte_length)
+        report["streamlit_stats_mb"] = round(sum(s.byte_length for s in stats) / 2**20, 1)
+        report["streamlit_largest"] = [f"{s.category_name}/{s.cache_name} {s.byte_length / 2**20:.1f} MB"
+                                       for s in stats[:8]]
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _Mallinfo2
     info = libc.mallinfo2()
@@ -149,6 +158,24 @@ def memory_report() -> dict:
     report["malloc_free_mb"] = round(info.fordblks / 2**20, 1)
     report["malloc_mmapped_mb"] = round(info.hblkhd / 2**20, 1)
     return report
+
+
+def _pymalloc_mb() -> float | None:
+    """Python's small-object allocator's arenas (mapped by Python itself, so not in malloc's figures)."""
+    import re
+
+    with tempfile.TemporaryFile() as file:  # sys._debugmallocstats writes to the C stderr
+        saved = os.dup(2)
+        try:
+            os.dup2(file.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        file.seek(0)
+        text = file.read().decode(errors="replace")
+    total = re.search(r"^Total\s*=\s*([\d,]+)", text, re.MULTILINE)
+    return round(int(total.group(1).replace(",", "")) / 2**20, 1) if total else None
 
 
 def serve(report_path: str, arguments: list[str]) -> None:
