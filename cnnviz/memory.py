@@ -1,6 +1,6 @@
 """Keeping the server's memory small (issue 15: the whole app stays < 1 GB).
 
-Two glibc calls, both no-ops where the C library is not glibc:
+Three settings; the two glibc calls are no-ops where the C library is not glibc:
 
 - `limit_arenas()`, called once at the top of app.py before TensorFlow starts its threads: glibc
   gives each thread that allocates its own malloc arena (up to 8 per core), each holding freed
@@ -11,7 +11,8 @@ Two glibc calls, both no-ops where the C library is not glibc:
   build allocates tensors from its own pool, which keeps every byte it ever held (a forward pass
   over 2,048 images left 530 MB resident after the tensors were freed). With
   `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1` tensors come from malloc and go back when freed. Measured
-  (LeNet vs ReLU, transfer and augmentation defaults in one process): 888 -> 828 MB, no slower.
+  (LeNet vs ReLU, transfer and augmentation defaults in one process, one run each): 888 -> 828 MB,
+  64.5 -> 59.6 s; the whole app after the default tour (bench/memory.py): 1,046-1,071 -> 1,020-1,026 MB.
 - `trim_heap()`, after each background job: it first collects unreachable Python cycles (a
   finished run's Keras objects; Streamlit's collection after every script run is off, see
   .streamlit/config.toml). A training run allocates and frees many buffers, and
