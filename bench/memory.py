@@ -42,7 +42,7 @@ keeps a traced graph and its captured tensors alive): steady 1,114, 1,097 and 1,
 2026-12-02, last session (same VM, idle): with no traced graph kept per run (`engine.without_replica_sum`):
 1,046 and 1,071 MB steady (peak 1,097-1,102). With TensorFlow's tensors from malloc as well
 (`memory.use_system_allocator`): 1,021 (by `--env TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`), 1,026 and 1,020 MB
-(peak 1,178-1,213). `--attribute` of the last: 405 MB library pages, 192 MB Python objects, 267 MB in use
+(peak 1,178-1,213). `--attribute` of the last: 405 MB library pages, 192 MB Python small-object arenas, 267 MB in use
 in malloc. With one malloc arena (`memory.ARENAS = 1`) in addition: 976 MB, but the LeNet vs ReLU run
 took 25.7 s against 18.0 s (one run each), so two arenas stay.
 

@@ -7,12 +7,14 @@ Three settings; the two glibc calls are no-ops where the C library is not glibc:
   pages of its own; TensorFlow's thread pools, NumPy and Streamlit's threads thus keep many
   partly used arenas. `mallopt(M_ARENA_MAX, 2)` shares two, as `MALLOC_ARENA_MAX=2` in the
   environment would (measured earlier: 60-130 MB less after the default runs).
-- `use_system_allocator()`, at the same places, before TensorFlow is imported: TensorFlow's oneDNN
+- `use_system_allocator()`, called by app.py and `python -m cnnviz` before TensorFlow is imported: TensorFlow's oneDNN
   build allocates tensors from its own pool, which keeps every byte it ever held (a forward pass
   over 2,048 images left 530 MB resident after the tensors were freed). With
   `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1` tensors come from malloc and go back when freed. Measured
   (LeNet vs ReLU, transfer and augmentation defaults in one process, one run each): 888 -> 828 MB,
-  64.5 -> 59.6 s; the whole app after the default tour (bench/memory.py): 1,046-1,071 -> 1,020-1,026 MB.
+  64.5 -> 59.6 s; the whole app after the default tour (bench/memory.py): 1,046-1,071 -> 1,020-1,026 MB
+  steady, but peak 1,097-1,102 -> 1,178-1,213 MB, and its augmentation run 35.5-38.0 -> 41.0-43.7 s.
+  It matters only with oneDNN on (TensorFlow's default on x86; not with TF_ENABLE_ONEDNN_OPTS=0).
 - `trim_heap()`, after each background job: it first collects unreachable Python cycles (a
   finished run's Keras objects; Streamlit's collection after every script run is off, see
   .streamlit/config.toml). A training run allocates and frees many buffers, and

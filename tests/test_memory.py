@@ -99,7 +99,8 @@ def test_with_the_system_allocator_tensorflow_gives_freed_tensors_back():
 
 
 def test_use_system_allocator_sets_tensorflows_variable_only_if_unset(monkeypatch):
-    monkeypatch.delenv(memory.SYSTEM_ALLOCATOR, raising=False)
+    monkeypatch.setenv(memory.SYSTEM_ALLOCATOR, "unset")  # so that teardown restores the real value...
+    monkeypatch.delenv(memory.SYSTEM_ALLOCATOR)  # ...after this test's calls set it
     monkeypatch.setitem(sys.modules, "tensorflow", sys)  # TensorFlow already imported: too late
     assert not memory.use_system_allocator() and memory.SYSTEM_ALLOCATOR not in os.environ
     monkeypatch.delitem(sys.modules, "tensorflow")
