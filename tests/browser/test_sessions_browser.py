@@ -53,10 +53,13 @@ def test_a_closed_tabs_training_frees_its_slot_within_ten_seconds(one_slot_strea
 
         student_a.close()  # the tab (and its websocket) is gone
         closed_at = time.monotonic()
-        expect(page_b.get_by_text(TRAINING)).to_be_visible(timeout=10_000)
-        print(f"slot freed and B training {time.monotonic() - closed_at:.1f} s after A's tab closed")
+        # B's short run (7 batches) may finish between two of its page's updates on a fast machine,
+        # so its results count as much as its progress line: either shows that it got the slot.
+        result = page_b.locator('[data-testid="stMetricLabel"]:has-text("Test accuracy")')
+        expect(page_b.get_by_text(TRAINING).or_(result).first).to_be_visible(timeout=10_000)
+        print(f"slot freed and B training or trained {time.monotonic() - closed_at:.1f} s after A's tab closed")
         # B's run ends normally with its results, and nothing failed on the way.
-        page_b.locator('[data-testid="stMetricLabel"]:has-text("Test accuracy")').first.wait_for(timeout=180_000)
+        result.first.wait_for(timeout=180_000)
         assert page_b.locator(EXCEPTION).count() == 0
     finally:
         student_b.close()

@@ -489,7 +489,7 @@ def test_play_mode_slides_the_window_in_the_browser(streamlit_app, browser, wait
     page.goto(streamlit_app)
     wait_idle(page)
     page.locator('[data-testid="stSidebarNav"] a', has_text="Convolution lab").first.click()
-    page.wait_for_url("**/convolution")
+    page.wait_for_url("**/convolution*")
     page.get_by_role("button", name="Just show me").wait_for()
     wait_idle(page)
     page.get_by_role("button", name="Just show me").click()
