@@ -149,15 +149,7 @@ def memory_report() -> dict:
         for name in ("Rss", "Anonymous", "Private_Clean", "Private_Dirty", "Shared_Clean"):
             if name in fields:
                 report[f"smaps_{name.lower()}_mb"] = round(int(fields[name].split()[0]) / 1024, 1)
-    report["python_objects_mb"] = _pymalloc_mb()
-    with contextlib.suppress(Exception):  # Streamlit's own accounting of its caches and sessions
-        from streamlit.runtime import Runtime
-        from streamlit.runtime.stats import group_stats
-
-        stats = sorted(group_stats(Runtime.instance().stats_mgr.get_stats()), key=lambda s: -s.byte_length)
-        report["streamlit_stats_mb"] = round(sum(s.byte_length for s in stats) / 2**20, 1)
-        report["streamlit_largest"] = [f"{s.category_name}/{s.cache_name} {s.byte_length / 2**20:.1f} MB"
-                                       for s in stats[:8]]
+    report["python_arenas_mb"] = _pymalloc_mb()
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _Mallinfo2
     info = libc.mallinfo2()

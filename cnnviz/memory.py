@@ -7,8 +7,8 @@ Three settings; the two glibc calls are no-ops where the C library is not glibc:
   pages of its own; TensorFlow's thread pools, NumPy and Streamlit's threads thus keep many
   partly used arenas. `mallopt(M_ARENA_MAX, 2)` shares two, as `MALLOC_ARENA_MAX=2` in the
   environment would (measured earlier: 60-130 MB less after the default runs).
-- `use_system_allocator()`, called by app.py and `python -m cnnviz` before TensorFlow is imported: TensorFlow's oneDNN
-  build allocates tensors from its own pool, which keeps every byte it ever held (a forward pass
+- `use_system_allocator()`, called by app.py and `python -m cnnviz` before TensorFlow is imported:
+  TensorFlow's oneDNN build allocates tensors from its own pool, which keeps every byte it ever held (a forward pass
   over 2,048 images left 530 MB resident after the tensors were freed). With
   `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1` tensors come from malloc and go back when freed. Measured
   (LeNet vs ReLU, transfer and augmentation defaults in one process, one run each): 888 -> 828 MB,
