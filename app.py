@@ -34,5 +34,9 @@ ui.presenter_toggle()
 ui.show_settings_problems()  # Invalid CNNVIZ_* environment settings, also logged.
 # Class sessions: a lecturer's "Students follow me", or a student's follow mode (nothing for anyone else).
 ui.classroom_sidebar(navigation, {page.url_path: page for page in [home, *lesson_pages]})
-with ui.page_errors():  # The one catch-all: a domain error's message, else an apology with a logged id.
-    navigation.run()
+try:
+    with ui.page_errors():  # The one catch-all: a domain error's message, else an apology with a logged id.
+        navigation.run()
+finally:
+    # Once the server is quiet, the pages' freed memory goes back to the system (cnnviz.memory).
+    memory.idle_trimmer.poke()

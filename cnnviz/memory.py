@@ -1,6 +1,6 @@
 """Keeping the server's memory small (issue 15: the whole app stays < 1 GB).
 
-Three settings; the two glibc calls are no-ops where the C library is not glibc:
+Four settings; the glibc calls are no-ops where the C library is not glibc:
 
 - `limit_arenas()`, called once at the top of app.py before TensorFlow starts its threads: glibc
   gives each thread that allocates its own malloc arena (up to 8 per core), each holding freed
@@ -22,6 +22,12 @@ Three settings; the two glibc calls are no-ops where the C library is not glibc:
   nothing uses them. ``malloc_trim(0)`` returns them. Measured (LeNet-vs-ReLU default in one
   process): 930 -> 845 MB. It only gives back memory that is already free, so it is safe while
   other threads hold models.
+- `idle_trimmer`, poked by app.py after every script run: once the server has been quiet for a
+  second, `release_free_pages()` (malloc_trim alone, about 1-2 ms) returns what the page runs freed
+  since. Without it, visits to the explain and classroom pages after the last job added 20-32 MB that
+  nothing used (malloc's bytes in use unchanged). The whole app after the default tour
+  (bench/memory.py, same VM, 2026-12-02): 1,007 MB before, then 947, 954 (--attribute) and 1,002 MB;
+  with `budget.EVAL_BATCH` = 128 as well, 929 and 945 MB.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ import functools
 import gc
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable
 
 SYSTEM_ALLOCATOR = "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"  # read by TensorFlow when it creates its CPU allocator
 M_ARENA_MAX = -8  # glibc's mallopt parameter numbers (malloc.h).
@@ -61,11 +70,58 @@ def trim_heap() -> bool:
     cycles. False where the pages cannot be returned (not glibc); the collection runs anyway.
     """
     gc.collect()
+    return release_free_pages()
+
+
+def release_free_pages() -> bool:
+    """malloc_trim(0) alone: return malloc's free pages to the operating system (no collection,
+    so it takes about a millisecond and can run while pages are served). False where not glibc."""
     libc = _libc()
     if libc is None:
         return False
     libc.malloc_trim(0)
     return True
+
+
+class IdleTrimmer:
+    """Calls `release` once the server has been quiet for `delay` seconds after the last `poke()`.
+
+    Every page run allocates and frees (figures, dataframes, Streamlit's messages); malloc keeps
+    the freed pages resident until something returns them, so RSS crept up between training jobs
+    although nothing held the memory (bench/memory.py: +20-30 MB per page visit after the
+    explain lesson, with malloc's bytes in use unchanged). app.py pokes after every script run;
+    one daemon thread waits for the quiet and trims once per quiet spell.
+    """
+
+    def __init__(self, delay: float = 1.0, release: Callable[[], object] = release_free_pages) -> None:
+        self.delay = delay
+        self.trims = 0
+        self._release = release
+        self._last_poke = 0.0
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        with self._lock:
+            self._last_poke = time.monotonic()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cnnviz-idle-trim", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while (remaining := self._last_poke + self.delay - time.monotonic()) > 0:
+                self._wake.wait(remaining)  # A poke meanwhile restarts the quiet spell.
+                self._wake.clear()
+            self._release()
+            self.trims += 1
+
+
+idle_trimmer = IdleTrimmer()
 
 
 def limit_arenas(arenas: int = ARENAS) -> bool:

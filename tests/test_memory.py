@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,36 @@ def test_trim_heap_returns_freed_heap_pages_to_the_system():
     assert kept_before > 200
     before, after = _freed_and_after("assert memory.trim_heap()")
     assert before - after > 200  # ...and trim_heap gives them back.
+
+
+# Five pokes in a row (a burst of page runs), then the quiet: one trim, on the trimmer's thread.
+IDLE_TRIM = """
+import threading, time
+trimmer = memory.IdleTrimmer(delay=0.05)
+for _ in range(5):
+    trimmer.poke()
+deadline = time.monotonic() + 30
+while trimmer.trims == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
+assert trimmer.trims == 1, trimmer.trims
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_the_idle_trimmer_gives_freed_pages_back_once_after_a_burst_of_runs():
+    before, after = _freed_and_after(IDLE_TRIM)
+    assert before - after > 200
+
+
+def test_the_idle_trimmer_waits_for_the_quiet_after_the_last_poke():
+    released = threading.Event()
+    trimmer = memory.IdleTrimmer(delay=60.0, release=released.set)
+    trimmer.poke()
+    assert not released.wait(0.2)  # A minute of quiet is needed; nothing is released meanwhile.
+    trimmer.delay = 0.0
+    trimmer.poke()  # The next poke finds no quiet needed: released at once.
+    assert released.wait(30)
+    assert trimmer.trims == 1
 
 
 # In a child process with TensorFlow's oneDNN kernels on (the app's setting; the tests otherwise run
@@ -214,6 +245,7 @@ def test_app_py_limits_the_arenas_and_the_server_skips_the_full_collection_after
     calls = [ast.unparse(node.func) for node in ast.walk(app) if isinstance(node, ast.Call)]
     assert "memory.limit_arenas" in calls
     assert "memory.use_system_allocator" in calls
+    assert "memory.idle_trimmer.poke" in calls  # After every run (in a finally: errors and reruns too).
     config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
     # A full collection after every run costs 50-200 ms per slider change; jobs collect (trim_heap).
     assert config["runner"]["postScriptGC"] is False
