@@ -69,8 +69,11 @@ ACTIVATION_COPIES = 3
 # its 4 variants (1,000 images each) left 307 MB of such buffers with batches of 1,024, 83 MB with
 # 256 and 49 MB with 128. The price is speed: 10,000 test images through the tanh LeNet took 209 ms
 # in batches of 256 against 170 ms in batches of 512 (the ReLU CNN 136 against 122 ms, the CIFAR-10
-# CNN 490 against 450 ms; medians of 3, one idle run).
-EVAL_BATCH = 256
+# CNN 490 against 450 ms; medians of 3, one idle run). Later (TensorFlow's tensors from malloc, freed
+# pages trimmed when the server is quiet), the whole app after the default tour (bench/memory.py,
+# 2 runs each): 929 and 945 MB steady with 128 (peak 1,107-1,115) against 947-1,002 MB with 256 (peak
+# 1,132-1,196, 3 runs); the tour's training runs took no longer.
+EVAL_BATCH = 128
 # Bytes per pixel of the images a run holds. The fast engine: the uint8 training and test images
 # once (resident pages of the memory-mapped disk cache, or of a subset), which its tensors share
 # (`cnnviz.training.inputs.image_tensor`). Plain `model.fit` (fast=False) also scales both splits
