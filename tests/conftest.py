@@ -184,6 +184,18 @@ def one_slot_streamlit_server(tmp_path) -> Iterator[StreamlitServer]:
         yield server
 
 
+@pytest.fixture
+def no_data_streamlit_server(tmp_path) -> Iterator[StreamlitServer]:
+    """A fresh server of this test's own with no dataset anywhere but the bundled sample: offline,
+    an empty CNNVIZ_DATA_DIR and an empty Keras cache (what a laptop without internet meets)."""
+    for folder in ("cache", "data", "keras"):
+        (tmp_path / folder).mkdir()
+    with streamlit_server(tmp_path / "server.log", env={
+            "CNNVIZ_CACHE_DIR": str(tmp_path / "cache"), "CNNVIZ_DATA_DIR": str(tmp_path / "data"),
+            "KERAS_HOME": str(tmp_path / "keras"), "CNNVIZ_OFFLINE": "1"}) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def _chromium():
     if not CHROMIUM.exists():
