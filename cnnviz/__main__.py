@@ -98,7 +98,9 @@ def run_experiment(name: str, seeds: tuple[int, ...], *, as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    memory.use_system_allocator()  # as in app.py: the warm-up, experiments and workers train
+    # As in app.py, before anything imports TensorFlow: the warm-up, experiments and workers train.
+    memory.limit_arenas()
+    memory.use_system_allocator()
     if bad_settings := settings.problems():
         print("Invalid environment settings (fix them and run again):", *bad_settings, sep="\n  ", file=sys.stderr)
         return 2

@@ -249,3 +249,20 @@ def test_app_py_limits_the_arenas_and_the_server_skips_the_full_collection_after
     config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
     # A full collection after every run costs 50-200 ms per slider change; jobs collect (trim_heap).
     assert config["runner"]["postScriptGC"] is False
+
+
+def test_python_m_cnnviz_sets_the_memory_settings_before_anything_imports_tensorflow(monkeypatch):
+    # Importing the command's module loads no TensorFlow (a child process, so nothing is loaded yet)...
+    check = subprocess.run([sys.executable, "-c", "import sys, cnnviz.__main__; "
+                            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"],
+                           capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    assert check.stdout.strip() == "[]"
+    # ...and its main() sets both settings before the command that trains runs.
+    from cnnviz import __main__ as cli
+
+    calls: list[str] = []
+    monkeypatch.setattr(memory, "limit_arenas", lambda: calls.append("arenas") or True)
+    monkeypatch.setattr(memory, "use_system_allocator", lambda: calls.append("allocator") or True)
+    monkeypatch.setattr(cli, "run_experiment", lambda *args, **kwargs: calls.append("experiment") or 0)
+    assert cli.main(["experiment", "lenet-vs-relu"]) == 0
+    assert calls == ["arenas", "allocator", "experiment"]
