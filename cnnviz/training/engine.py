@@ -247,8 +247,12 @@ def without_replica_sum(optimizer: keras.optimizers.Optimizer) -> keras.optimize
     registry and never removes it; that function's closure holds tensors of the traced graph, so
     every training run's whole graph (3-4 MB for a LeNet) stayed alive for the life of the server.
     `tests/training/test_engine.py` checks that a run adds no such entry and leaves no graph behind.
+    Under a strategy with several replicas in scope (never in cnnviz) the optimizer is left as it is.
     """
-    if hasattr(optimizer, "_all_reduce_sum_gradients"):  # Keras 3's TensorFlow optimizer
+    import tensorflow as tf
+
+    single_replica = tf.distribute.get_strategy().num_replicas_in_sync == 1
+    if single_replica and hasattr(optimizer, "_all_reduce_sum_gradients"):  # Keras 3's TensorFlow optimizer
         optimizer._all_reduce_sum_gradients = list  # (gradient, variable) pairs in, the same pairs out
     return optimizer
 

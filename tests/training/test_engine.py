@@ -374,3 +374,31 @@ def test_a_finished_run_leaves_no_traced_graph_and_no_gradient_registration_behi
         training.train(tiny_config(epochs=1, fast=False), data=tiny_data)
     assert _custom_gradients_registered() == registered
     assert _traced_graphs_alive() <= graphs
+
+
+# In a child process with two logical CPU devices (set before TensorFlow starts): under a strategy
+# of two replicas the gradients must still be summed over them, so the optimizer is left alone.
+TWO_REPLICAS = """
+import sys
+sys.path.insert(0, {root!r})
+import keras
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from cnnviz.training import engine
+plain = engine.without_replica_sum(keras.optimizers.SGD())
+with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+    mirrored = engine.without_replica_sum(keras.optimizers.SGD())
+print(plain._all_reduce_sum_gradients is list, mirrored._all_reduce_sum_gradients is list)
+"""
+
+
+def test_the_replica_sum_is_kept_under_a_strategy_with_several_replicas():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", TWO_REPLICAS.format(root=root)], capture_output=True, text=True,
+                         check=True, timeout=300).stdout.split()
+    assert out[-2:] == ["True", "False"]
