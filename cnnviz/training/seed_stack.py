@@ -15,8 +15,9 @@ by side in one `SeedStack`:
 * a convolution followed by max pooling with a non-decreasing activation pools first and then adds
   its bias and activates (the same numbers: max and the activation commute);
 * after Flatten (or global pooling) the layout is ``(S, B, D)`` and Dense is one batched matmul;
-* the test split is scored for every seed in one graph call, `EVAL_IMAGE_SEEDS` // S images at a
-  time (S seeds' activations of `EVAL_BATCH` images at once do not stay in the CPU's caches).
+* the test split is scored for every seed in one graph call, `eval_chunk(S)` images at a time
+  (about `EVAL_IMAGE_SEEDS` // S: S seeds' activations of `EVAL_BATCH` images at once do not stay
+  in the CPU's caches).
 
 Each seed keeps what it has alone (`engine._train_now`, `engine._fit_fast`): its initial weights
 (its own Keras model, built after `keras.utils.set_random_seed(seed)`; the trained weights are
@@ -67,12 +68,19 @@ MAX_PARAMS = 500_000
 # The test images one Keras model scores per call (one place for it, the budget's; see there).
 EVAL_BATCH = budget.EVAL_BATCH
 # The stacked evaluation scores about EVAL_IMAGE_SEEDS (image, seed) pairs per step of its loop, at
-# least EVAL_CHUNK_MIN images (5 seeds: 64 images at a time; see `_fit_together`).
+# least EVAL_CHUNK_MIN images and at most EVAL_BATCH (`eval_chunk`; 5 seeds: 64 images at a time).
 EVAL_IMAGE_SEEDS = 320
 EVAL_CHUNK_MIN = 32
 # Non-decreasing activations: they commute with max pooling (see `SeedStack`'s "pool_first").
 MONOTONE_ACTIVATIONS = (None, "linear", "relu", "relu6", "tanh", "sigmoid", "elu", "selu", "softplus",
                         "leaky_relu", "hard_sigmoid", "softsign", "exponential")
+
+
+def eval_chunk(seeds: int) -> int:
+    """Images per step of the stacked evaluation of `seeds` seeds: about EVAL_IMAGE_SEEDS (image, seed)
+    pairs, at least EVAL_CHUNK_MIN images, and never more than the budget's EVAL_BATCH (the largest
+    forward pass anything runs; 2 seeds: 128, 5 seeds: 64)."""
+    return min(EVAL_BATCH, max(EVAL_CHUNK_MIN, EVAL_IMAGE_SEEDS // max(1, seeds)))
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -399,7 +407,7 @@ def _fit_together(model: SeedStack, models: list[Any], optimizer: Any, configs: 
     # activations of EVAL_BATCH images at once leave the CPU caches (measured on the page's models,
     # 5 seeds: 64 images at a time ran 2-4x faster per image than 512), and one call saves a Python
     # round trip per chunk.
-    chunk = max(EVAL_CHUNK_MIN, EVAL_IMAGE_SEEDS // S)
+    chunk = eval_chunk(S)
 
     @tf.function(autograph=False)
     def evaluate_all(test_images: Any, test_labels: Any) -> Any:

@@ -305,3 +305,12 @@ def test_the_vectorised_plan_uses_the_shortcuts():
     together = np.asarray(stack(x, training=False))
     for s, model in enumerate(models):
         np.testing.assert_allclose(together[s], np.asarray(model(x[s], training=False)), atol=1e-6)
+
+
+def test_the_stacked_evaluation_never_runs_a_forward_pass_larger_than_the_budgets():
+    from cnnviz.architecture import budget
+
+    chunks = {count: seed_stack.eval_chunk(count) for count in range(1, 17)}
+    assert max(chunks.values()) <= budget.EVAL_BATCH  # 2 seeds asked for 160 before this bound.
+    assert chunks[5] == seed_stack.EVAL_IMAGE_SEEDS // 5
+    assert min(chunks.values()) >= seed_stack.EVAL_CHUNK_MIN
