@@ -13,8 +13,7 @@ from widgets import ui
 # Before any page imports TensorFlow and its thread pools allocate: all threads share two malloc
 # arenas, and TensorFlow's tensors come from malloc, not from a pool that never shrinks
 # (cnnviz.memory; issue 15: the server's memory). Each rerun repeats it at no cost.
-memory.limit_arenas()
-memory.use_system_allocator()
+memory.before_tensorflow()
 
 # Presenter mode (switched on in the sidebar, or by ?presenter=1 in a shared link) collapses the
 # sidebar, leaving the whole projector width to the lesson.

@@ -98,9 +98,7 @@ def run_experiment(name: str, seeds: tuple[int, ...], *, as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # As in app.py, before anything imports TensorFlow: the warm-up, experiments and workers train.
-    memory.limit_arenas()
-    memory.use_system_allocator()
+    memory.before_tensorflow()  # As in app.py: the warm-up, experiments and workers train.
     if bad_settings := settings.problems():
         print("Invalid environment settings (fix them and run again):", *bad_settings, sep="\n  ", file=sys.stderr)
         return 2

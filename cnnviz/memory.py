@@ -1,13 +1,15 @@
 """Keeping the server's memory small (issue 15: the whole app stays < 1 GB).
 
-Four settings; the glibc calls are no-ops where the C library is not glibc:
+Four settings; the glibc calls are no-ops where the C library is not glibc. The first two must come
+before TensorFlow is imported: `before_tensorflow()` makes both, at the top of app.py and of
+`python -m cnnviz`.
 
-- `limit_arenas()`, called once at the top of app.py before TensorFlow starts its threads: glibc
+- `limit_arenas()`, before TensorFlow starts its threads: glibc
   gives each thread that allocates its own malloc arena (up to 8 per core), each holding freed
   pages of its own; TensorFlow's thread pools, NumPy and Streamlit's threads thus keep many
   partly used arenas. `mallopt(M_ARENA_MAX, 2)` shares two, as `MALLOC_ARENA_MAX=2` in the
   environment would (measured earlier: 60-130 MB less after the default runs).
-- `use_system_allocator()`, called by app.py and `python -m cnnviz` before TensorFlow is imported:
+- `use_system_allocator()`, before TensorFlow is imported:
   TensorFlow's oneDNN build allocates tensors from its own pool, which keeps every byte it ever held (a forward pass
   over 2,048 images left 530 MB resident after the tensors were freed). With
   `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1` tensors come from malloc and go back when freed. Measured
@@ -23,11 +25,12 @@ Four settings; the glibc calls are no-ops where the C library is not glibc:
   process): 930 -> 845 MB. It only gives back memory that is already free, so it is safe while
   other threads hold models.
 - `idle_trimmer`, poked by app.py after every script run: once the server has been quiet for a
-  second, `release_free_pages()` (malloc_trim alone, about 1-2 ms) returns what the page runs freed
+  second, `release_free_pages()` (malloc_trim alone, 1-2 ms) returns what the page runs freed
   since. Without it, visits to the explain and classroom pages after the last job added 20-32 MB that
   nothing used (malloc's bytes in use unchanged). The whole app after the default tour
   (bench/memory.py, same VM, 2026-12-02): 1,007 MB before, then 947, 954 (--attribute) and 1,002 MB;
-  with `budget.EVAL_BATCH` = 128 as well, 929 and 945 MB.
+  with `budget.EVAL_BATCH` = 128 as well, 929, 945 and 980 MB (peak 1,107-1,130; 3 runs). While a
+  class keeps the server busy it trims at least every 30 s (`max_wait`).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def trim_heap() -> bool:
 
 def release_free_pages() -> bool:
     """malloc_trim(0) alone: return malloc's free pages to the operating system (no collection,
-    so it takes about a millisecond and can run while pages are served). False where not glibc."""
+    so it takes 1-2 ms and can run while pages are served). False where not glibc."""
     libc = _libc()
     if libc is None:
         return False
@@ -84,17 +87,21 @@ def release_free_pages() -> bool:
 
 
 class IdleTrimmer:
-    """Calls `release` once the server has been quiet for `delay` seconds after the last `poke()`.
+    """Calls `release` once the server has been quiet for `delay` seconds after the last `poke()`,
+    and at least every `max_wait` seconds while pokes keep coming (a busy class never goes quiet).
 
     Every page run allocates and frees (figures, dataframes, Streamlit's messages); malloc keeps
     the freed pages resident until something returns them, so RSS crept up between training jobs
-    although nothing held the memory (bench/memory.py: +20-30 MB per page visit after the
-    explain lesson, with malloc's bytes in use unchanged). app.py pokes after every script run;
-    one daemon thread waits for the quiet and trims once per quiet spell.
+    although nothing held the memory (bench/memory.py: visiting the explain and classroom pages
+    after the last job added 20-32 MB, with malloc's bytes in use unchanged). app.py pokes after each
+    run of the whole app (a fragment's rerun alone does not run app.py, so it does not poke); one
+    daemon thread waits for the quiet and trims once per quiet spell.
     """
 
-    def __init__(self, delay: float = 1.0, release: Callable[[], object] = release_free_pages) -> None:
+    def __init__(self, delay: float = 1.0, max_wait: float = 30.0,
+                 release: Callable[[], object] = release_free_pages) -> None:
         self.delay = delay
+        self.max_wait = max_wait
         self.trims = 0
         self._release = release
         self._last_poke = 0.0
@@ -103,32 +110,50 @@ class IdleTrimmer:
         self._thread: threading.Thread | None = None
 
     def poke(self) -> None:
-        with self._lock:
-            self._last_poke = time.monotonic()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="cnnviz-idle-trim", daemon=True)
-                self._thread.start()
-        self._wake.set()
+        """Note a page run; never raises (it runs in app.py's `finally`, beside Streamlit's own exceptions)."""
+        try:
+            with self._lock:
+                self._last_poke = time.monotonic()
+                if self._thread is None:
+                    thread = threading.Thread(target=self._run, name="cnnviz-idle-trim", daemon=True)
+                    thread.start()
+                    self._thread = thread
+            self._wake.set()
+        except RuntimeError:  # No thread could be started: no trim, the page is unaffected.
+            pass
 
     def _run(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
-            while (remaining := self._last_poke + self.delay - time.monotonic()) > 0:
+            spell_began = time.monotonic()
+            while True:
+                now = time.monotonic()
+                remaining = min(self._last_poke + self.delay, spell_began + self.max_wait) - now
+                if remaining <= 0:
+                    break
                 self._wake.wait(remaining)  # A poke meanwhile restarts the quiet spell.
                 self._wake.clear()
-            self._release()
             self.trims += 1
+            self._release()
 
 
 idle_trimmer = IdleTrimmer()
 
 
+def before_tensorflow() -> None:
+    """The settings that must precede TensorFlow's import and threads, in one place: app.py and
+    `python -m cnnviz` (the warm-up, experiments and workers) call it first."""
+    limit_arenas()
+    use_system_allocator()
+
+
 def limit_arenas(arenas: int = ARENAS) -> bool:
     """Let all threads share at most `arenas` malloc arenas (glibc's mallopt); False where not possible.
 
-    Arenas already created stay, so call it before threads allocate (the top of app.py, before
-    TensorFlow is imported). A MALLOC_ARENA_MAX in the environment is replaced by this value.
+    Arenas already created stay, so call it before threads allocate (`before_tensorflow`, at the top
+    of app.py and of `python -m cnnviz`; repeating it on a rerun costs nothing). A MALLOC_ARENA_MAX in
+    the environment is replaced by this value.
     """
     libc = _libc()
     if libc is None:

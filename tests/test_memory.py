@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,12 @@ def test_trim_heap_returns_freed_heap_pages_to_the_system():
 # Five pokes in a row (a burst of page runs), then the quiet: one trim, on the trimmer's thread.
 IDLE_TRIM = """
 import threading, time
-trimmer = memory.IdleTrimmer(delay=0.05)
+done = threading.Event()
+trimmer = memory.IdleTrimmer(delay=0.05, release=lambda: (memory.release_free_pages(), done.set()))
 for _ in range(5):
     trimmer.poke()
-deadline = time.monotonic() + 30
-while trimmer.trims == 0 and time.monotonic() < deadline:
-    time.sleep(0.01)
+assert done.wait(30)
+time.sleep(0.3)  # Six more delays without a poke: still one trim.
 assert trimmer.trims == 1, trimmer.trims
 """
 
@@ -75,15 +76,31 @@ def test_the_idle_trimmer_gives_freed_pages_back_once_after_a_burst_of_runs():
     assert before - after > 200
 
 
-def test_the_idle_trimmer_waits_for_the_quiet_after_the_last_poke():
+def test_the_idle_trimmer_waits_for_the_quiet_after_the_last_poke_then_trims_once():
     released = threading.Event()
-    trimmer = memory.IdleTrimmer(delay=60.0, release=released.set)
-    trimmer.poke()
-    assert not released.wait(0.2)  # A minute of quiet is needed; nothing is released meanwhile.
-    trimmer.delay = 0.0
-    trimmer.poke()  # The next poke finds no quiet needed: released at once.
-    assert released.wait(30)
+    trimmer = memory.IdleTrimmer(delay=1.5, release=released.set)
+    # Pokes every 0.1 s for 3 s: never 1.5 s of quiet, so nothing is released, although the first
+    # poke was 3 s ago (a trimmer that timed from the first poke would have released at 1.5 s).
+    began = time.monotonic()
+    while time.monotonic() - began < 3.0:
+        trimmer.poke()
+        assert not released.wait(0.1)
+    assert released.wait(30)  # Then the quiet: one release...
     assert trimmer.trims == 1
+    released.clear()
+    assert not released.wait(4.5)  # ...and no other in three more delays without a poke.
+    assert trimmer.trims == 1
+
+
+def test_while_the_pokes_never_stop_the_idle_trimmer_still_trims_every_max_wait():
+    released = threading.Event()
+    trimmer = memory.IdleTrimmer(delay=60.0, max_wait=0.5, release=released.set)
+    trimmer.poke()
+    deadline = time.monotonic() + 30
+    while not released.is_set() and time.monotonic() < deadline:
+        trimmer.poke()  # Never a minute of quiet.
+        released.wait(0.05)
+    assert released.is_set() and trimmer.trims == 1
 
 
 # In a child process with TensorFlow's oneDNN kernels on (the app's setting; the tests otherwise run
@@ -243,9 +260,10 @@ def test_app_py_limits_the_arenas_and_the_server_skips_the_full_collection_after
 
     app = ast.parse((PROJECT_ROOT / "app.py").read_text())
     calls = [ast.unparse(node.func) for node in ast.walk(app) if isinstance(node, ast.Call)]
-    assert "memory.limit_arenas" in calls
-    assert "memory.use_system_allocator" in calls
-    assert "memory.idle_trimmer.poke" in calls  # After every run (in a finally: errors and reruns too).
+    assert calls.index("memory.before_tensorflow") < calls.index("st.navigation")  # Before any page runs.
+    # The idle trimmer is poked in the `finally` around the page's run: after errors and reruns too.
+    finals = [ast.unparse(node) for tried in ast.walk(app) if isinstance(tried, ast.Try) for node in tried.finalbody]
+    assert "memory.idle_trimmer.poke()" in finals
     config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
     # A full collection after every run costs 50-200 ms per slider change; jobs collect (trim_heap).
     assert config["runner"]["postScriptGC"] is False
@@ -265,4 +283,4 @@ def test_python_m_cnnviz_sets_the_memory_settings_before_anything_imports_tensor
     monkeypatch.setattr(memory, "use_system_allocator", lambda: calls.append("allocator") or True)
     monkeypatch.setattr(cli, "run_experiment", lambda *args, **kwargs: calls.append("experiment") or 0)
     assert cli.main(["experiment", "lenet-vs-relu"]) == 0
-    assert calls == ["arenas", "allocator", "experiment"]
+    assert calls == ["arenas", "allocator", "experiment"]  # memory.before_tensorflow, then the command.
