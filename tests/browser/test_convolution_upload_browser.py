@@ -8,7 +8,6 @@ chart's drawn data, the caption and the address bar must all say Sobel x.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 from PIL import Image
+from plotly_arrays import plotly_array
 
 pytestmark = pytest.mark.browser
 
@@ -28,14 +28,6 @@ def _png(size: int = 24) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _values(z) -> np.ndarray:
-    """A chart's cell values as the browser holds them: nested lists, or Plotly's typed-array form."""
-    if isinstance(z, dict):
-        shape = [int(size) for size in str(z.get("shape", "")).split(",") if size] or [-1]
-        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
-    return np.asarray(z, dtype=float)
 
 
 def test_after_an_upload_the_preset_grid_chart_caption_and_link_agree(streamlit_app, browser, wait_idle,
@@ -56,14 +48,18 @@ def test_after_an_upload_the_preset_grid_chart_caption_and_link_agree(streamlit_
     wait_idle(page)
     # The output is the uploaded picture's: a 24-pixel image and a 3x3 kernel give 22 x 22.
     page.get_by_text("Output shape: 22 × 22").first.wait_for(timeout=30_000)
+    wait_idle(page)  # The run that shows it ends by writing the link.
+    # The kernel chart's component mounts after the run: wait until it holds a figure.
+    page.wait_for_function("""() => {
+        const map = document.querySelector('.st-key-conv_kernel_chart .cnnviz-map');
+        return map && map.__figure;
+    }""", timeout=30_000)
 
     assert page.locator(".st-key-conv_preset input").input_value() == "Sobel x"  # The preset box.
-    drawn = page.evaluate("""() => {
-        const map = document.querySelector('.st-key-conv_kernel_chart .cnnviz-map');
-        return map && map.__figure ? map.__figure.data[0].z : null;
-    }""")
-    assert _values(drawn).tolist() == SOBEL_X
+    drawn = page.evaluate("""() => document.querySelector('.st-key-conv_kernel_chart .cnnviz-map').__figure.data[0].z""")
+    assert plotly_array(drawn).tolist() == SOBEL_X
     page.get_by_text("left-to-right brightness changes").first.wait_for()  # Sobel x's caption.
+    page.wait_for_function("() => new URLSearchParams(location.search).has('conv_kernel')", timeout=30_000)
     query = parse_qs(urlsplit(page.url).query)
     assert json.loads(query["conv_kernel"][0]) == SOBEL_X
 

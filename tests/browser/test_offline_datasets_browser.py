@@ -30,15 +30,17 @@ def test_offline_the_pages_offer_only_datasets_that_load_and_say_why(no_data_str
     page = browser
     page.goto(no_data_streamlit_server.url)
     wait_idle(page)
-    home = page.locator('[data-testid="stDataFrame"]').first
-    home.wait_for(timeout=60_000)
     # The table is drawn on a canvas; its accessible copy (a table for screen readers) holds the text.
-    page.wait_for_function("""() => {
-        const text = document.querySelector('[data-testid="stDataFrame"]').innerText
-            + Array.from(document.querySelectorAll('[data-testid="stDataFrame"] td, [data-testid="stDataFrame"] [role="gridcell"]'))
-                   .map((cell) => cell.textContent).join(' ');
-        return text.includes('bundled sample') && (text.match(/unavailable/g) || []).length >= 2;
-    }""", timeout=30_000)
+    page.wait_for_function("""() => document.querySelectorAll('[data-testid="stDataFrame"] tr').length >= 4""",
+                           timeout=60_000)
+    rows = page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"] tr'))
+        .map((row) => Array.from(row.children).map((cell) => cell.textContent.trim()))""")
+    table = {row[0]: row[1:] for row in rows[1:]}
+    assert table["Fashion-MNIST"][0] == "bundled sample"
+    for title, folder in (("MNIST digits", "mnist/"), ("CIFAR-10", "cifar10/")):
+        source, why = table[title]
+        assert source == "unavailable"
+        assert "not available" in why and folder in why and "CNNVIZ_OFFLINE" in why  # The reason, and a fix.
 
     page.goto(no_data_streamlit_server.url + "/train")
     wait_idle(page)

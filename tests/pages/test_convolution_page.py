@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
@@ -16,6 +15,7 @@ import pytest
 import scipy.signal
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from plotly_arrays import plotly_array
 from streamlit.testing.v1 import AppTest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -51,18 +51,8 @@ def chart(at: AppTest, key: str) -> dict:
     raise AssertionError(f"no chart with key {key}")
 
 
-def _array(value) -> np.ndarray:
-    if isinstance(value, dict) and "bdata" in value:  # Plotly's typed-array encoding.
-        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        if isinstance(shape, str):
-            shape = [int(part) for part in shape.split(",")]
-        return array.reshape(shape) if shape else array
-    return np.asarray(value, dtype=float)
-
-
 def chart_z(at: AppTest, key: str, trace: int = 0) -> np.ndarray:
-    return _array(chart(at, key)["data"][trace]["z"]).astype(float)
+    return plotly_array(chart(at, key)["data"][trace]["z"]).astype(float)
 
 
 def texts(at: AppTest) -> str:
@@ -287,7 +277,7 @@ def test_rgb_per_channel_and_colour_filters():
     assert output_shape(at) == (22, 22)
     figure = chart(at, "conv_output_chart")
     assert len(figure["data"]) == 3  # One result per channel.
-    assert not np.allclose(_array(figure["data"][0]["z"]), _array(figure["data"][1]["z"]))
+    assert not np.allclose(plotly_array(figure["data"][0]["z"]), plotly_array(figure["data"][1]["z"]))
     at.selectbox(key="conv_step_channel").set_value(2).run()
     assert not at.exception
     random_before = chart(at, "conv_random_chart")
@@ -297,8 +287,8 @@ def test_rgb_per_channel_and_colour_filters():
     assert random_after["data"][0]["z"] != random_before["data"][0]["z"]
     at.selectbox(key="conv_color_filter").set_value("red minus green").run()
     colour = chart(at, "conv_color_chart")
-    summed = _array(colour["data"][-1]["z"]).astype(float)
-    partials = [_array(colour["data"][index]["z"]).astype(float) for index in (-4, -3, -2)]
+    summed = plotly_array(colour["data"][-1]["z"]).astype(float)
+    partials = [plotly_array(colour["data"][index]["z"]).astype(float) for index in (-4, -3, -2)]
     np.testing.assert_allclose(summed, sum(partials), atol=1e-6)
 
 
@@ -527,7 +517,7 @@ def test_play_mode_slides_the_window_in_the_browser(streamlit_app, browser, wait
 def test_large_images_are_zoomed_around_the_window_in_the_step_through():
     at = revealed_page("circle", size=128, conv_row=100, conv_col=60)
     figure = chart(at, "conv_step_input_chart")
-    assert _array(figure["data"][0]["z"]).shape == (40, 40)
+    assert plotly_array(figure["data"][0]["z"]).shape == (40, 40)
     assert figure["data"][0]["y0"] <= 100 <= figure["data"][0]["y0"] + 39
     outline = figure["layout"]["shapes"][0]
     assert (outline["y0"], outline["x0"]) == (99.5, 59.5)

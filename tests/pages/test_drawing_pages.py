@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from plotly_arrays import plotly_array
 from streamlit.testing.v1 import AppTest
 
 from cnnviz import explain, training
@@ -56,22 +57,13 @@ def _spec(at: AppTest, key_part: str) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
-def _values(value) -> np.ndarray:
-    """A plotly JSON array: a list, or the typed-array form {"dtype", "bdata" (base64), "shape"}."""
-    if isinstance(value, dict):
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        shape = [int(side) for side in str(value.get("shape", len(flat))).split(",")]
-        return flat.reshape(shape).astype(float)
-    return np.array(value, dtype=float)
-
-
 def _traces(spec: dict, kind: str) -> list[np.ndarray]:
-    return [_values(trace["z"]) for trace in spec["data"] if trace["type"] == kind]
+    return [plotly_array(trace["z"]) for trace in spec["data"] if trace["type"] == kind]
 
 
 def _bars(spec: dict) -> np.ndarray:
     (bar,) = [trace for trace in spec["data"] if trace["type"] == "bar"]
-    return _values(bar["x"])
+    return plotly_array(bar["x"])
 
 
 @pytest.fixture(scope="module")

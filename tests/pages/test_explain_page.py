@@ -4,7 +4,6 @@ gets a Train-it button."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import subprocess
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import streamlit as st
 from PIL import Image
+from plotly_arrays import plotly_array
 from streamlit.testing.v1 import AppTest
 
 from cnnviz import explain, training
@@ -52,17 +52,8 @@ def _spec(at: AppTest, key_part: str) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
-def _array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or the typed-array form {"dtype", "bdata" (base64), "shape"}."""
-    if isinstance(value, dict):
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        shape = [int(side) for side in str(value.get("shape", len(flat))).split(",")]
-        return flat.reshape(shape).astype(float)
-    return np.array(value, dtype=float)
-
-
 def _heatmaps(spec: dict) -> list[np.ndarray]:
-    return [_array(trace["z"]) for trace in spec["data"] if trace["type"] == "heatmap"]
+    return [plotly_array(trace["z"]) for trace in spec["data"] if trace["type"] == "heatmap"]
 
 
 def test_page_opens_on_the_cached_default_model_with_every_view(app, tiny_default):
@@ -264,13 +255,13 @@ def test_the_training_view_plots_the_recorded_gradient_norms_and_weight_histogra
     norms = _spec(app, "explain_gradient_norms")["data"]
     assert [trace["name"] for trace in norms] == record.layers
     for index, trace in enumerate(norms):
-        np.testing.assert_allclose(_array(trace["y"]), [row[index] for row in record.gradient_norms], rtol=1e-6)
+        np.testing.assert_allclose(plotly_array(trace["y"]), [row[index] for row in record.gradient_norms], rtol=1e-6)
     assert _spec(app, "explain_gradient_norms")["layout"]["yaxis"]["type"] == "log"
     app.slider(key="explain_histogram_epoch").set_value(0).run()
     bars = _spec(app, "explain_weight_histograms")["data"]
-    assert [list(_array(bar["y"])) for bar in bars] == [list(counts) for _, counts in record.histograms[0]]
+    assert [list(plotly_array(bar["y"])) for bar in bars] == [list(counts) for _, counts in record.histograms[0]]
     kernels = [layer for layer in trained.model.layers if hasattr(layer, "kernel")]
-    assert [sum(_array(bar["y"])) for bar in bars] == [layer.kernel.numpy().size for layer in kernels]
+    assert [sum(plotly_array(bar["y"])) for bar in bars] == [layer.kernel.numpy().size for layer in kernels]
 
 
 def test_the_vanishing_gradients_demo_runs_as_a_job_and_shows_every_seed(app, tiny_default, monkeypatch):
@@ -292,16 +283,16 @@ def test_the_vanishing_gradients_demo_runs_as_a_job_and_shows_every_seed(app, ti
     initial = explain_lesson.initial_gradient_norms("tanh", settings).norms
     runs = training.train_seeds(explain_lesson.depth_config("tanh", settings), settings.seeds)  # from the cache
     trained = explain_lesson.trained_gradient_norms("tanh", settings, runs).norms
-    np.testing.assert_allclose([_array(norms[i]["y"]) for i in range(2)], initial, rtol=1e-5)
-    np.testing.assert_allclose(_array(norms[2]["y"]), initial.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose([_array(norms[i]["y"]) for i in (3, 4)], trained, rtol=1e-5)
-    np.testing.assert_allclose(_array(norms[5]["y"]), trained.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose([plotly_array(norms[i]["y"]) for i in range(2)], initial, rtol=1e-5)
+    np.testing.assert_allclose(plotly_array(norms[2]["y"]), initial.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose([plotly_array(norms[i]["y"]) for i in (3, 4)], trained, rtol=1e-5)
+    np.testing.assert_allclose(plotly_array(norms[5]["y"]), trained.mean(axis=0), rtol=1e-5)
     # Initialisation and after training are told apart by the marker and the line.
     assert norms[0]["marker"]["symbol"] != norms[3]["marker"]["symbol"]
     assert norms[2]["line"]["dash"] != norms[5]["line"]["dash"]
     assert any(f"same {settings.init_images} training images" in c.value for c in app.caption)
     accuracy = _spec(app, "explain_vanishing_accuracy")["data"]
-    assert len(_array(accuracy[0]["y"])) == 2
+    assert len(plotly_array(accuracy[0]["y"])) == 2
     texts = [m.value for m in app.markdown if "plain, tanh" in m.value]
     assert len(texts) == 3 and all("Undecided" in text for text in texts)  # 2 seeds: compare asks for more
 
