@@ -5,7 +5,9 @@ read from the disk cache, trained first if absent). Each view is called once (th
 its graph: printed apart), then `--repeats` more times on a Fashion-MNIST test image (28 x 28); the
 median is printed, with the issue's target, and as a RATIO to the reference: the median time of one
 forward pass of the same model over 256 test images (`TrainResult.predict`), measured in the same run,
-so that the ratio holds whatever the machine's load. The 1-minute load average is printed too.
+so that the ratio holds whatever the machine's load. The 1-minute load average is printed too. Since
+`budget.EVAL_BATCH` went from 256 to 128 (2026-12-02), `predict` makes that pass in two calls, so the
+reference is slower and ratios printed before then are not comparable with later ones.
 
 - Grad-CAM: `explain.grad_cam` at the last conv layer (target < 300 ms);
 - saliency: `explain.saliency` (target < 300 ms);

@@ -70,9 +70,13 @@ ACTIVATION_COPIES = 3
 # 256 and 49 MB with 128. The price is speed: 10,000 test images through the tanh LeNet took 209 ms
 # in batches of 256 against 170 ms in batches of 512 (the ReLU CNN 136 against 122 ms, the CIFAR-10
 # CNN 490 against 450 ms; medians of 3, one idle run). Later (TensorFlow's tensors from malloc, freed
-# pages trimmed when the server is quiet), the whole app after the default tour (bench/memory.py,
-# 2 runs each): 929 and 945 MB steady with 128 (peak 1,107-1,115) against 947-1,002 MB with 256 (peak
-# 1,132-1,196, 3 runs); the tour's training runs took no longer.
+# pages trimmed when the server is quiet; 3 runs each, one of the 256 runs with --attribute), the whole
+# app after the default tour (bench/memory.py): 929, 945 and 980 MB steady with 128 (peak 1,107-1,130)
+# against 947, 954 and 1,002 MB with 256 (peak 1,132-1,196). The tour's LeNet vs ReLU run took
+# 17.1-18.4 s against 17.2-19.4 s, its augmentation run 32.1-35.7 s against 33.7-36.5 s. The price:
+# 10,000 images through a model called eagerly piece by piece took 501 against 409 ms (tanh LeNet) and
+# 331 against 257 ms (ReLU CNN; medians of 5, one run). Seeds trained together score the test split
+# in pieces of `seed_stack.eval_chunk` images, at most this many.
 EVAL_BATCH = 128
 # Bytes per pixel of the images a run holds. The fast engine: the uint8 training and test images
 # once (resident pages of the memory-mapped disk cache, or of a subset), which its tensors share
