@@ -29,7 +29,7 @@ before TensorFlow is imported: `before_tensorflow()` makes both, at the top of a
   since. Without it, visits to the explain and classroom pages after the last job added 20-32 MB that
   nothing used (malloc's bytes in use unchanged). The whole app after the default tour
   (bench/memory.py, same VM, 2026-12-02): 1,007 MB before, then 947, 954 (--attribute) and 1,002 MB;
-  with `budget.EVAL_BATCH` = 128 as well, 929, 945 and 980 MB (peak 1,107-1,130; 3 runs). While a
+  with `budget.EVAL_BATCH` = 128 as well, 909-980 MB (5 runs, median 944; peak 1,067-1,130). While a
   class keeps the server busy it trims at least every 30 s (`max_wait`).
 """
 
