@@ -314,3 +314,61 @@ def test_the_stacked_evaluation_never_runs_a_forward_pass_larger_than_the_budget
     assert max(chunks.values()) <= budget.EVAL_BATCH  # 2 seeds asked for 160 before this bound.
     assert chunks[5] == seed_stack.EVAL_IMAGE_SEEDS // 5
     assert min(chunks.values()) >= seed_stack.EVAL_CHUNK_MIN
+
+
+# In a child process with TensorFlow's oneDNN kernels on (the app's setting; the tests otherwise run
+# them off, see tests/conftest.py, and without oneDNN there are no grouped-convolution gradients):
+# the middle convolution runs as ONE grouped convolution, and every seed still equals its run alone.
+GROUPED_TOGETHER = """
+import json, sys
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {here!r})
+from types import SimpleNamespace
+import numpy as np
+import keras
+from conftest import synthetic_images
+from test_seeds import POOL_FIRST_AND_COVERING
+from cnnviz.architecture import build_keras_model
+from cnnviz import training
+from cnnviz.training import TrainConfig, seed_stack
+
+x_train, y_train = synthetic_images(480, seed=1)
+x_test, y_test = synthetic_images(150, seed=2)
+data = SimpleNamespace(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                       class_names=("top", "left", "centre"))
+models = []
+for seed in (0, 1):
+    keras.utils.set_random_seed(seed)
+    models.append(build_keras_model((12, 12, 1), POOL_FIRST_AND_COVERING))
+plan = seed_stack.SeedStack(POOL_FIRST_AND_COVERING, (12, 12, 1), models, [0, 1]).plan
+config = TrainConfig.from_stack(POOL_FIRST_AND_COVERING, epochs=2, batch_size=40, learning_rate=0.01)
+together = training.train_seeds(config, [0, 1, 2], data=data, use_cache=False)
+report = {{"impl": [e["impl"] for e in plan if e["type"] == "conv2d"], "weights": [], "hits": [], "seeds": []}}
+for result in together:
+    alone = training.train(config.replace(seed=result.config.seed), data=data, use_cache=False)
+    report["seeds"].append(result.config.seed)
+    report["weights"].append(max(float(np.max(np.abs(a - b))) for a, b in
+                                 zip(result.model.get_weights(), alone.model.get_weights(), strict=True)))
+    report["hits"].append(bool(np.array_equal(result.test_hits, alone.test_hits)))
+print("REPORT", json.dumps(report))
+"""
+
+
+def test_with_onednn_the_seeds_share_one_grouped_convolution_and_still_equal_single_runs(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "CNNVIZ_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", GROUPED_TOGETHER.format(root=str(here.parents[1]), here=str(here))],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.split("REPORT", 1)[1])
+    assert report["impl"] == ["depthwise", "grouped", "dense"]
+    assert report["seeds"] == [0, 1, 2]
+    assert max(report["weights"]) < WEIGHT_ATOL, report
+    assert all(report["hits"]), report
