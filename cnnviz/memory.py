@@ -24,7 +24,7 @@ before TensorFlow is imported: `before_tensorflow()` makes both, at the top of a
   nothing uses them. ``malloc_trim(0)`` returns them. Measured (LeNet-vs-ReLU default in one
   process): 930 -> 845 MB. It only gives back memory that is already free, so it is safe while
   other threads hold models.
-- `idle_trimmer`, poked by app.py after every script run: once the server has been quiet for a
+- `idle_trimmer`, poked by app.py after each run of the whole app: once the server has been quiet for a
   second, `release_free_pages()` (malloc_trim alone, 1-2 ms) returns what the page runs freed
   since. Without it, visits to the explain and classroom pages after the last job added 20-32 MB that
   nothing used (malloc's bytes in use unchanged). The whole app after the default tour

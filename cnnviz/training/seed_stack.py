@@ -267,7 +267,6 @@ class SeedStack:
                                          tf.reshape(variables["gamma"].value, shape), epsilon)
 
 
-@functools.cache
 def grouped_conv_gradients() -> bool:
     """Whether this TensorFlow computes the gradients of a grouped convolution on the CPU.
 
@@ -279,8 +278,15 @@ def grouped_conv_gradients() -> bool:
     """
     import tensorflow as tf
 
-    if tf.inside_function():  # Not probed inside a graph: there it would be a graph op, not an answer.
+    if tf.inside_function():  # Not probed inside a graph (there it would be a graph op, not an answer).
         return False
+    return _grouped_conv_gradients_probe()
+
+
+@functools.cache
+def _grouped_conv_gradients_probe() -> bool:
+    import tensorflow as tf
+
     try:
         x = tf.ones([1, 4, 4, 2])
         kernel = tf.ones([3, 3, 1, 2])
