@@ -46,12 +46,12 @@ keeps a traced graph and its captured tensors alive): steady 1,114, 1,097 and 1,
 in malloc. With one malloc arena (`memory.ARENAS = 1`) in addition: 976 MB, but the LeNet vs ReLU run
 took 25.7 s against 18.0 s (one run each), so two arenas stay.
 
-2026-12-02, last session (same VM, idle): 1,007 MB at the start. With freed heap pages returned once the
+2026-12-02, the session after (same VM, idle): 1,007 MB at the start. With freed heap pages returned once the
 server is quiet (`memory.idle_trimmer`): 947, 954 (`--attribute`) and 1,002 MB (peak 1,132-1,196); one arena
 on top gave 969 and 968 MB, no clear gain. With forward passes in batches of 128 (`budget.EVAL_BATCH`, was
 256) as well: 929, 945 and 980 MB (peak 1,107-1,130); with the final code of that session (the trimmer's
-30 s maximum wait, `memory.before_tensorflow`) 909 and 944 MB (peak 1,067-1,099): under the 1,024 line in
-all five runs, by 44-115 MB.
+30 s maximum wait, `memory.before_tensorflow`) 909 and 944 MB (peak 1,067-1,099), and 948 MB after the
+seeds' grouped convolution: under the 1,024 line in all six runs, by 44-115 MB.
 
 Usage: python bench/memory.py [--quick] [--warmup] [--cache-dir DIR] [--time-limit 900] [--settle 10]
                               [--attribute] [--env NAME=VALUE ...]
